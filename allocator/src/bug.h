@@ -1,0 +1,56 @@
+// Reporting: one named function per kind of report, grouped by layer, all going through
+// emit_report(), which writes the kernel's wording to dmesg, appends a kmm::Report and applies
+// the fault policy:
+//  - panic_on_warn=1: every bug report (WARN, BUG, KASAN, KFENCE, SLUB, bad page, panic) ends
+//    in abort() after the text is printed to stderr — what a fuzzer needs to record a crash.
+//  - kasan.fault=panic: KASAN and KFENCE reports abort().
+//  - otherwise the machine continues, as with a multi-shot KASAN kernel, so tests can assert on
+//    the reports. Allocation-failure warnings and OOM kills are not bugs and never abort.
+#pragma once
+
+#include <cstdarg>
+#include <string>
+
+#include "kmm/gfp.h"
+#include "kmm/report.h"
+
+struct page;
+
+namespace kmm {
+
+struct Kernel;
+
+// The common path. `text` is the whole report, one '\n' per line; its first line is the title
+// unless `title` is given.
+void emit_report(Kernel& k, Report r);
+bool report_is_bug(ReportKind kind);
+
+// printf-style helper used by every report builder.
+std::string strprintf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// The "CPU: 0 PID: 1 Comm: kmm Not tainted" line of every report.
+std::string cpu_line(Kernel& k);
+
+// --- generic ---
+// WARN(): "WARNING: CPU: 0 PID: 1 at <file> <function>" plus the message.
+void report_warn(Kernel& k, const char* file, const char* function, const std::string& message);
+// panic(): "Kernel panic - not syncing: <message>".
+void report_panic(Kernel& k, const std::string& message);
+// __might_resched(): "BUG: sleeping function called from invalid context at <where>".
+void report_sleep_in_atomic(Kernel& k, const char* where);
+
+// --- page allocator ---
+// bad_page(): "BUG: Bad page state in process <comm>  pfn:<pfn>" plus dump_page().
+void report_bad_page(Kernel& k, const struct page* p, const char* reason);
+// check_poison_mem(): "pagealloc: memory corruption" / "pagealloc: single bit error".
+void report_page_poison(Kernel& k, const struct page* p, unsigned long offset, unsigned long len,
+                        bool single_bit);
+// warn_alloc(): "<comm>: page allocation failure: order:N, mode:0x..(...)" plus show_mem().
+void warn_alloc(Kernel& k, gfp_t gfp, unsigned order, const char* what = nullptr);
+
+// dump_page(): the "page:... refcount:... pfn:..." lines.
+std::string dump_page(Kernel& k, const struct page* p, const char* reason);
+// show_mem(): Mem-Info and the per-zone free lists, as in OOM and allocation-failure reports.
+std::string show_mem(Kernel& k);
+
+} // namespace kmm

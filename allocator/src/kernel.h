@@ -1,0 +1,102 @@
+// struct Kernel: the whole state of one simulated machine, and the "current" machine and CPU of
+// each host thread. Every subsystem's functions take a Kernel& (the kernel's global state made
+// explicit), so several machines can live in one process.
+//
+// Layer order (allocator/README.md): physmem -> buddy/pcp/watermark/page_alloc -> slub/kmalloc
+// -> vmalloc -> cma/dma -> reclaim/oom -> procfs and linux.h on top. A lower layer never
+// includes a higher one's header.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "bootparams.h"
+#include "dmesg.h"
+#include "kmm/gfp.h"
+#include "kmm/report.h"
+#include "mmzone.h"
+#include "physmem.h"
+#include "procfs.h"
+#include "vmstat.h"
+
+namespace kmm {
+
+// The task a CPU runs on behalf of (comm/pid in reports). Tasks with memory come with reclaim/OOM.
+struct TaskRef {
+  int pid = 1;
+  std::string comm = "kmm";
+};
+
+// Per-CPU state. Touched only by the thread holding the CPU's scope.
+struct alignas(64) CpuState {
+  int preempt_count = 0;     // spin_lock()/preempt_disable() depth
+  int irq_disable_depth = 0; // local_irq_disable() depth
+  int in_irq = 0;            // simulated hardirq nesting
+  TaskRef current;           // the running task
+  unsigned long events[NR_VM_EVENT_ITEMS] = {}; // vm_event_states, summed by /proc/vmstat
+};
+
+// What the allocator may ask of the layers above it. Set by those layers at boot; the defaults
+// do nothing (no reclaimable memory, no OOM victim).
+struct PressureHooks {
+  // Wake kswapd for `zone` (it reclaims later or on its own thread). Counts wake-ups.
+  void (*wakeup_kswapd)(struct Kernel&, zone& z, gfp_t gfp, unsigned order) = nullptr;
+  // Direct reclaim; returns pages reclaimed.
+  unsigned long (*try_to_free_pages)(struct Kernel&, gfp_t gfp, unsigned order) = nullptr;
+  // The OOM killer; returns true if it freed memory (or it is worth retrying).
+  bool (*out_of_memory)(struct Kernel&, gfp_t gfp, unsigned order) = nullptr;
+};
+
+class Machine;
+
+struct Kernel {
+  BootParams params;
+  unsigned nr_cpus = 1;
+  PhysMem mem;
+  zone zones[MAX_NR_ZONES];
+  CpuState cpus[MAX_CPUS];
+  Dmesg log;
+  PressureHooks hooks;
+
+  // Watermark inputs and results (watermark.cpp).
+  int min_free_kbytes = 0;
+  int user_min_free_kbytes = -1; // set by a write to /proc/sys/vm/min_free_kbytes
+  unsigned watermark_scale_factor = 10;
+  unsigned long totalreserve_pages = 0;
+  unsigned long kswapd_wakeups = 0; // wakeup_kswapd() calls (the hook does the reclaim)
+
+  std::atomic<long> node_stat[NR_VM_NODE_STAT_ITEMS] = {}; // mod_node_page_state()
+  void mod_node_page_state(node_stat_item item, long delta) {
+    node_stat[item].fetch_add(delta, std::memory_order_relaxed);
+  }
+  long node_page_state(node_stat_item item) const {
+    return node_stat[item].load(std::memory_order_relaxed);
+  }
+
+  ProcFs procfs;
+
+  std::mutex report_lock;
+  std::vector<Report> reports;
+
+  uint64_t rng_state = 0; // splitmix64, seeded from kmm.seed
+  Machine* machine = nullptr; // the owner
+  bool panicked = false;  // a panic was reported; allocation stops retrying
+
+  // Per-thread current machine and CPU.
+  static thread_local Kernel* current;
+  static thread_local int current_cpu;
+
+  CpuState& cpu() { return cpus[current_cpu < 0 ? 0 : current_cpu]; }
+  unsigned cpu_id() const { return current_cpu < 0 ? 0 : static_cast<unsigned>(current_cpu); }
+  void count_event(vm_event_item item, unsigned long delta = 1) { cpu().events[item] += delta; }
+  uint64_t random();
+};
+
+// The current machine; reports a usage error (and returns nullptr) when there is none.
+Kernel* current_kernel();
+
+} // namespace kmm

@@ -1,0 +1,45 @@
+// The page allocator's entry points (mm/page_alloc.c): __alloc_pages with the zonelist walk,
+// watermark checks and slow path; __free_pages with the free-time checks; compound pages,
+// split_page, alloc_pages_exact and page references.
+#pragma once
+
+#include "kmm/gfp.h"
+#include "kmm/page.h"
+#include "mmzone.h"
+
+namespace kmm {
+
+struct Kernel;
+
+// gfp_zone(): the highest zone the flags allow, or -1 for an impossible combination.
+int gfp_zone(gfp_t gfp);
+// gfp_migratetype(): Unmovable, Movable or Reclaimable.
+int gfp_migratetype(gfp_t gfp);
+
+// Allocates 2^order pages. Returns the head page, or nullptr (with the kernel's warning unless
+// __GFP_NOWARN). The block is owned by `owner` until freed.
+struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order,
+                           PageOwner owner = PageOwner::Kernel);
+// Drops a reference; frees the block when it was the last. Bad frees are reported, never
+// carried out.
+void __free_pages(Kernel& k, struct page* page, unsigned order);
+// Frees a block whose refcount already reached zero (put_page path, slab, vmalloc).
+void free_the_page(Kernel& k, struct page* page, unsigned order);
+
+void get_page(Kernel& k, struct page* page);
+void put_page(Kernel& k, struct page* page);
+struct page* compound_head(Kernel& k, struct page* page);
+
+// split_page(): an order-n non-compound block becomes 2^n order-0 pages, each with refcount 1.
+void split_page(Kernel& k, struct page* page, unsigned order);
+void* alloc_pages_exact(Kernel& k, size_t size, gfp_t gfp);
+void free_pages_exact(Kernel& k, void* virt, size_t size);
+
+// Checks that the head page's allocation is live and of `order`; false if it would be a bad free
+// (and reports it).
+bool check_free_page(Kernel& k, struct page* page, unsigned order);
+
+// The number of pages a CPU-local allocation may take before the zone is below min (tests).
+unsigned long zone_free_pages(Kernel& k, int zone_idx);
+
+} // namespace kmm

@@ -1,0 +1,25 @@
+// Per-CPU page lists (mm/page_alloc.c rmqueue_pcplist / free_unref_page / drain_all_pages).
+// Orders 0..PAGE_ALLOC_COSTLY_ORDER are cached per CPU: a free goes to the freeing CPU's list and
+// spills `batch` pages back to the buddy lists when the list reaches `high`; an allocation takes
+// from the list and refills `batch` blocks at a time. Pages on pcp lists are not counted as
+// free (NR_FREE_PAGES, MemFree, /proc/buddyinfo), as in the kernel.
+#pragma once
+
+#include "mmzone.h"
+
+namespace kmm {
+
+struct Kernel;
+
+inline bool pcp_allowed_order(unsigned order) { return order <= PAGE_ALLOC_COSTLY_ORDER; }
+
+// Takes a block from this CPU's list for (order, mt), refilling from the buddy lists if empty.
+unsigned long rmqueue_pcplist(Kernel& k, zone& z, unsigned order, int mt, unsigned alloc_flags);
+// Puts a freed block on this CPU's list; `mt` is its pageblock's migratetype.
+void free_unref_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt);
+// Returns every page on the pcp lists of `z` (or of all zones when z is null) to the buddy lists.
+void drain_all_pages(Kernel& k, zone* z);
+// Pages on pcp lists, all CPUs.
+long zone_pcp_pages(const Kernel& k, const zone& z);
+
+} // namespace kmm

@@ -1,0 +1,85 @@
+// Physical memory: one memfd of mem= bytes, mapped once as the direct map, and the struct page
+// array (mem_map). Physical address == offset into the memfd; pfn == physical address >> 12.
+//
+// Addresses printed in reports are the kernel's, never host pointers: the direct map at
+// PAGE_OFFSET (0xffff888000000000 + phys) and struct pages in the vmemmap
+// (0xffffea0000000000 + pfn * 64), as on an x86_64 kernel without KASLR.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kmm/page.h"
+#include "mmzone.h"
+
+namespace kmm {
+
+inline constexpr uint64_t PAGE_OFFSET_VA = 0xffff888000000000ull;
+inline constexpr uint64_t VMEMMAP_START_VA = 0xffffea0000000000ull;
+
+struct PhysMem {
+  int memfd = -1;
+  uint8_t* direct_map = nullptr;   // host mapping of [0, bytes)
+  uint64_t bytes = 0;
+  unsigned long nr_pages = 0;
+  struct page* mem_map = nullptr;  // nr_pages records, lazily backed anonymous memory
+  size_t mem_map_bytes = 0;
+  std::vector<uint8_t> pageblock_mt; // migratetype of each pageblock
+
+  PhysMem() = default;
+  PhysMem(const PhysMem&) = delete;
+  PhysMem& operator=(const PhysMem&) = delete;
+  ~PhysMem();
+  void init(uint64_t bytes); // throws BootError if the host refuses the memory
+
+  struct page* pfn_to_page(unsigned long pfn) const { return mem_map + pfn; }
+  unsigned long page_to_pfn(const struct page* p) const {
+    return static_cast<unsigned long>(p - mem_map);
+  }
+  bool pfn_valid(unsigned long pfn) const { return pfn < nr_pages; }
+  bool is_page(const struct page* p) const {
+    return p >= mem_map && p < mem_map + nr_pages &&
+           (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(mem_map)) %
+                   sizeof(struct page) == 0;
+  }
+  void* page_address(const struct page* p) const {
+    return direct_map + (static_cast<uint64_t>(page_to_pfn(p)) << PAGE_SHIFT_);
+  }
+  bool is_direct(const void* p) const {
+    auto a = reinterpret_cast<uintptr_t>(p), b = reinterpret_cast<uintptr_t>(direct_map);
+    return a >= b && a - b < bytes;
+  }
+  uint64_t virt_to_phys(const void* p) const {
+    return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(direct_map);
+  }
+  void* phys_to_virt(uint64_t phys) const { return direct_map + phys; }
+  struct page* virt_to_page(const void* p) const {
+    return pfn_to_page(virt_to_phys(p) >> PAGE_SHIFT_);
+  }
+  // The address the kernel would print for a direct-map pointer or a struct page.
+  uint64_t kva(const void* p) const { return PAGE_OFFSET_VA + virt_to_phys(p); }
+  uint64_t page_kva(const struct page* p) const {
+    return VMEMMAP_START_VA + uint64_t(page_to_pfn(p)) * sizeof(struct page);
+  }
+
+  int get_pageblock_migratetype(unsigned long pfn) const {
+    return pageblock_mt[pfn >> pageblock_order];
+  }
+  void set_pageblock_migratetype(unsigned long pfn, int mt) {
+    pageblock_mt[pfn >> pageblock_order] = static_cast<uint8_t>(mt);
+  }
+};
+
+struct Kernel;
+
+// Zone boundaries for mem= (the rule is in docs/machine.md):
+//  - mem > 4 GiB: as on a PC: DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
+//  - mem <= 4 GiB: scaled so every zone exists: DMA is the first mem/16 (at most 16 MiB),
+//    DMA32 ends at mem/2, Normal holds the rest. The DMA zone still lies below 16 MiB and
+//    DMA32 below 4 GiB, so 24- and 32-bit DMA masks keep their meaning.
+//  - movablecore=N takes the top N bytes (rounded to pageblocks) out of Normal into Movable.
+// pfn 0 is reserved, as the kernel reserves the first page of RAM.
+void setup_zones(Kernel& k);
+
+} // namespace kmm

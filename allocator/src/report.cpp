@@ -1,0 +1,232 @@
+// The reporting path and the generic and page-allocator reports (see bug.h). The wording follows
+// the kernel's printk formats; addresses are the kernel's (direct map, vmemmap), never host ones.
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+
+#include "bug.h"
+#include "buddy.h"
+#include "kernel.h"
+
+namespace kmm {
+
+const char* report_kind_name(ReportKind kind) {
+  switch (kind) {
+  case ReportKind::Warn: return "warn";
+  case ReportKind::BadPage: return "bad-page";
+  case ReportKind::PagePoison: return "page-poison";
+  case ReportKind::SleepInAtomic: return "sleep-in-atomic";
+  case ReportKind::AllocFail: return "alloc-fail";
+  case ReportKind::SlubDebug: return "slub";
+  case ReportKind::Kasan: return "kasan";
+  case ReportKind::Kfence: return "kfence";
+  case ReportKind::Oom: return "oom";
+  case ReportKind::Panic: return "panic";
+  case ReportKind::PageFault: return "page-fault";
+  }
+  return "?";
+}
+
+bool report_is_bug(ReportKind kind) {
+  return kind != ReportKind::AllocFail && kind != ReportKind::Oom;
+}
+
+std::string strprintf(const char* fmt, ...) {
+  char small[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = std::vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < static_cast<int>(sizeof small)) return std::string(small, n < 0 ? 0 : n);
+  std::string out(static_cast<size_t>(n) + 1, '\0');
+  va_start(ap, fmt);
+  std::vsnprintf(out.data(), out.size(), fmt, ap);
+  va_end(ap);
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::string cpu_line(Kernel& k) {
+  const CpuState& c = k.cpu();
+  return strprintf("CPU: %u PID: %d Comm: %s Not tainted 6.12.0-kmm #1\n", k.cpu_id(), c.current.pid,
+                   c.current.comm.c_str());
+}
+
+void emit_report(Kernel& k, Report r) {
+  if (r.title.empty()) r.title = r.text.substr(0, r.text.find('\n'));
+  k.log.printk(r.text);
+  bool abort_now = false;
+  if (report_is_bug(r.kind)) {
+    if (k.params.panic_on_warn) abort_now = true;
+    if ((r.kind == ReportKind::Kasan || r.kind == ReportKind::Kfence) &&
+        k.params.kasan_fault == "panic")
+      abort_now = true;
+  }
+  std::string text = r.text;
+  {
+    std::lock_guard<std::mutex> guard(k.report_lock);
+    k.reports.push_back(std::move(r));
+  }
+  if (abort_now) {
+    std::string msg = text + "Kernel panic - not syncing: kmm: fatal report (panic_on_warn or "
+                             "kasan.fault=panic)\n";
+    ssize_t ignored = write(2, msg.data(), msg.size());
+    (void)ignored;
+    std::abort();
+  }
+}
+
+void report_warn(Kernel& k, const char* file, const char* function, const std::string& message) {
+  std::string t = "------------[ cut here ]------------\n";
+  if (!message.empty()) t += message + (message.back() == '\n' ? "" : "\n");
+  std::string title = strprintf("WARNING: CPU: %u PID: %d at %s %s", k.cpu_id(),
+                                k.cpu().current.pid, file, function);
+  t += title + "\n" + cpu_line(k) + "---[ end trace 0000000000000000 ]---\n";
+  emit_report(k, Report{ReportKind::Warn, title, t});
+}
+
+void report_panic(Kernel& k, const std::string& message) {
+  k.panicked = true;
+  std::string title = "Kernel panic - not syncing: " + message;
+  emit_report(k, Report{ReportKind::Panic, title, title + "\n" + cpu_line(k)});
+}
+
+void report_sleep_in_atomic(Kernel& k, const char* where) {
+  const CpuState& c = k.cpu();
+  std::string title = std::string("BUG: sleeping function called from invalid context at ") + where;
+  std::string t = title + "\n";
+  t += strprintf("in_atomic(): %d, irqs_disabled(): %d, non_block: 0, pid: %d, name: %s\n",
+                 c.preempt_count > 0 || c.in_irq > 0, c.irq_disable_depth > 0, c.current.pid,
+                 c.current.comm.c_str());
+  t += strprintf("preempt_count: %x, expected: 0\n", c.preempt_count + (c.in_irq ? 0x10000 : 0));
+  t += "RCU nest depth: 0, expected: 0\n";
+  t += cpu_line(k);
+  emit_report(k, Report{ReportKind::SleepInAtomic, title, t});
+}
+
+static std::string page_flags_text(const struct page* p) {
+  static const struct { uint32_t bit; const char* name; } names[] = {
+      {PG_reserved, "reserved"}, {PG_head, "head"}, {PG_slab, "slab"},  {PG_lru, "lru"},
+      {PG_dirty, "dirty"},       {PG_referenced, "referenced"}, {PG_active, "active"},
+  };
+  std::string s;
+  for (auto& n : names)
+    if (p->flags & n.bit) s += (s.empty() ? "" : "|") + std::string(n.name);
+  return s;
+}
+
+std::string dump_page(Kernel& k, const struct page* p, const char* reason) {
+  unsigned long pfn = k.mem.page_to_pfn(p);
+  // The buddy and pcp states live in page_type, which overlays _mapcount: -128 means "buddy".
+  int mapcount = (p->flags & PG_buddy) ? -128 : 0;
+  std::string t = strprintf("page: refcount:%d mapcount:%d mapping:0000000000000000 index:0x0 "
+                            "pfn:0x%lx\n",
+                            p->_refcount, mapcount, pfn);
+  zone& z = page_zone(k, pfn);
+  t += strprintf("flags: 0x%x(%s%szone=%d)\n", p->flags, page_flags_text(p).c_str(),
+                 page_flags_text(p).empty() ? "" : "|", static_cast<int>(z.idx));
+  if (p->flags & PG_buddy) t += "page_type: buddy\n";
+  t += strprintf("raw: %016llx %016llx\n", (unsigned long long)p->flags,
+                 (unsigned long long)k.mem.page_kva(p));
+  t += std::string("page dumped because: ") + reason + "\n";
+  return t;
+}
+
+void report_bad_page(Kernel& k, const struct page* p, const char* reason) {
+  std::string title = strprintf("BUG: Bad page state in process %s  pfn:%05lx",
+                                k.cpu().current.comm.c_str(), k.mem.page_to_pfn(p));
+  std::string t = title + "\n" + dump_page(k, p, reason) + "Modules linked in:\n" + cpu_line(k);
+  Report r{ReportKind::BadPage, title, t};
+  r.addr = uint64_t(k.mem.page_to_pfn(p)) << PAGE_SHIFT_;
+  emit_report(k, std::move(r));
+}
+
+void report_page_poison(Kernel& k, const struct page* p, unsigned long offset, unsigned long len,
+                        bool single_bit) {
+  std::string title = single_bit ? "pagealloc: single bit error" : "pagealloc: memory corruption";
+  std::string t = title + "\n";
+  const uint8_t* base = static_cast<const uint8_t*>(k.mem.page_address(p));
+  // print_hex_dump(KERN_ERR, "", DUMP_PREFIX_ADDRESS, 16, 1, start, end - start + 1, 1)
+  for (unsigned long row = offset & ~15ul; row < offset + len; row += 16) {
+    t += strprintf("%016llx:", (unsigned long long)(k.mem.kva(base) + row));
+    for (unsigned long i = row; i < row + 16 && i < PAGE_SIZE_; i++)
+      t += strprintf(" %02x", base[i]);
+    t += "\n";
+  }
+  t += dump_page(k, p, "pagealloc: corrupted page details") + cpu_line(k);
+  Report r{ReportKind::PagePoison, title, t};
+  r.addr = (uint64_t(k.mem.page_to_pfn(p)) << PAGE_SHIFT_) + offset;
+  r.offset = static_cast<int64_t>(offset);
+  emit_report(k, std::move(r));
+}
+
+std::string show_mem(Kernel& k) {
+  std::string t = "Mem-Info:\n";
+  long free = 0, free_cma = 0, free_pcp = 0;
+  for (auto& z : k.zones) {
+    free += z.free_pages();
+    free_cma += z.vm_stat[NR_FREE_CMA_PAGES].load();
+    for (unsigned c = 0; c < k.nr_cpus; c++) free_pcp += z.pcp[c].count;
+  }
+  t += strprintf("active_anon:0 inactive_anon:0 isolated_anon:0\n"
+                 " active_file:0 inactive_file:0 isolated_file:0\n"
+                 " unevictable:0 dirty:0 writeback:0\n"
+                 " slab_reclaimable:0 slab_unreclaimable:0\n"
+                 " mapped:0 shmem:0 pagetables:0\n"
+                 " sec_pagetables:0 bounce:0\n"
+                 " kernel_misc_reclaimable:0\n"
+                 " free:%ld free_pcp:%ld free_cma:%ld\n",
+                 free, free_pcp, free_cma);
+  for (auto& z : k.zones) {
+    if (!z.populated()) continue;
+    long zpcp = 0;
+    for (unsigned c = 0; c < k.nr_cpus; c++) zpcp += z.pcp[c].count;
+    t += strprintf("Node 0 %s free:%ldkB boost:%lukB min:%lukB low:%lukB high:%lukB "
+                   "reserved_highatomic:%luKB present:%lukB managed:%lukB free_pcp:%ldkB "
+                   "local_pcp:%dkB free_cma:%ldkB\n",
+                   z.name, z.free_pages() << 2, z.watermark_boost << 2, z._watermark[WMARK_MIN] << 2,
+                   z._watermark[WMARK_LOW] << 2, z._watermark[WMARK_HIGH] << 2,
+                   z.nr_reserved_highatomic << 2, z.present_pages << 2, z.managed_pages << 2,
+                   zpcp << 2, z.pcp[k.cpu_id()].count << 2,
+                   z.vm_stat[NR_FREE_CMA_PAGES].load() << 2);
+    t += "lowmem_reserve[]:";
+    for (int j = 0; j < MAX_NR_ZONES; j++) t += strprintf(" %lu", z.lowmem_reserve[j]);
+    t += "\n";
+  }
+  static const char type_letters[MIGRATE_TYPES] = {'U', 'M', 'E', 'H', 'C', 'I'};
+  for (auto& z : k.zones) {
+    if (!z.populated()) continue;
+    std::lock_guard<std::mutex> guard(z.lock);
+    t += strprintf("Node 0 %s: ", z.name);
+    unsigned long total = 0;
+    for (unsigned o = 0; o <= MAX_PAGE_ORDER_; o++) {
+      const free_area& a = z.free_area_[o];
+      t += strprintf("%lu*%lukB ", a.nr_free, 4ul << o);
+      total += a.nr_free << o;
+      std::string types;
+      for (int mt = 0; mt < MIGRATE_TYPES; mt++)
+        if (a.nr_free_mt[mt]) types += type_letters[mt];
+      if (!types.empty()) t += "(" + types + ") ";
+    }
+    t += strprintf("= %lukB\n", total << 2);
+  }
+  unsigned long ram = 0;
+  for (auto& z : k.zones) ram += z.present_pages;
+  t += strprintf("0 total pagecache pages\n0 pages in swap cache\nFree swap  = 0kB\n"
+                 "Total swap = 0kB\n%lu pages RAM\n0 pages HighMem/MovableOnly\n"
+                 "%lu pages reserved\n",
+                 ram, ram - (k.zones[0].managed_pages + k.zones[1].managed_pages +
+                             k.zones[2].managed_pages + k.zones[3].managed_pages));
+  return t;
+}
+
+void warn_alloc(Kernel& k, gfp_t gfp, unsigned order, const char* what) {
+  std::string title = strprintf("%s: %s, mode:%#x(%s), nodemask=(null)",
+                                k.cpu().current.comm.c_str(),
+                                what ? what : strprintf("page allocation failure: order:%u", order).c_str(),
+                                gfp, gfp_names(gfp).c_str());
+  std::string t = title + ",cpuset=/,mems_allowed=0\n" + cpu_line(k) + show_mem(k);
+  emit_report(k, Report{ReportKind::AllocFail, title, t});
+}
+
+} // namespace kmm

@@ -1,0 +1,138 @@
+// kmm::validate (see kmm/validate.h): composes each structure's self-check.
+//  - buddy: free lists well-formed, blocks aligned, maximally coalesced, counters equal contents
+//  - pcp: list entries are pcp pages of the list's order, counts equal contents
+//  - pages: every pfn is in exactly one state (free block, pcp block, allocation, reserved), and
+//    no block crosses a zone boundary
+//  - watermarks: min <= low <= high <= promo in every zone
+#include "kmm/validate.h"
+
+#include <mutex>
+
+#include "bug.h"
+#include "buddy.h"
+#include "kernel.h"
+#include "pcp.h"
+
+namespace kmm {
+
+static void check_pcp(Kernel& k, zone& z, std::vector<std::string>& errors) {
+  for (unsigned c = 0; c < k.nr_cpus; c++) {
+    per_cpu_pages& pcp = z.pcp[c];
+    long pages = 0;
+    for (unsigned idx = 0; idx < NR_PCP_LISTS; idx++) {
+      unsigned order = idx / MIGRATE_PCPTYPES;
+      unsigned long n = 0;
+      for (uint32_t pfn = pcp.lists[idx].head; pfn != PFN_NIL; pfn = k.mem.mem_map[pfn].lru_next) {
+        const struct page& p = k.mem.mem_map[pfn];
+        if (++n > k.mem.nr_pages) {
+          errors.push_back(strprintf("pcp: zone %s cpu %u list %u is cyclic", z.name, c, idx));
+          break;
+        }
+        if (!(p.flags & PG_pcp) || p.private_ != order)
+          errors.push_back(strprintf("pcp: zone %s cpu %u: pfn 0x%x on the order-%u list is not a "
+                                     "pcp block of that order",
+                                     z.name, c, pfn, order));
+        if (pfn < z.zone_start_pfn || pfn >= z.end_pfn())
+          errors.push_back(strprintf("pcp: zone %s cpu %u: pfn 0x%x is outside the zone", z.name, c, pfn));
+        pages += 1l << order;
+      }
+    }
+    if (pages != pcp.count)
+      errors.push_back(strprintf("pcp: zone %s cpu %u: lists hold %ld pages, count says %d", z.name,
+                                 c, pages, pcp.count));
+    if (pcp.count >= pcp.high && pcp.high > 0)
+      errors.push_back(strprintf("pcp: zone %s cpu %u: count %d not below high %d", z.name, c,
+                                 pcp.count, pcp.high));
+  }
+}
+
+// Every pfn in exactly one state. Tails of free and pcp blocks, and of non-compound
+// allocations, are all-zero records; compound tails point at their head.
+static void check_pages(Kernel& k, std::vector<std::string>& errors) {
+  const unsigned long nr = k.mem.nr_pages;
+  const uint32_t states = PG_buddy | PG_pcp | PG_alloc | PG_reserved;
+  for (unsigned long pfn = 0; pfn < nr;) {
+    const struct page& p = k.mem.mem_map[pfn];
+    uint32_t st = p.flags & states;
+    if (st == 0 || (st & (st - 1))) {
+      errors.push_back(strprintf("pages: pfn 0x%lx is in %s state (flags 0x%x)", pfn,
+                                 st ? "more than one" : "no", p.flags));
+      pfn++;
+      continue;
+    }
+    if (st == PG_reserved) {
+      pfn++;
+      continue;
+    }
+    unsigned order = p.private_;
+    if (order > MAX_PAGE_ORDER_ || (pfn & ((1ul << order) - 1)) || pfn + (1ul << order) > nr) {
+      errors.push_back(strprintf("pages: pfn 0x%lx has a bad order %u", pfn, order));
+      pfn++;
+      continue;
+    }
+    zone& z = page_zone(k, pfn);
+    if (pfn + (1ul << order) > z.end_pfn())
+      errors.push_back(strprintf("pages: block 0x%lx order %u crosses the end of zone %s", pfn,
+                                 order, z.name));
+    if ((p.flags & PG_alloc) && p._refcount <= 0)
+      errors.push_back(strprintf("pages: allocated pfn 0x%lx has refcount %d", pfn, p._refcount));
+    if ((p.flags & PG_alloc) && p.owner == PageOwner::None)
+      errors.push_back(strprintf("pages: allocated pfn 0x%lx has no owner", pfn));
+    if (!(p.flags & PG_alloc) && p.owner != PageOwner::None)
+      errors.push_back(strprintf("pages: free pfn 0x%lx still has owner %s", pfn,
+                                 page_owner_name(p.owner)));
+    bool compound = p.flags & PG_head;
+    for (unsigned long i = 1; i < (1ul << order); i++) {
+      const struct page& t = k.mem.mem_map[pfn + i];
+      bool ok = compound ? (t.flags == PG_tail && t.compound_head == pfn) : t.flags == 0;
+      if (!ok) {
+        errors.push_back(strprintf("pages: pfn 0x%lx inside the order-%u block at 0x%lx has flags "
+                                   "0x%x",
+                                   pfn + i, order, pfn, t.flags));
+        break;
+      }
+    }
+    pfn += 1ul << order;
+  }
+}
+
+const char* page_owner_name(PageOwner owner) {
+  switch (owner) {
+  case PageOwner::None: return "none";
+  case PageOwner::Kernel: return "kernel";
+  case PageOwner::Slab: return "slab";
+  case PageOwner::KmallocLarge: return "kmalloc-large";
+  case PageOwner::Vmalloc: return "vmalloc";
+  case PageOwner::Anon: return "anon";
+  case PageOwner::PageCache: return "pagecache";
+  case PageOwner::PageTable: return "pagetable";
+  case PageOwner::Cma: return "cma";
+  case PageOwner::Dma: return "dma";
+  }
+  return "?";
+}
+
+std::vector<std::string> validate(Machine& m) {
+  Kernel& k = m.kernel();
+  std::vector<std::string> errors;
+  for (auto& z : k.zones) {
+    if (!z.populated()) continue;
+    for (unsigned c = 0; c < k.nr_cpus; c++) z.pcp[c].lock.lock();
+    {
+      std::lock_guard<std::mutex> guard(z.lock);
+      buddy_check_zone(k, z, errors);
+      check_pcp(k, z, errors);
+    }
+    for (unsigned c = 0; c < k.nr_cpus; c++) z.pcp[c].lock.unlock();
+    if (!(z._watermark[WMARK_MIN] <= z._watermark[WMARK_LOW] &&
+          z._watermark[WMARK_LOW] <= z._watermark[WMARK_HIGH] &&
+          z._watermark[WMARK_HIGH] <= z._watermark[WMARK_PROMO]))
+      errors.push_back(strprintf("watermark: zone %s: min %lu low %lu high %lu promo %lu out of order",
+                                 z.name, z._watermark[WMARK_MIN], z._watermark[WMARK_LOW],
+                                 z._watermark[WMARK_HIGH], z._watermark[WMARK_PROMO]));
+  }
+  check_pages(k, errors);
+  return errors;
+}
+
+} // namespace kmm

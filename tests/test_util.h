@@ -1,0 +1,18 @@
+// Shared helpers for the test suites: parse /proc files back, count reports.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kmm/machine.h"
+
+namespace kmm::test {
+
+// Each line of a /proc file split into whitespace-separated words.
+std::vector<std::vector<std::string>> proc_rows(Machine& m, const std::string& path);
+// The number after "key" or "key:" on the first line that starts with it.
+long proc_value(Machine& m, const std::string& path, const std::string& key);
+// Reports whose title contains `needle`.
+size_t count_reports(Machine& m, const std::string& needle);
+
+} // namespace kmm::test
