@@ -52,8 +52,14 @@ struct PressureHooks {
 };
 
 class Machine;
+struct VmallocState;
 
 struct Kernel {
+  Kernel() = default;
+  ~Kernel(); // machine.cpp: tears the layers down in reverse boot order
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
   BootParams params;
   unsigned nr_cpus = 1;
   PhysMem mem;
@@ -78,6 +84,7 @@ struct Kernel {
   }
 
   ProcFs procfs;
+  std::unique_ptr<VmallocState> vmalloc; // vmalloc.cpp
 
   std::mutex report_lock;
   std::vector<Report> reports;

@@ -12,6 +12,8 @@
 
 #include "bug.h"
 #include "buddy.h"
+#include "fault.h"
+#include "vmalloc.h"
 #include "kernel.h"
 #include "watermark.h"
 
@@ -82,11 +84,15 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
     setup_per_zone_wmarks(*k);
   }
   register_mm_procfs(*k);
+  vmalloc_init(*k);
+  register_vmalloc_procfs(*k);
   log_boot(*k);
   std::unique_ptr<Machine> m(new Machine(std::move(k)));
   m->k_->machine = m.get();
   return m;
 }
+
+Kernel::~Kernel() { unregister_fault_ranges(*this); }
 
 Machine::Machine(std::unique_ptr<Kernel> k) : k_(std::move(k)) {}
 

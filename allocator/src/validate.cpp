@@ -12,6 +12,7 @@
 #include "buddy.h"
 #include "kernel.h"
 #include "pcp.h"
+#include "vmalloc.h"
 
 namespace kmm {
 
@@ -132,6 +133,7 @@ std::vector<std::string> validate(Machine& m) {
                                  z._watermark[WMARK_HIGH], z._watermark[WMARK_PROMO]));
   }
   check_pages(k, errors);
+  vmalloc_validate(k, errors);
   return errors;
 }
 
