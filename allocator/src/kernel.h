@@ -49,10 +49,14 @@ struct PressureHooks {
   unsigned long (*try_to_free_pages)(struct Kernel&, gfp_t gfp, unsigned order) = nullptr;
   // The OOM killer; returns true if it freed memory (or it is worth retrying).
   bool (*out_of_memory)(struct Kernel&, gfp_t gfp, unsigned order) = nullptr;
+  // Page migration for CMA: move an order-0 movable page's contents and owner links to
+  // new_page; false if it cannot move now (pinned, not movable).
+  bool (*migrate_page)(struct Kernel&, struct page* old_page, struct page* new_page) = nullptr;
 };
 
 class Machine;
 struct VmallocState;
+struct CmaState;
 
 struct Kernel {
   Kernel() = default;
@@ -85,6 +89,7 @@ struct Kernel {
 
   ProcFs procfs;
   std::unique_ptr<VmallocState> vmalloc; // vmalloc.cpp
+  std::unique_ptr<CmaState> cma;         // cma.cpp
 
   std::mutex report_lock;
   std::vector<Report> reports;

@@ -12,6 +12,7 @@
 
 #include "bug.h"
 #include "buddy.h"
+#include "cma.h"
 #include "fault.h"
 #include "vmalloc.h"
 #include "kernel.h"
@@ -69,6 +70,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   k->mem.init(k->params.mem);
   setup_zones(*k);
 
+  cma_reserve(*k); // marks the CMA pageblocks before their pages reach the free lists
   // pfn 0 is reserved; everything else goes to the buddy allocator.
   k->mem.mem_map[0].flags = PG_reserved;
   if (k->params.page_poison) std::memset(k->mem.direct_map, 0xaa, k->mem.bytes);
@@ -86,6 +88,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   register_mm_procfs(*k);
   vmalloc_init(*k);
   register_vmalloc_procfs(*k);
+  register_cma_procfs(*k);
   log_boot(*k);
   std::unique_ptr<Machine> m(new Machine(std::move(k)));
   m->k_->machine = m.get();

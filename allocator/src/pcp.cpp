@@ -33,6 +33,8 @@ static void free_pcppages_bulk(Kernel& k, zone& z, int count, per_cpu_pages& pcp
       uint32_t pfn = list->tail;
       struct page& p = k.mem.mem_map[pfn];
       int mt = p.list_mt;
+      // A pageblock isolated since the page was cached: it goes to the Isolate list.
+      if (k.mem.get_pageblock_migratetype(pfn) == MIGRATE_ISOLATE) mt = MIGRATE_ISOLATE;
       pfn_list_del(k.mem.mem_map, *list, pfn);
       p.flags = 0;
       p.private_ = 0;

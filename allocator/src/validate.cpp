@@ -12,6 +12,7 @@
 #include "buddy.h"
 #include "kernel.h"
 #include "pcp.h"
+#include "cma.h"
 #include "vmalloc.h"
 
 namespace kmm {
@@ -134,6 +135,7 @@ std::vector<std::string> validate(Machine& m) {
   }
   check_pages(k, errors);
   vmalloc_validate(k, errors);
+  cma_validate(k, errors);
   return errors;
 }
 

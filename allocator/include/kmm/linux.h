@@ -13,6 +13,7 @@
 #include "kmm/gfp.h"
 #include "kmm/machine.h"
 #include "kmm/page.h"
+#include "kmm/dma.h"
 #include "kmm/vmalloc.h"
 
 typedef uint64_t phys_addr_t;
