@@ -1,0 +1,533 @@
+// The scenario language's operation table: every operation once, with its arguments (text key,
+// range, binary width follow from the type) and its executor. The parser (scenario_parse.cpp),
+// printer (scenario_print.cpp), codec (scenario_codec.cpp) and interpreter (scenario_run.cpp)
+// all read op_table(). To add an operation: add an executor and one OpSpec below.
+//
+// The binary form numbers operations by their position here, so new operations go at the end.
+#include "scenario_ops.h"
+
+#include <cinttypes>
+#include <cstring>
+#include <sstream>
+
+#include "bug.h"
+#include "kernel.h"
+#include "kmm/linux.h"
+#include "kmm/slab.h"
+#include "kmm/validate.h"
+#include "scenario_run.h"
+
+namespace kmm::scn {
+
+// ---- kinds, names, tables -----------------------------------------------------------------
+
+uint8_t kind_mask(Kind k) {
+  switch (k) {
+  case Kind::Page: return R_PAGE;
+  case Kind::Virt: return R_VIRT;
+  case Kind::Cache: return R_CACHE;
+  case Kind::Obj: return R_OBJ;
+  default: return 0;
+  }
+}
+
+const char* kind_noun(Kind k) {
+  switch (k) {
+  case Kind::Page: return "a page allocation";
+  case Kind::Virt: return "an alloc_pages_exact allocation";
+  case Kind::Cache: return "a cache";
+  case Kind::Obj: return "a slab object";
+  default: return "nothing";
+  }
+}
+
+const char* mask_noun(uint8_t m) {
+  switch (m) {
+  case R_PAGE: return "a page allocation (alloc_pages)";
+  case R_VIRT: return "an alloc_pages_exact allocation";
+  case R_CACHE: return "a cache (kmem_cache_create)";
+  case R_OBJ: return "a slab object (kmalloc, kmem_cache_alloc)";
+  case R_DATA: return "memory (a page allocation or an object)";
+  default: return "a result";
+  }
+}
+
+char kind_prefix(Kind k) {
+  switch (k) {
+  case Kind::Page: return 'p';
+  case Kind::Virt: return 'x';
+  case Kind::Cache: return 'c';
+  case Kind::Obj: return 'o';
+  default: return '?';
+  }
+}
+
+const std::vector<std::string>& read_paths() {
+  static const std::vector<std::string> paths = {
+      "/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
+      "/proc/meminfo",   "/proc/vmstat",       "/proc/slabinfo",
+      "/proc/vmallocinfo", "/proc/sys/vm/min_free_kbytes", "/proc/sys/vm/watermark_scale_factor",
+  };
+  return paths;
+}
+
+const std::vector<std::string>& write_paths() {
+  static const std::vector<std::string> paths = {
+      "/proc/sys/vm/drop_caches",       "/proc/sys/vm/min_free_kbytes",
+      "/proc/sys/vm/watermark_scale_factor", "/proc/sys/vm/swappiness",
+      "/proc/sys/vm/overcommit_memory", "/proc/sys/vm/compact_memory",
+  };
+  return paths;
+}
+
+namespace {
+struct FlagName {
+  uint64_t bit;
+  const char* name;
+};
+#define F(x) {x, #x}
+const FlagName slab_flag_table[] = {
+    F(SLAB_CONSISTENCY_CHECKS), F(SLAB_RED_ZONE),      F(SLAB_POISON),
+    F(SLAB_KMALLOC),            F(SLAB_HWCACHE_ALIGN), F(SLAB_CACHE_DMA),
+    F(SLAB_CACHE_DMA32),        F(SLAB_STORE_USER),    F(SLAB_RECLAIM_ACCOUNT),
+    F(SLAB_PANIC),              F(SLAB_TYPESAFE_BY_RCU), F(SLAB_TRACE),
+    F(SLAB_NOLEAKTRACE),        F(SLAB_NO_MERGE),      F(SLAB_FAILSLAB),
+    F(SLAB_ACCOUNT),            F(SLAB_NO_USER_FLAGS),
+};
+#undef F
+} // namespace
+
+uint64_t slab_flags_mask() {
+  uint64_t m = 0;
+  for (const auto& f : slab_flag_table) m |= f.bit;
+  return m;
+}
+
+std::string slab_flags_names(uint64_t flags) {
+  if (!flags) return "0";
+  std::string out;
+  for (const auto& f : slab_flag_table)
+    if (flags & f.bit) {
+      if (!out.empty()) out += '|';
+      out += f.name;
+    }
+  return out;
+}
+
+bool parse_slab_flags(const std::string& text, uint64_t* out) {
+  uint64_t flags = 0;
+  if (text.empty()) return false;
+  std::istringstream in(text);
+  std::string word;
+  while (std::getline(in, word, '|')) {
+    if (word == "0") continue;
+    bool found = false;
+    for (const auto& f : slab_flag_table)
+      if (word == f.name) {
+        flags |= f.bit;
+        found = true;
+      }
+    if (!found) return false;
+  }
+  *out = flags;
+  return true;
+}
+
+bool text_char_ok(char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
+bool name_char_ok(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+unsigned boot_nr_cpus(const std::string& boot) {
+  std::istringstream in(boot);
+  std::string w;
+  unsigned n = 2; // bootparams.def default
+  while (in >> w)
+    if (w.rfind("nr_cpus=", 0) == 0) {
+      char* end = nullptr;
+      unsigned long v = std::strtoul(w.c_str() + 8, &end, 10);
+      if (end && !*end && v >= 1 && v <= 64) n = static_cast<unsigned>(v);
+    }
+  return n;
+}
+
+// ---- symbol table and windows -------------------------------------------------------------
+
+const Def* SymTab::find(const std::string& name) const {
+  for (const Def& d : defs)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+std::vector<size_t> SymTab::candidates(uint8_t mask) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < defs.size(); i++)
+    if (kind_mask(defs[i].kind) & mask) out.push_back(i);
+  return out;
+}
+
+void SymTab::define(const Op& op) {
+  const OpSpec& spec = op_table()[op.code];
+  if (spec.result == Kind::None) return;
+  int64_t size = spec.result_size ? spec.result_size(op, *this) : 0;
+  defs.push_back({op.result, spec.result, size});
+}
+
+Window access_window(const Def& d, bool corrupt) {
+  int64_t size = d.size > 0 ? d.size : 0;
+  Window w;
+  if (corrupt) w = {-4096, size + 4096};
+  else if (d.kind == Kind::Obj) w = {-64, size + 64}; // red zones and padding are reachable
+  else w = {0, size};
+  if (w.hi <= w.lo) w.hi = w.lo + 1;
+  return w;
+}
+
+// ---- executors ------------------------------------------------------------------------------
+
+namespace {
+
+constexpr unsigned kMaxOrderArg = MAX_PAGE_ORDER + 1; // order 11: the WARN path
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+std::string errno_name(int rc) {
+  switch (-rc) {
+  case 0: return "0";
+  case EINVAL: return "-EINVAL";
+  case ENOENT: return "-ENOENT";
+  case EPERM: return "-EPERM";
+  case ENOMEM: return "-ENOMEM";
+  case EBUSY: return "-EBUSY";
+  default: return std::to_string(rc);
+  }
+}
+
+void exec_alloc_pages(Runner& r, const Op& op) {
+  auto order = static_cast<unsigned>(op.args[0].num);
+  auto gfp = static_cast<gfp_t>(op.args[1].num);
+  Result res;
+  res.kind = Kind::Page;
+  res.page = alloc_pages(gfp, order);
+  res.ptr = res.page ? page_address(res.page) : nullptr;
+  res.order = order;
+  res.size = int64_t(PAGE_SIZE) << order;
+  r.define(op, res);
+  r.detail = r.describe(res);
+}
+
+// The page `page=N` of a page result names (0: the head), or nullptr with the trace saying why.
+struct page* sub_page(Runner& r, const Op& op, const Result& res, size_t field) {
+  const Value& v = op.args[field];
+  int64_t idx = v.present ? v.num : 0;
+  if (idx >= (int64_t(1) << res.order) && idx != 0) {
+    r.detail = "skipped: page " + std::to_string(idx) + " is outside " + op.args[0].str +
+               " (order " + std::to_string(res.order) + ")";
+    return nullptr;
+  }
+  return res.page + idx;
+}
+
+void exec_free_pages(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  struct page* p = sub_page(r, op, res, 2);
+  if (!p) return;
+  unsigned order = op.args[1].present ? static_cast<unsigned>(op.args[1].num)
+                   : p != res.page    ? 0 // a page of a split block
+                                      : res.order;
+  r.detail = "pfn " + hex(page_to_pfn(p)) + " order " + std::to_string(order);
+  __free_pages(p, order);
+}
+
+void exec_get_page(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  struct page* p = sub_page(r, op, res, 1);
+  if (!p) return;
+  get_page(p);
+  r.detail = "refcount " + std::to_string(page_count(p));
+}
+
+void exec_put_page(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  struct page* p = sub_page(r, op, res, 1);
+  if (!p) return;
+  int before = page_count(p);
+  put_page(p);
+  r.detail = before <= 1 ? "freed" : "refcount " + std::to_string(before - 1);
+}
+
+void exec_split_page(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  split_page(res.page, res.order);
+  r.detail = std::to_string(1u << res.order) + " order-0 pages";
+  res.order = 0; // from now on free_pages p0 page=N frees one page
+}
+
+void exec_alloc_pages_exact(Runner& r, const Op& op) {
+  auto size = static_cast<size_t>(op.args[0].num);
+  auto gfp = static_cast<gfp_t>(op.args[1].num);
+  Result res;
+  res.kind = Kind::Virt;
+  res.ptr = alloc_pages_exact(size, gfp);
+  res.size = op.args[0].num;
+  r.define(op, res);
+  r.detail = r.describe(res);
+}
+
+void exec_free_pages_exact(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  int64_t size = op.args[1].present ? op.args[1].num : res.size;
+  r.detail = r.describe(res);
+  free_pages_exact(res.ptr, static_cast<size_t>(size));
+}
+
+// write / corrupt: `len` copies of `byte` at REF+OFF. corrupt bypasses any checking a later
+// KASAN layer does on write; both stay inside the machine's RAM.
+void exec_store(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  const Value& a = op.args[0];
+  std::string why;
+  uint8_t* mem = r.host(r.ref(op, 0), a.num, a.len, &why);
+  if (!mem) {
+    r.detail = "skipped: " + why;
+    return;
+  }
+  std::memset(mem, static_cast<int>(op.args[1].num), static_cast<size_t>(a.len));
+}
+
+void exec_read(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  const Value& a = op.args[0];
+  std::string why;
+  uint8_t* mem = r.host(r.ref(op, 0), a.num, a.len, &why);
+  if (!mem) {
+    r.detail = "skipped: " + why;
+    return;
+  }
+  std::string out;
+  char buf[8];
+  for (int64_t i = 0; i < a.len && i < 16; i++) {
+    std::snprintf(buf, sizeof buf, i ? " %02x" : "%02x", mem[i]);
+    out += buf;
+  }
+  if (a.len > 16) out += " ...";
+  r.detail = out;
+}
+
+void exec_fill(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  std::string why;
+  uint8_t* mem = r.host(res, 0, res.size, &why);
+  if (!mem) {
+    r.detail = "skipped: " + why;
+    return;
+  }
+  std::memset(mem, static_cast<int>(op.args[1].num), static_cast<size_t>(res.size));
+  r.detail = std::to_string(res.size) + " bytes";
+}
+
+void exec_cpu(Runner& r, const Op& op) {
+  unsigned cpu = static_cast<unsigned>(op.args[0].num) % r.m.nr_cpus();
+  r.cpu_scope.reset();
+  r.cpu_scope = std::make_unique<CpuScope>(r.m, cpu);
+  r.cpu = cpu;
+}
+
+void exec_spin_lock(Runner& r, const Op&) {
+  if (r.lock_held) {
+    r.detail = "skipped: already held (would deadlock)";
+    return;
+  }
+  spin_lock(&r.lock);
+  r.lock_held = true;
+}
+
+void exec_spin_unlock(Runner& r, const Op&) {
+  spin_unlock(&r.lock);
+  r.lock_held = false;
+}
+
+void exec_irq_disable(Runner&, const Op&) { local_irq_disable(); }
+void exec_irq_enable(Runner&, const Op&) { local_irq_enable(); }
+
+void exec_proc_write(Runner& r, const Op& op) {
+  int rc = r.m.proc_write(op.args[0].str, std::to_string(op.args[1].num));
+  r.detail = errno_name(rc);
+}
+
+void exec_proc_read(Runner& r, const Op& op) {
+  try {
+    std::istringstream in(r.m.proc_read(op.args[0].str));
+    std::string line;
+    while (std::getline(in, line)) r.extra.push_back("  | " + line);
+  } catch (const std::exception& e) {
+    r.detail = std::string("error: ") + e.what();
+  }
+}
+
+void exec_check(Runner& r, const Op& op) {
+  auto errors = validate(r.m);
+  for (const auto& e : errors) r.fail(op, "check: " + e);
+  r.detail = errors.empty() ? "ok" : std::to_string(errors.size()) + " invariant(s) broken";
+}
+
+void exec_expect_report(Runner& r, const Op& op) {
+  const auto& reports = r.m.reports();
+  const std::string& want = op.args[0].str;
+  bool found = false;
+  for (size_t i = r.report_cursor; i < reports.size(); i++)
+    if (reports[i].title.find(want) != std::string::npos) found = true;
+  if (found) r.detail = "ok";
+  else if (r.report_cursor == reports.size())
+    r.fail(op, "expectation failed: no report matching \"" + want + "\" (no new report)");
+  else
+    r.fail(op, "expectation failed: no report matching \"" + want + "\" (got \"" +
+                   reports[r.report_cursor].title + "\")");
+  r.report_cursor = reports.size();
+}
+
+void exec_expect_no_report(Runner& r, const Op& op) {
+  const auto& reports = r.m.reports();
+  if (r.report_cursor < reports.size())
+    r.fail(op, "expectation failed: expected no report, got \"" + reports[r.report_cursor].title +
+                   "\"");
+  else r.detail = "ok";
+  r.report_cursor = reports.size();
+}
+
+void exec_expect_null(Runner& r, const Op& op) {
+  Result& res = r.ref(op, 0);
+  if (!res.null())
+    r.fail(op, "expectation failed: " + op.args[0].str + " is not NULL (" + r.describe(res) + ")");
+  else r.detail = "ok";
+}
+
+void exec_expect_value(Runner& r, const Op& op) {
+  const Value& a = op.args[0];
+  if (r.ref(op, 0).null()) {
+    r.fail(op, "expectation failed: " + a.str + " is NULL");
+    return;
+  }
+  std::string why;
+  uint8_t* mem = r.host(r.ref(op, 0), a.num, a.len, &why);
+  if (!mem) {
+    r.fail(op, "expectation failed: " + why);
+    return;
+  }
+  auto want = static_cast<uint8_t>(op.args[1].num);
+  for (int64_t i = 0; i < a.len; i++)
+    if (mem[i] != want) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "byte %" PRId64 " is 0x%02x, expected 0x%02x", i, mem[i], want);
+      r.fail(op, "expectation failed: " + a.str + (a.num < 0 ? "" : "+") + std::to_string(a.num) +
+                     ": " + buf);
+      return;
+    }
+  r.detail = "ok";
+}
+
+int64_t size_of_order(const Op& op, const SymTab&) { return int64_t(PAGE_SIZE) << op.args[0].num; }
+int64_t size_of_arg0(const Op& op, const SymTab&) { return op.args[0].num; }
+
+// Field shorthands for the table.
+Field ref(uint8_t mask) { return {nullptr, FieldType::Ref, Need::Required, 0, 0, 0, mask}; }
+Field access(uint8_t mask, bool corrupt = false) {
+  return {"len", FieldType::Access, Need::Required, 0, 0, 0, mask, corrupt};
+}
+Field uint_(const char* key, int64_t min, int64_t max) {
+  return {key, FieldType::UInt, Need::Required, min, max};
+}
+Field opt_uint(const char* key, int64_t min, int64_t max) {
+  return {key, FieldType::UInt, Need::Optional, min, max};
+}
+Field gfp(gfp_t def = GFP_KERNEL) {
+  return {"gfp", FieldType::Gfp, Need::Default, 0, __GFP_BITS_MASK, def};
+}
+Field byte_() { return {"byte", FieldType::Byte, Need::Required, 0, 255}; }
+
+} // namespace
+
+const std::vector<OpSpec>& op_table() {
+  // clang-format off
+  static const std::vector<OpSpec> table = {
+    {"alloc_pages", Kind::Page, {uint_("order", 0, kMaxOrderArg), gfp()},
+     exec_alloc_pages, size_of_order, "P = alloc_pages order=N [gfp=FLAGS]"},
+    {"free_pages", Kind::None, {ref(R_PAGE), opt_uint("order", 0, kMaxOrderArg), opt_uint("page", 0, 1023)},
+     exec_free_pages, nullptr, "free_pages P [order=N] [page=I]   (__free_pages; order defaults to P's)"},
+    {"get_page", Kind::None, {ref(R_PAGE), opt_uint("page", 0, 1023)},
+     exec_get_page, nullptr, "get_page P [page=I]"},
+    {"put_page", Kind::None, {ref(R_PAGE), opt_uint("page", 0, 1023)},
+     exec_put_page, nullptr, "put_page P [page=I]"},
+    {"split_page", Kind::None, {ref(R_PAGE)},
+     exec_split_page, nullptr, "split_page P   (then free_pages P page=I frees page I)"},
+    {"alloc_pages_exact", Kind::Virt, {uint_("size", 1, int64_t(PAGE_SIZE) << MAX_PAGE_ORDER), gfp()},
+     exec_alloc_pages_exact, size_of_arg0, "X = alloc_pages_exact size=BYTES [gfp=FLAGS]"},
+    {"free_pages_exact", Kind::None, {ref(R_VIRT), opt_uint("size", 1, int64_t(PAGE_SIZE) << MAX_PAGE_ORDER)},
+     exec_free_pages_exact, nullptr, "free_pages_exact X [size=BYTES]"},
+    {"write", Kind::None, {access(R_DATA), byte_()},
+     exec_store, nullptr, "write R+OFF len=N byte=B   (inside a page allocation; objects: +-64 bytes)"},
+    {"read", Kind::None, {access(R_DATA)},
+     exec_read, nullptr, "read R+OFF len=N   (the bytes go to the trace)"},
+    {"fill", Kind::None, {ref(R_DATA), byte_()},
+     exec_fill, nullptr, "fill R byte=B   (the whole allocation)"},
+    {"corrupt", Kind::None, {access(R_DATA, true), byte_()},
+     exec_store, nullptr, "corrupt R+OFF len=N byte=B   (deliberately anywhere within a page of R)"},
+    {"cpu", Kind::None, {{nullptr, FieldType::UInt, Need::Required, 0, 63}},
+     exec_cpu, nullptr, "cpu N   (the next operations run as CPU N)"},
+    {"spin_lock", Kind::None, {}, exec_spin_lock, nullptr, "spin_lock   (the scenario's lock)"},
+    {"spin_unlock", Kind::None, {}, exec_spin_unlock, nullptr, "spin_unlock"},
+    {"local_irq_disable", Kind::None, {}, exec_irq_disable, nullptr, "local_irq_disable"},
+    {"local_irq_enable", Kind::None, {}, exec_irq_enable, nullptr, "local_irq_enable"},
+    {"proc_write", Kind::None, {{nullptr, FieldType::PathWrite}, {nullptr, FieldType::UInt, Need::Required, 0, 0xffffff}},
+     exec_proc_write, nullptr, "proc_write PATH VALUE"},
+    {"proc_read", Kind::None, {{nullptr, FieldType::PathRead}},
+     exec_proc_read, nullptr, "proc_read PATH   (the file goes to the trace)"},
+    {"check", Kind::None, {}, exec_check, nullptr, "check   (kmm::validate now)"},
+    {"expect report", Kind::None, {{nullptr, FieldType::Text}},
+     exec_expect_report, nullptr, "expect report \"TITLE SUBSTRING\"   (a report since the last expect)"},
+    {"expect no-report", Kind::None, {},
+     exec_expect_no_report, nullptr, "expect no-report   (no report since the last expect)"},
+    {"expect null", Kind::None, {ref(R_ANY)},
+     exec_expect_null, nullptr, "expect null R   (the allocation returned NULL)"},
+    {"expect value", Kind::None, {access(R_DATA), byte_()},
+     exec_expect_value, nullptr, "expect value R+OFF len=N byte=B"},
+  };
+  // clang-format on
+  return table;
+}
+
+int find_op(const std::string& name) {
+  const auto& t = op_table();
+  for (size_t i = 0; i < t.size(); i++)
+    if (name == t[i].name) return static_cast<int>(i);
+  return -1;
+}
+
+} // namespace kmm::scn
+
+namespace kmm {
+
+std::vector<std::string> scenario_op_names() {
+  std::vector<std::string> out;
+  for (const auto& s : scn::op_table()) out.push_back(s.name);
+  return out;
+}
+
+std::string scenario_op_usage() {
+  std::string out;
+  for (const auto& s : scn::op_table()) out += std::string("  ") + s.help + "\n";
+  return out;
+}
+
+} // namespace kmm

@@ -1,0 +1,118 @@
+// The scenario language's operation table and the pieces the parser, printer, codec and
+// interpreter share: argument schemas, the symbol table of results, and access windows.
+//
+// Every operation is one OpSpec in scenario_ops.cpp. A subsystem adds an operation there and
+// nowhere else: the text syntax, the binary layout and the executor all come from its entry.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kmm/scenario.h"
+
+namespace kmm::scn {
+
+// What an operation's result is. A reference accepts a set of kinds (a RefMask).
+enum class Kind : uint8_t { None, Page, Virt, Cache, Obj };
+enum RefMask : uint8_t {
+  R_PAGE = 1,  // alloc_pages: struct page* of an order-n block
+  R_VIRT = 2,  // alloc_pages_exact: direct-map address of `size` bytes
+  R_CACHE = 4, // kmem_cache_create
+  R_OBJ = 8,   // slab object or kmalloc'd memory
+  R_DATA = R_PAGE | R_VIRT | R_OBJ,
+  R_ANY = R_PAGE | R_VIRT | R_CACHE | R_OBJ,
+};
+uint8_t kind_mask(Kind k);
+const char* kind_noun(Kind k);   // "a page allocation", "a cache" ...
+const char* mask_noun(uint8_t m);// what a reference needs: "a page allocation", "memory" ...
+char kind_prefix(Kind k);        // canonical name prefix: p x c o
+
+enum class FieldType : uint8_t {
+  Ref,       // positional result name
+  Access,    // positional REF+OFF (or REF-OFF) plus len=N: a memory range
+  UInt,      // a number in [min, max]; positional when key is null
+  Byte,      // 0..255, printed 0x%02x
+  Gfp,       // GFP flags, printed as the kernel's %pGg
+  SlabFlags, // SLAB_* flags
+  Ctor,      // symbolic constructor: none | fill
+  Name,      // identifier [A-Za-z0-9_.-]{1,24} (cache name)
+  Text,      // positional "quoted string" of printable ASCII without '"' or '\', at most 63
+  PathRead,  // positional /proc or /sys path
+  PathWrite,
+};
+
+enum class Need : uint8_t {
+  Required, // must be given
+  Default,  // fixed default filled in by the parser (so it is always printed)
+  Optional, // may be absent (its meaning then depends on the reference, e.g. free order)
+};
+
+struct Field {
+  const char* key; // "order"; nullptr for a positional field (for Access: the len key)
+  FieldType type;
+  Need need = Need::Required;
+  int64_t min = 0, max = 0; // UInt range
+  int64_t def = 0;          // Need::Default
+  uint8_t refs = 0;         // Ref/Access: accepted result kinds
+  bool corrupt = false;     // Access: may reach outside the allocation (deliberately)
+};
+
+struct Runner; // scenario_run.cpp
+struct SymTab;
+
+struct OpSpec {
+  const char* name; // "alloc_pages", "expect report"
+  Kind result;      // Kind::None: the operation has no result
+  std::vector<Field> fields;
+  void (*exec)(Runner& r, const Op& op);
+  // The byte size of the result (for access windows), given the defined results so far.
+  int64_t (*result_size)(const Op& op, const SymTab& syms) = nullptr;
+  const char* help = "";
+};
+
+const std::vector<OpSpec>& op_table();
+int find_op(const std::string& name); // -1 if unknown
+
+// The results defined so far, in order: what a reference may name, with the static facts the
+// codec and the parser need (kind, byte size).
+struct Def {
+  std::string name;
+  Kind kind;
+  int64_t size;
+};
+struct SymTab {
+  std::vector<Def> defs;
+  const Def* find(const std::string& name) const;
+  std::vector<size_t> candidates(uint8_t mask) const; // indices of defs a reference may name
+  void define(const Op& op);                          // after op, if it has a result
+};
+
+// Offsets a memory access may use on a result: [lo, hi). Checked accesses stay inside a page
+// allocation, and reach a slab object's red zones (64 bytes either side); `corrupt` goes a page
+// beyond either end. The length is 1 .. min(hi - off, kMaxAccessLen).
+inline constexpr int64_t kMaxAccessLen = 65536;
+struct Window {
+  int64_t lo, hi;
+};
+Window access_window(const Def& d, bool corrupt);
+
+// Constants of the boot line as the parser and codec need them (nr_cpus folds `cpu N`).
+unsigned boot_nr_cpus(const std::string& boot);
+
+// Path tables for the binary form.
+const std::vector<std::string>& read_paths();
+const std::vector<std::string>& write_paths();
+
+// SLAB_* flag names (empty until slab.h exists); printing and parsing.
+std::string slab_flags_names(uint64_t flags);
+bool parse_slab_flags(const std::string& text, uint64_t* out);
+uint64_t slab_flags_mask();
+
+// Text-field character rules.
+bool text_char_ok(char c);
+bool name_char_ok(char c);
+inline constexpr size_t kMaxText = 63;
+inline constexpr size_t kMaxName = 24;
+
+} // namespace kmm::scn

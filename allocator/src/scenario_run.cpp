@@ -1,0 +1,128 @@
+// The scenario interpreter: boots the scenario's machine, runs each operation's executor (from
+// the table in scenario_ops.cpp) as the current CPU, writes one trace line per operation with
+// results given by pfn / physical address / cache name (never host addresses), lists new
+// reports under the operation that caused them, checks expectations and validates at `check`
+// and at the end.
+#include "scenario_run.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "buddy.h"
+#include "kernel.h"
+#include "kmm/validate.h"
+
+namespace kmm::scn {
+
+Runner::Runner(const Scenario& s_, Machine& m_, RunResult& out_)
+    : s(s_), m(m_), k(m_.kernel()), out(out_) {
+  spin_lock_init(&lock);
+}
+
+Result& Runner::ref(const Op& op, size_t field) { return results.at(op.args[field].str); }
+
+void Runner::define(const Op& op, const Result& r) { results[op.result] = r; }
+
+void Runner::fail(const Op& op, const std::string& msg) {
+  out.failures.push_back(s.filename + ":" + std::to_string(op.line) + ": " + msg);
+  if (out.first_failure_key.empty()) out.first_failure_key = msg;
+}
+
+bool Runner::skip_null(const Op& op, size_t field) {
+  if (!ref(op, field).null()) return false;
+  detail = "skipped: " + op.args[field].str + " is NULL";
+  return true;
+}
+
+uint8_t* Runner::host(const Result& r, int64_t off, int64_t len, std::string* why) {
+  if (r.null()) {
+    *why = "NULL";
+    return nullptr;
+  }
+  if (!k.mem.is_direct(r.ptr)) {
+    *why = "not in the direct map";
+    return nullptr;
+  }
+  int64_t phys = static_cast<int64_t>(k.mem.virt_to_phys(r.ptr)) + off;
+  if (phys < 0 || len < 0 || phys + len > static_cast<int64_t>(k.mem.bytes)) {
+    *why = "outside RAM";
+    return nullptr;
+  }
+  return k.mem.direct_map + phys;
+}
+
+std::string Runner::describe(const Result& r) {
+  if (r.null()) return "NULL";
+  char buf[128];
+  switch (r.kind) {
+  case Kind::Page: {
+    unsigned long pfn = k.mem.page_to_pfn(r.page);
+    std::snprintf(buf, sizeof buf, "pfn 0x%lx (zone %s)", pfn, page_zone(k, pfn).name);
+    return buf;
+  }
+  case Kind::Virt:
+  case Kind::Obj: {
+    if (!k.mem.is_direct(r.ptr)) return "not in the direct map";
+    uint64_t phys = k.mem.virt_to_phys(r.ptr);
+    std::snprintf(buf, sizeof buf, "phys 0x%" PRIx64 " (zone %s)", phys,
+                  page_zone(k, static_cast<unsigned long>(phys >> PAGE_SHIFT)).name);
+    return buf;
+  }
+  default: return "";
+  }
+}
+
+} // namespace kmm::scn
+
+namespace kmm {
+
+using namespace scn;
+
+RunResult run_scenario(const Scenario& s, const RunOptions& opts) {
+  RunResult out;
+  std::unique_ptr<Machine> m;
+  try {
+    m = Machine::boot(s.boot);
+  } catch (const std::exception& e) {
+    out.failures.push_back(s.filename + ": boot " + s.boot + ": " + e.what());
+    out.first_failure_key = std::string("boot: ") + e.what();
+    out.exit_status = 2;
+    return out;
+  }
+  {
+    MachineScope scope(*m);
+    Runner r(s, *m, out);
+    size_t reports_seen = 0;
+    for (const Op& op : s.ops) {
+      r.detail.clear();
+      r.extra.clear();
+      try {
+        op_table()[op.code].exec(r, op);
+      } catch (const std::exception& e) {
+        r.fail(op, std::string("internal error: ") + e.what());
+      }
+      std::string line = print_op(s, op);
+      if (!r.detail.empty()) line += " -> " + r.detail;
+      out.trace.push_back(line);
+      for (auto& x : r.extra) out.trace.push_back(x);
+      const auto& reports = m->reports();
+      for (; reports_seen < reports.size(); reports_seen++)
+        out.trace.push_back("  ! " + reports[reports_seen].title);
+    }
+    if (opts.validate_at_end) {
+      Op end;
+      end.line = s.ops.empty() ? 0 : s.ops.back().line;
+      auto errors = validate(*m);
+      for (const auto& e : errors) r.fail(end, "at end: " + e);
+    }
+    r.cpu_scope.reset();
+    if (opts.at_end) opts.at_end(*m);
+  }
+  out.dmesg = m->dmesg();
+  for (const auto& rep : m->reports()) out.reports.push_back(rep.title);
+  if (!out.reports.empty()) out.first_failure_key = out.reports.front();
+  out.exit_status = out.failures.empty() ? 0 : 1;
+  return out;
+}
+
+} // namespace kmm
