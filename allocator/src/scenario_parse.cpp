@@ -235,7 +235,8 @@ public:
                spec.fields[next_pos].type != FieldType::Access)
           next_pos++;
         if (next_pos >= spec.fields.size())
-          error("unexpected '" + t.text + "' for " + spec.name);
+          error("unexpected '" + (t.quoted ? "\"" + t.text + "\"" : t.text) + "' for " +
+                spec.name);
         value(spec, spec.fields[next_pos], t, &op.args[next_pos], syms, boot);
         seen[next_pos] = true;
         next_pos++;
