@@ -17,6 +17,7 @@
 
 #include "bug.h"
 #include "buddy.h"
+#include "kasan.h"
 #include "kernel.h"
 #include "pcp.h"
 #include "watermark.h"
@@ -93,6 +94,7 @@ static void prep_new_page(Kernel& k, unsigned long pfn, unsigned order, gfp_t gf
   p->owner = owner;
   p->owner_data = 0;
   std::memset(p->words, 0, sizeof p->words);
+  kasan_alloc_pages(k, p, order);
   if ((gfp & __GFP_ZERO) || k.params.init_on_alloc)
     std::memset(k.mem.page_address(p), 0, n << PAGE_SHIFT_);
   if ((gfp & __GFP_COMP) && order) prep_compound_page(k, pfn, order);
@@ -177,6 +179,16 @@ static int preferred_zone(Kernel& k, int highest_zoneidx) {
   return -1;
 }
 
+// The watermark check of get_page_from_freelist(). For order > 0 __zone_watermark_ok() walks
+// the free lists, which change under zone->lock; the kernel reads them racily, a C++ program may
+// not (TSan reports it), so that walk takes the lock. Order 0 reads only the atomic counters.
+static bool zone_watermark_ok_free_lists(Kernel& k, zone& z, unsigned order, unsigned long mark,
+                                         int highest_zoneidx, unsigned alloc_flags) {
+  if (order == 0) return zone_watermark_ok(k, z, 0, mark, highest_zoneidx, alloc_flags);
+  std::lock_guard<std::mutex> guard(z.lock);
+  return zone_watermark_ok(k, z, order, mark, highest_zoneidx, alloc_flags);
+}
+
 static unsigned long get_page_from_freelist(Kernel& k, gfp_t gfp, unsigned order,
                                             unsigned alloc_flags, int highest_zoneidx, int mt,
                                             PageOwner owner) {
@@ -186,7 +198,8 @@ static unsigned long get_page_from_freelist(Kernel& k, gfp_t gfp, unsigned order
       if (!z.managed_pages) continue;
       if (!(alloc_flags & ALLOC_NO_WATERMARKS)) {
         unsigned long mark = z.wmark(alloc_flags & ALLOC_WMARK_MASK);
-        if (!zone_watermark_ok(k, z, order, mark, highest_zoneidx, alloc_flags)) continue;
+        if (!zone_watermark_ok_free_lists(k, z, order, mark, highest_zoneidx, alloc_flags))
+          continue;
       }
       unsigned long pfn = rmqueue(k, z, order, mt, alloc_flags);
       if (pfn == PFN_NIL) continue;
@@ -237,8 +250,8 @@ static bool should_reclaim_retry(Kernel& k, unsigned order, int highest_zoneidx,
   for (int zi = highest_zoneidx; zi >= 0; zi--) {
     zone& z = k.zones[zi];
     if (!z.managed_pages) continue;
-    if (__zone_watermark_ok(k, z, order, z._watermark[WMARK_MIN], highest_zoneidx, alloc_flags,
-                            z.free_pages()))
+    if (zone_watermark_ok_free_lists(k, z, order, z._watermark[WMARK_MIN], highest_zoneidx,
+                                     alloc_flags))
       return true;
   }
   return false;
@@ -415,6 +428,7 @@ static void free_pages_prepare(Kernel& k, struct page* p, unsigned order) {
       p[i].flags = 0;
       p[i].compound_head = 0;
     }
+  kasan_free_pages(k, p, order);
   if (k.params.page_poison) std::memset(k.mem.page_address(p), PAGE_POISON, n << PAGE_SHIFT_);
   else if (k.params.init_on_free) std::memset(k.mem.page_address(p), 0, n << PAGE_SHIFT_);
   p->flags = 0;

@@ -15,6 +15,7 @@ void setup_per_zone_wmarks(Kernel& k);
 
 // __zone_watermark_ok(): may an allocation of `order` with `alloc_flags` leave the zone above
 // `mark` (plus lowmem_reserve[highest_zoneidx])? free_pages is the zone's NR_FREE_PAGES.
+// For order > 0 it walks the free lists: the caller holds z.lock.
 bool __zone_watermark_ok(Kernel& k, const zone& z, unsigned order, unsigned long mark,
                          int highest_zoneidx, unsigned alloc_flags, long free_pages);
 bool zone_watermark_ok(Kernel& k, const zone& z, unsigned order, unsigned long mark,
