@@ -190,10 +190,15 @@ unsigned long kmm_spin_lock_irqsave(spinlock_t* lock) {
   spin_lock_irq(lock);
   return flags;
 }
+// spin_lock_irqsave() always deepens the irq-disable count by one, so restoring is always one
+// step back: to "disabled" when `flags` says irqs were already off (depth stays > 0), to
+// "enabled" otherwise. Worked example: irqsave(a) -> depth 1, flags 0; irqsave(b) -> depth 2,
+// flags 1; irqrestore(b) -> depth 1 (still off); irqrestore(a) -> depth 0.
 void spin_unlock_irqrestore(spinlock_t* lock, unsigned long flags) {
   spin_unlock(lock);
   Kernel& k = K();
-  if (!flags && k.cpu().irq_disable_depth > 0) k.cpu().irq_disable_depth--;
+  (void)flags;
+  if (k.cpu().irq_disable_depth > 0) k.cpu().irq_disable_depth--;
 }
 
 void preempt_disable(void) { K().cpu().preempt_count++; }
