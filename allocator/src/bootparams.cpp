@@ -54,6 +54,17 @@ bool parse_bool(const std::string& v, bool* out) {
   return false;
 }
 
+// UINT values use the whole 64-bit range (kmm.seed=18446744073709551615).
+bool parse_uint(const std::string& v, uint64_t* out) {
+  if (v.empty() || !(v[0] >= '0' && v[0] <= '9')) return false;
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long x = std::strtoull(v.c_str(), &end, 0);
+  if (errno || *end) return false;
+  *out = x;
+  return true;
+}
+
 bool parse_int(const std::string& v, int64_t* out) {
   if (v.empty()) return false;
   errno = 0;
@@ -73,9 +84,9 @@ void set_value(BootParams& p, const BootParamInfo& info, const std::string& name
     return x;
   };
   auto as_uint = [&]() {
-    int64_t x;
-    if (!parse_int(v, &x) || x < 0) bad(name, v, "expected a non-negative integer");
-    return static_cast<uint64_t>(x);
+    uint64_t x;
+    if (!parse_uint(v, &x)) bad(name, v, "expected a non-negative integer");
+    return x;
   };
   auto as_int = [&]() {
     int64_t x;

@@ -59,7 +59,8 @@ bool parse_gfp(const std::string& text, gfp_t* out) {
   gfp_t gfp = 0;
   std::string word;
   std::istringstream in(text);
-  if (text.empty()) return false;
+  // getline() yields no empty word after a trailing '|': "GFP_KERNEL|" must still be refused.
+  if (text.empty() || text.back() == '|') return false;
   while (std::getline(in, word, '|')) {
     if (word.empty()) return false;
     if (word == "0" || word == "none") continue;
