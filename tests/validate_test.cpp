@@ -1,0 +1,195 @@
+// Tests for allocator/src/validate.cpp: kmm::validate() is empty on clean machines of every
+// shape, and names each planted corruption (a struct page poked through the internal header,
+// a counter off by one, a list broken or left uncoalesced) with its own message.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "buddy.h"
+#include "kernel.h"
+#include "kmm/validate.h"
+#include "page_test_util.h"
+#include "pfn_list.h"
+
+using kmm::Machine;
+
+namespace {
+
+bool has(const std::vector<std::string>& errors, const std::string& e) {
+  return std::find(errors.begin(), errors.end(), e) != errors.end();
+}
+
+std::string dump(const std::vector<std::string>& errors) {
+  std::string s;
+  for (auto& e : errors) s += e + "\n";
+  return s;
+}
+
+} // namespace
+
+TEST(Validate, CleanMachinesHaveNoErrors) {
+  for (const char* cmdline : {"", "mem=4M", "mem=4M nr_cpus=1 kmm.pcp=0", "mem=64M nr_cpus=8",
+                              "mem=64M movablecore=16M", "mem=8M page_poison=1"}) {
+    SCOPED_TRACE(cmdline);
+    auto m = Machine::boot(cmdline);
+    EXPECT_EQ(dump(kmm::validate(*m)), "");
+    kmm::MachineScope scope(*m);
+    std::vector<std::pair<struct page*, unsigned>> held;
+    for (unsigned o = 0; o <= 10; o++)
+      for (gfp_t g : {GFP_KERNEL, GFP_HIGHUSER_MOVABLE, GFP_KERNEL | __GFP_COMP | __GFP_RECLAIMABLE,
+                      GFP_ATOMIC | GFP_DMA32})
+        if (struct page* p = alloc_pages(g | __GFP_NOWARN, o)) held.emplace_back(p, o);
+    EXPECT_EQ(dump(kmm::validate(*m)), "");
+    for (size_t i = 0; i < held.size(); i += 2) __free_pages(held[i].first, held[i].second);
+    EXPECT_EQ(dump(kmm::validate(*m)), "");
+    for (size_t i = 1; i < held.size(); i += 2) __free_pages(held[i].first, held[i].second);
+    EXPECT_EQ(dump(kmm::validate(*m)), "");
+    EXPECT_TRUE(m->reports().empty());
+  }
+}
+
+// mem=4M with no pcp: Normal is one free order-9 block at pfn 0x200 on the Movable list.
+class ValidatePlanted : public ::testing::Test {
+protected:
+  void SetUp() override { m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0"); }
+  kmm::Kernel& k() { return m->kernel(); }
+  kmm::zone& normal() { return k().zones[kmm::ZONE_NORMAL]; }
+  std::unique_ptr<Machine> m;
+};
+
+TEST_F(ValidatePlanted, FreeBlockHeadWithWrongFlags) {
+  k().mem.mem_map[512].flags = kmm::PG_alloc;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: pfn 0x200 on the order-9 Movable list is not a free "
+                     "block of that order/type"))
+      << dump(e);
+}
+
+TEST_F(ValidatePlanted, FreeBlockHeadWithWrongOrder) {
+  k().mem.mem_map[512].private_ = 8;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: pfn 0x200 on the order-9 Movable list is not a free "
+                     "block of that order/type"))
+      << dump(e);
+}
+
+TEST_F(ValidatePlanted, BlockCountOffByOne) {
+  normal().free_area_[9].nr_free++;
+  normal().free_area_[9].nr_free_mt[kmm::MIGRATE_MOVABLE]++;
+  auto e = kmm::validate(*m);
+  EXPECT_EQ(e, (std::vector<std::string>{
+                   "buddy: zone Normal: order 9 Movable list holds 1 blocks, counter says 2",
+                   "buddy: zone Normal: order 9 holds 1 blocks, nr_free says 2"}));
+}
+
+TEST_F(ValidatePlanted, FreePageCounterOffByOne) {
+  normal().vm_stat[kmm::NR_FREE_PAGES]++;
+  auto e = kmm::validate(*m);
+  EXPECT_EQ(e, (std::vector<std::string>{
+                   "buddy: zone Normal: free lists hold 512 pages, NR_FREE_PAGES says 513"}));
+}
+
+TEST_F(ValidatePlanted, TwoFreeBuddiesNotCoalesced) {
+  // Replace the order-9 block by its two order-8 halves without merging them.
+  {
+    std::lock_guard<std::mutex> g(normal().lock);
+    kmm::del_page_from_free_list(k(), normal(), 512, 9);
+    kmm::add_to_free_list(k(), normal(), 512, 8, kmm::MIGRATE_MOVABLE, false);
+    kmm::add_to_free_list(k(), normal(), 768, 8, kmm::MIGRATE_MOVABLE, false);
+  }
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: pfn 0x200 and its buddy 0x300 are both free at order 8 "
+                     "(not coalesced)"))
+      << dump(e);
+}
+
+TEST_F(ValidatePlanted, MisalignedBlock) {
+  {
+    std::lock_guard<std::mutex> g(normal().lock);
+    kmm::del_page_from_free_list(k(), normal(), 512, 9);
+    kmm::add_to_free_list(k(), normal(), 513, 9, kmm::MIGRATE_MOVABLE, false);
+  }
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: pfn 0x201 is not aligned to order 9")) << dump(e);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: pfn 0x201 order 9 lies outside the zone")) << dump(e);
+}
+
+TEST_F(ValidatePlanted, CyclicFreeList) {
+  {
+    kmm::MachineScope scope(*m);
+    // Two order-0 blocks on one list: 513 and 515 after allocating 512 and 514.
+    struct page* a = alloc_pages(GFP_KERNEL, 0);
+    struct page* b = alloc_pages(GFP_KERNEL, 0);
+    struct page* c = alloc_pages(GFP_KERNEL, 0);
+    __free_pages(b, 0);
+    (void)a, (void)c;
+  }
+  kmm::pfn_list& l = normal().free_area_[0].free_list[kmm::MIGRATE_UNMOVABLE];
+  ASSERT_NE(l.head, l.tail);
+  k().mem.mem_map[l.tail].lru_next = l.head; // tail -> head
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: order 0 Unmovable list is cyclic")) << dump(e);
+}
+
+TEST_F(ValidatePlanted, AllocatedPageWithoutReferenceOrOwner) {
+  kmm::MachineScope scope(*m);
+  struct page* p = alloc_pages(GFP_KERNEL, 0);
+  p->_refcount = 0;
+  p->owner = kmm::PageOwner::None;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "pages: allocated pfn 0x200 has refcount 0")) << dump(e);
+  EXPECT_TRUE(has(e, "pages: allocated pfn 0x200 has no owner")) << dump(e);
+}
+
+TEST_F(ValidatePlanted, PageInTwoStatesOrNone) {
+  kmm::MachineScope scope(*m);
+  struct page* p = alloc_pages(GFP_KERNEL, 0);
+  p->flags |= kmm::PG_reserved;
+  struct page* q = alloc_pages(GFP_KERNEL, 0);
+  q->flags = 0;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "pages: pfn 0x200 is in more than one state (flags 0xc)")) << dump(e);
+  EXPECT_TRUE(has(e, "pages: pfn 0x201 is in no state (flags 0x0)")) << dump(e);
+}
+
+TEST_F(ValidatePlanted, DirtyTailInsideABlock) {
+  k().mem.mem_map[600].flags = kmm::PG_lru;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "pages: pfn 0x258 inside the order-9 block at 0x200 has flags 0x80")) << dump(e);
+}
+
+TEST_F(ValidatePlanted, FreePageStillOwned) {
+  k().mem.mem_map[512].owner = kmm::PageOwner::Slab;
+  auto e = kmm::validate(*m);
+  EXPECT_EQ(e, (std::vector<std::string>{"pages: free pfn 0x200 still has owner slab"}));
+}
+
+TEST_F(ValidatePlanted, WatermarksOutOfOrder) {
+  normal()._watermark[kmm::WMARK_LOW] = normal()._watermark[kmm::WMARK_HIGH] + 1;
+  auto e = kmm::validate(*m);
+  const auto& w = normal()._watermark;
+  EXPECT_EQ(e, (std::vector<std::string>{"watermark: zone Normal: min " + std::to_string(w[0]) +
+                                         " low " + std::to_string(w[1]) + " high " +
+                                         std::to_string(w[2]) + " promo " + std::to_string(w[3]) +
+                                         " out of order"}));
+}
+
+TEST(ValidatePcp, CountMismatchAndForeignPages) {
+  auto m = Machine::boot("mem=1G nr_cpus=2");
+  kmm::MachineScope scope(*m);
+  struct page* p = alloc_pages(GFP_KERNEL, 0);
+  __free_pages(p, 0);
+  kmm::per_cpu_pages& pcp = m->kernel().zones[kmm::ZONE_NORMAL].pcp[0];
+  ASSERT_EQ(pcp.count, 31);
+  pcp.count = 32;
+  auto e = kmm::validate(*m);
+  EXPECT_EQ(e, (std::vector<std::string>{
+                   "pcp: zone Normal cpu 0: lists hold 31 pages, count says 32"}));
+  pcp.count = 31;
+  m->kernel().mem.mem_map[pcp.lists[0].head].private_ = 1;
+  e = kmm::validate(*m);
+  EXPECT_FALSE(e.empty());
+  EXPECT_TRUE(e[0].rfind("pcp: zone Normal cpu 0: pfn 0x", 0) == 0 &&
+              e[0].find(" on the order-0 list is not a pcp block of that order") != std::string::npos)
+      << dump(e);
+}
