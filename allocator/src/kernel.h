@@ -57,6 +57,7 @@ struct PressureHooks {
 class Machine;
 struct VmallocState;
 struct CmaState;
+struct KasanState;
 
 struct Kernel {
   Kernel() = default;
@@ -90,6 +91,7 @@ struct Kernel {
   ProcFs procfs;
   std::unique_ptr<VmallocState> vmalloc; // vmalloc.cpp
   std::unique_ptr<CmaState> cma;         // cma.cpp
+  std::unique_ptr<KasanState> kasan;     // kasan.cpp; null when kasan=off
 
   std::mutex report_lock;
   std::vector<Report> reports;

@@ -13,6 +13,7 @@
 #include "bug.h"
 #include "buddy.h"
 #include "cma.h"
+#include "kasan.h"
 #include "fault.h"
 #include "vmalloc.h"
 #include "kernel.h"
@@ -88,6 +89,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   register_mm_procfs(*k);
   vmalloc_init(*k);
   register_vmalloc_procfs(*k);
+  kasan_init(*k);
   register_cma_procfs(*k);
   log_boot(*k);
   std::unique_ptr<Machine> m(new Machine(std::move(k)));

@@ -19,6 +19,7 @@
 
 #include "bug.h"
 #include "fault.h"
+#include "kasan.h"
 #include "kernel.h"
 #include "kmm/machine.h"
 #include "kmm/vmalloc.h"
@@ -40,6 +41,11 @@ static void protect_none(uintptr_t start, size_t len) {
 // The page-fault path for the vmalloc range: the kernel's oops text (or, with KASAN, its
 // vmalloc-out-of-bounds report, once KASAN is built).
 static bool vmalloc_fault(Kernel& k, uintptr_t addr, bool write) {
+  // With KASAN the access is caught by its shadow first, as instrumented kernel code would be.
+  if (kasan_enabled(k)) {
+    kasan_check(k, reinterpret_cast<const void*>(addr), 1, write, "vmalloc_fault");
+    return true;
+  }
   uint64_t kva = k.vmalloc->kva(addr);
   std::string title = strprintf("BUG: unable to handle page fault for address: %016llx",
                                 (unsigned long long)kva);
@@ -217,6 +223,7 @@ void* __vmalloc_node(Kernel& k, unsigned long size, gfp_t gfp, const char* calle
   }
   k.mod_node_page_state(NR_VMALLOC, static_cast<long>(nr));
   void* addr = reinterpret_cast<void*>(va->va_start);
+  kasan_unpoison_vmalloc(k, addr, size);
   // __GFP_ZERO pages were zeroed by the page allocator through the direct map: the alias
   // shows the same bytes.
   return addr;
@@ -255,6 +262,7 @@ void vfree(Kernel& k, const void* addr) {
                           (unsigned long long)st.kva(a)));
     return;
   }
+  kasan_poison_vmalloc(k, reinterpret_cast<void*>(va->va_start), va->size());
   for (struct page* p : va->pages) {
     p->owner_data = 0;
     p->_refcount = 0;
@@ -288,6 +296,7 @@ void* vmap(Kernel& k, struct page** pages, unsigned int count, unsigned long fla
   vmap_area* va = get_vm_area_locked(k, size_t(count) * kPage, VM_MAP | (flags & VM_NO_GUARD), "vmap");
   if (!va) return nullptr;
   va->pages.assign(pages, pages + count);
+  kasan_unpoison_vmalloc(k, reinterpret_cast<void*>(va->va_start), size_t(count) * kPage);
   if (!map_area_pages(k, *va)) {
     protect_none(va->va_start, va->size());
     uintptr_t s = va->va_start, e = va->va_end;
@@ -316,6 +325,7 @@ void vunmap(Kernel& k, const void* addr) {
   }
   std::unique_ptr<vmap_area> va = std::move(it->second);
   st.busy.erase(it);
+  kasan_poison_vmalloc(k, reinterpret_cast<void*>(va->va_start), va->size());
   protect_none(va->va_start, va->size());
   st.lazy_nr += va->size() >> PAGE_SHIFT_;
   va->pages.clear();

@@ -14,6 +14,7 @@
 #include "kmm/machine.h"
 #include "kmm/page.h"
 #include "kmm/dma.h"
+#include "kmm/kasan.h"
 #include "kmm/vmalloc.h"
 
 typedef uint64_t phys_addr_t;

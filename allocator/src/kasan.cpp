@@ -1,0 +1,238 @@
+// Software Generic KASAN (see kasan.h): shadow memory, the allocators' poison hooks, the access
+// check and the report in the kernel's form (mm/kasan/report.c, report_generic.c).
+#include "kasan.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "bug.h"
+#include "buddy.h"
+#include "kernel.h"
+#include "kmm/machine.h"
+#include "vmalloc.h"
+
+namespace kmm {
+
+std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr) = nullptr;
+
+KasanState::~KasanState() {
+  if (dm_shadow) munmap(dm_shadow, dm_shadow_size);
+  if (vm_shadow) munmap(vm_shadow, vm_shadow_size);
+}
+
+bool kasan_enabled(const Kernel& k) { return k.kasan != nullptr; }
+
+static uint8_t* map_shadow(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (p == MAP_FAILED) throw BootError("kasan: cannot map " + std::to_string(bytes) + " bytes of shadow");
+  return static_cast<uint8_t*>(p);
+}
+
+void kasan_init(Kernel& k) {
+  if (!k.params.kasan) return;
+  auto st = std::make_unique<KasanState>();
+  st->dm_shadow_size = k.mem.bytes / KASAN_GRANULE_SIZE;
+  st->dm_shadow = map_shadow(st->dm_shadow_size);
+  st->vm_shadow_size = k.vmalloc->size / KASAN_GRANULE_SIZE;
+  st->vm_shadow = map_shadow(st->vm_shadow_size);
+  k.kasan = std::move(st);
+  k.log.printk("kasan: KernelAddressSanitizer initialized (generic)");
+}
+
+// The stored byte and the XOR that decodes it, for an address of simulated memory; nullptr for
+// an address kmm does not shadow.
+static uint8_t* shadow_slot(Kernel& k, uintptr_t a, uint8_t* key) {
+  KasanState& st = *k.kasan;
+  uintptr_t dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
+  if (a >= dm && a - dm < k.mem.bytes) {
+    *key = KASAN_PAGE_FREE;
+    return st.dm_shadow + (a - dm) / KASAN_GRANULE_SIZE;
+  }
+  if (k.vmalloc && k.vmalloc->contains(a)) {
+    *key = KASAN_VMALLOC_INVALID;
+    return st.vm_shadow + (a - k.vmalloc->base) / KASAN_GRANULE_SIZE;
+  }
+  return nullptr;
+}
+
+uint8_t kasan_shadow(Kernel& k, const void* addr) {
+  uint8_t key;
+  uint8_t* s = k.kasan ? shadow_slot(k, reinterpret_cast<uintptr_t>(addr), &key) : nullptr;
+  return s ? static_cast<uint8_t>(*s ^ key) : 0;
+}
+
+void kasan_poison(Kernel& k, const void* addr, size_t size, uint8_t value) {
+  if (!k.kasan || !size) return;
+  uint8_t key;
+  uint8_t* s = shadow_slot(k, reinterpret_cast<uintptr_t>(addr), &key);
+  if (!s) return;
+  std::memset(s, value ^ key, (size + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE);
+}
+
+void kasan_unpoison(Kernel& k, const void* addr, size_t size) {
+  if (!k.kasan) return;
+  uint8_t key;
+  uint8_t* s = shadow_slot(k, reinterpret_cast<uintptr_t>(addr), &key);
+  if (!s) return;
+  size_t full = size / KASAN_GRANULE_SIZE;
+  std::memset(s, 0 ^ key, full);
+  if (size % KASAN_GRANULE_SIZE) s[full] = static_cast<uint8_t>((size % KASAN_GRANULE_SIZE) ^ key);
+}
+
+void kasan_alloc_pages(Kernel& k, struct page* page, unsigned order) {
+  if (k.kasan) kasan_unpoison(k, k.mem.page_address(page), PAGE_SIZE_ << order);
+}
+
+void kasan_free_pages(Kernel& k, struct page* page, unsigned order) {
+  if (k.kasan) kasan_poison(k, k.mem.page_address(page), PAGE_SIZE_ << order, KASAN_PAGE_FREE);
+}
+
+void kasan_unpoison_vmalloc(Kernel& k, const void* addr, size_t size) {
+  if (!k.kasan) return;
+  size_t mapped = (size + PAGE_SIZE_ - 1) & ~(PAGE_SIZE_ - 1);
+  kasan_unpoison(k, addr, size);
+  size_t valid = (size + KASAN_GRANULE_SIZE - 1) & ~size_t(KASAN_GRANULE_SIZE - 1);
+  kasan_poison(k, static_cast<const char*>(addr) + valid, mapped - valid, KASAN_VMALLOC_INVALID);
+}
+
+void kasan_poison_vmalloc(Kernel& k, const void* addr, size_t size) {
+  kasan_poison(k, addr, size, KASAN_VMALLOC_INVALID);
+}
+
+// --- reports ---------------------------------------------------------------------------------
+
+// The address the kernel would print for a pointer into simulated memory.
+static uint64_t kernel_addr(Kernel& k, uintptr_t a) {
+  if (k.mem.is_direct(reinterpret_cast<const void*>(a))) return k.mem.kva(reinterpret_cast<const void*>(a));
+  if (k.vmalloc && k.vmalloc->contains(a)) return k.vmalloc->kva(a);
+  return a;
+}
+
+static const char* bug_type_for(uint8_t shadow) {
+  switch (shadow) {
+  case KASAN_PAGE_REDZONE:
+  case KASAN_SLAB_REDZONE: return "slab-out-of-bounds";
+  case KASAN_PAGE_FREE: return "use-after-free";
+  case KASAN_SLAB_FREE:
+  case KASAN_SLAB_FREE_META: return "slab-use-after-free";
+  case KASAN_VMALLOC_INVALID: return "vmalloc-out-of-bounds";
+  default: return shadow < KASAN_GRANULE_SIZE ? "out-of-bounds" : "unknown-crash";
+  }
+}
+
+// "Memory state around the buggy address": five rows of 16 shadow bytes (128 bytes of memory
+// each), the middle one holding the address, with a caret under its shadow byte.
+static std::string memory_state(Kernel& k, uintptr_t a) {
+  std::string t = "Memory state around the buggy address:\n";
+  const uintptr_t row_bytes = 16 * KASAN_GRANULE_SIZE;
+  uintptr_t row0 = (a & ~(row_bytes - 1)) - 2 * row_bytes;
+  for (int r = 0; r < 5; r++) {
+    uintptr_t row = row0 + r * row_bytes;
+    uint8_t key;
+    if (!shadow_slot(k, row, &key) || !shadow_slot(k, row + row_bytes - 1, &key)) continue;
+    t += strprintf("%s%016llx:", r == 2 ? ">" : " ", (unsigned long long)kernel_addr(k, row));
+    for (int i = 0; i < 16; i++)
+      t += strprintf(" %02x", kasan_shadow(k, reinterpret_cast<const void*>(row + i * KASAN_GRANULE_SIZE)));
+    t += "\n";
+    if (r == 2) {
+      size_t col = 1 + 16 + 1 + 3 * ((a - row) / KASAN_GRANULE_SIZE) + 1;
+      t += std::string(col, ' ') + "^\n";
+    }
+  }
+  return t;
+}
+
+static std::string describe_addr(Kernel& k, uintptr_t a) {
+  std::string t;
+  const void* p = reinterpret_cast<const void*>(a);
+  if (kasan_describe_slab_object) t += kasan_describe_slab_object(k, p);
+  if (k.mem.is_direct(p)) {
+    if (!t.empty()) t += "\n";
+    t += "The buggy address belongs to the physical page:\n";
+    t += dump_page(k, k.mem.virt_to_page(p), "kasan: bad access detected");
+  } else if (k.vmalloc && k.vmalloc->contains(a)) {
+    if (!t.empty()) t += "\n";
+    t += strprintf("The buggy address belongs to the virtual mapping at\n [%016llx, ...) created by:\n vmalloc\n",
+                   (unsigned long long)k.vmalloc->kva(a & ~(PAGE_SIZE_ - 1)));
+  }
+  return t;
+}
+
+static void kasan_report(Kernel& k, uintptr_t a, size_t size, bool write, const char* type,
+                         const char* fn, bool described) {
+  uint64_t ka = kernel_addr(k, a);
+  std::string title = strprintf("BUG: KASAN: %s in %s", type, fn);
+  std::string t = "==================================================================\n";
+  t += title + "\n";
+  t += strprintf("%s of size %zu at addr %016llx by task %s/%d\n\n", write ? "Write" : "Read", size,
+                 (unsigned long long)ka, k.cpu().current.comm.c_str(), k.cpu().current.pid);
+  t += cpu_line(k) + "\n";
+  if (described) {
+    std::string d = describe_addr(k, a);
+    if (!d.empty()) t += d + "\n";
+    t += memory_state(k, a);
+  }
+  t += "==================================================================\n";
+  Report r{ReportKind::Kasan, title, t};
+  r.addr = ka;
+  emit_report(k, std::move(r));
+}
+
+bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const char* fn) {
+  if (!k.kasan || !size) return true;
+  uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  uint8_t key;
+  if (!shadow_slot(k, a, &key)) {
+    const char* type = a < PAGE_SIZE_ ? "null-ptr-deref" : "wild-memory-access";
+    kasan_report(k, a, size, write, type, fn, false);
+    return false;
+  }
+  // Find the first inaccessible byte, granule by granule.
+  uintptr_t end = a + size;
+  for (uintptr_t g = a & ~uintptr_t(KASAN_GRANULE_SIZE - 1); g < end; g += KASAN_GRANULE_SIZE) {
+    uint8_t key2;
+    uint8_t* s = shadow_slot(k, g, &key2);
+    if (!s) {
+      kasan_report(k, a, size, write, "wild-memory-access", fn, false);
+      return false;
+    }
+    uint8_t v = static_cast<uint8_t>(*s ^ key2);
+    if (v == 0) continue;
+    uintptr_t first = std::max(g, a);
+    uintptr_t last = std::min(g + KASAN_GRANULE_SIZE, end) - 1;
+    if (v < KASAN_GRANULE_SIZE && last - g < v) continue; // within the valid prefix
+    // get_bug_type(): a partial granule's meaning is in the next shadow byte.
+    uint8_t meaning = v;
+    if (v < KASAN_GRANULE_SIZE) {
+      uint8_t* n = shadow_slot(k, g + KASAN_GRANULE_SIZE, &key2);
+      meaning = n ? static_cast<uint8_t>(*n ^ key2) : v;
+    }
+    (void)first;
+    kasan_report(k, a, size, write, bug_type_for(meaning), fn, true);
+    return false;
+  }
+  return true;
+}
+
+void kasan_report_invalid_free(Kernel& k, const void* addr, const char* type, const char* fn) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  uint64_t ka = kernel_addr(k, a);
+  std::string title = strprintf("BUG: KASAN: %s in %s", type, fn);
+  std::string t = "==================================================================\n";
+  t += title + "\n";
+  t += strprintf("Free of addr %016llx by task %s/%d\n\n", (unsigned long long)ka,
+                 k.cpu().current.comm.c_str(), k.cpu().current.pid);
+  t += cpu_line(k) + "\n";
+  std::string d = describe_addr(k, a);
+  if (!d.empty()) t += d + "\n";
+  uint8_t key;
+  if (shadow_slot(k, a, &key)) t += memory_state(k, a);
+  t += "==================================================================\n";
+  Report r{ReportKind::Kasan, title, t};
+  r.addr = ka;
+  emit_report(k, std::move(r));
+}
+
+} // namespace kmm

@@ -1,0 +1,68 @@
+// Software Generic KASAN (mm/kasan/): a shadow byte for every 8 bytes of simulated memory with
+// the kernel's shadow codes, poisoned and unpoisoned by the allocators, and checked on every
+// access made through kasan_check_read/write, the scenario language and the harness.
+//
+// Shadow encoding (mm/kasan/kasan.h, Generic): 0 = all 8 bytes accessible, 1..7 = the first N
+// bytes accessible, and the negative codes below. The shadow is lazily backed host memory that
+// reads as zero when untouched, so kmm stores each region's shadow XOR-ed with that region's
+// initial state: untouched direct-map shadow means KASAN_PAGE_FREE (every page is free at boot),
+// untouched vmalloc shadow means KASAN_VMALLOC_INVALID. Boot writes nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kmm/gfp.h"
+
+struct page;
+struct kmem_cache;
+
+namespace kmm {
+
+struct Kernel;
+
+inline constexpr unsigned KASAN_GRANULE_SIZE = 8;
+inline constexpr uint8_t KASAN_PAGE_FREE = 0xFF;
+inline constexpr uint8_t KASAN_PAGE_REDZONE = 0xFE;
+inline constexpr uint8_t KASAN_SLAB_REDZONE = 0xFC;
+inline constexpr uint8_t KASAN_SLAB_FREE = 0xFB;
+inline constexpr uint8_t KASAN_SLAB_FREE_META = 0xFA;
+inline constexpr uint8_t KASAN_VMALLOC_INVALID = 0xF8;
+
+struct KasanState {
+  uint8_t* dm_shadow = nullptr; // direct map: mem/8 bytes, stored XOR KASAN_PAGE_FREE
+  size_t dm_shadow_size = 0;
+  uint8_t* vm_shadow = nullptr; // vmalloc range: size/8 bytes, stored XOR KASAN_VMALLOC_INVALID
+  size_t vm_shadow_size = 0;
+  ~KasanState();
+};
+
+bool kasan_enabled(const Kernel& k);
+void kasan_init(Kernel& k); // after vmalloc_init; nothing when kasan=off
+
+// Shadow updates on [addr, addr + size) of simulated memory; addr granule aligned.
+void kasan_poison(Kernel& k, const void* addr, size_t size, uint8_t value);
+// Makes [addr, addr + size) accessible; a partial last granule gets the count of valid bytes.
+void kasan_unpoison(Kernel& k, const void* addr, size_t size);
+uint8_t kasan_shadow(Kernel& k, const void* addr); // the (decoded) shadow byte of addr
+
+// The page allocator's hooks.
+void kasan_alloc_pages(Kernel& k, struct page* page, unsigned order);
+void kasan_free_pages(Kernel& k, struct page* page, unsigned order);
+// vmalloc's: an area of `size` bytes mapped at addr (the slack to the page end stays invalid).
+void kasan_unpoison_vmalloc(Kernel& k, const void* addr, size_t size);
+void kasan_poison_vmalloc(Kernel& k, const void* addr, size_t size);
+
+// Checks an access; returns false (after reporting) if it touches poisoned memory. `fn` is the
+// function named in the report title ("BUG: KASAN: <type> in <fn>").
+bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const char* fn);
+// The "double-free" / "invalid-free" reports of kfree and kmem_cache_free.
+void kasan_report_invalid_free(Kernel& k, const void* addr, const char* type, const char* fn);
+
+// Lets the slab layer describe the object around a buggy address; set by the slab layer.
+// Returns the description block ("The buggy address belongs to the object at ...") or "".
+extern std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr);
+
+} // namespace kmm
