@@ -3,13 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <map>
 
 #include "cma.h"
 #include "kernel.h"
 #include "kmm/linux.h"
+#include "kmm/pressure.h"
 #include "kmm/validate.h"
 #include "page_alloc.h"
+#include "task.h"
 #include "pcp.h"
 #include "test_util.h"
 
@@ -17,28 +18,14 @@ using kmm::Machine;
 
 namespace {
 
-// A stand-in page owner for migration: "user pages" recorded in a table the hook updates, so
-// the CMA mechanism is tested on its own (the task layer has its own migration tests).
-std::map<struct page*, int>* g_owned;
-
-bool test_migrate(kmm::Kernel& k, struct page* old_page, struct page* new_page) {
-  auto it = g_owned->find(old_page);
-  if (it == g_owned->end()) return false;
-  std::memcpy(k.mem.page_address(new_page), k.mem.page_address(old_page), PAGE_SIZE);
-  int tag = it->second;
-  g_owned->erase(it);
-  (*g_owned)[new_page] = tag;
-  return true;
-}
-
 struct CmaTest : ::testing::Test {
   std::unique_ptr<Machine> m = Machine::boot("mem=32M cma=8M");
   kmm::MachineScope scope{*m};
-  std::map<struct page*, int> owned;
   kmm::Kernel& k = m->kernel();
-  void SetUp() override {
-    g_owned = &owned;
-    k.hooks.migrate_page = test_migrate;
+  // The pfns of a task's anonymous pages, by index.
+  std::vector<uint32_t> anon(int pid) { return k.tasks->tasks.at(pid)->anon; }
+  unsigned char* page_of(uint32_t pfn) {
+    return static_cast<unsigned char*>(page_address(pfn_to_page(pfn)));
   }
   struct cma* area() { return dev_get_cma_area(nullptr); }
   unsigned long base() { return area()->base_pfn; }
@@ -84,47 +71,38 @@ TEST_F(CmaTest, UnmovableAllocationsNeverUseCma) {
 }
 
 TEST_F(CmaTest, MovableAllocationsBorrowCmaAndCmaAllocMigratesThem) {
-  // Fill the machine with movable "user pages" carrying a checksum pattern.
-  std::vector<struct page*> user;
-  for (int i = 0;; i++) {
-    struct page* p = kmm::__alloc_pages(k, GFP_HIGHUSER_MOVABLE | __GFP_NOWARN | __GFP_NORETRY, 0,
-                                        kmm::PageOwner::Anon);
-    if (!p) break;
-    std::memset(page_address(p), i & 0xff, PAGE_SIZE);
-    owned[p] = i;
-    if (owned.size() > 5000) break;
-  }
+  // A user task fills most of the machine; its pages land in the CMA area too. Each page gets
+  // a pattern derived from its index, to checksum after migration.
+  int pid = kmm::task_spawn(*m, "filler");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kmm::task_touch(*m, pid, 5000), 5000);
+  std::vector<uint32_t> before = anon(pid);
   unsigned long in_cma = 0;
-  for (auto& [p, tag] : owned)
-    if (page_to_pfn(p) >= base() && page_to_pfn(p) < base() + 2048) in_cma++;
-  EXPECT_GT(in_cma, 1000u);
-  // Free some non-CMA user pages so migration has somewhere to go.
-  int freed = 0;
-  for (auto it = owned.begin(); it != owned.end() && freed < 600;) {
-    if (page_to_pfn(it->first) < base()) {
-      __free_page(it->first);
-      it = owned.erase(it);
-      freed++;
-    } else {
-      ++it;
-    }
+  for (size_t i = 0; i < before.size(); i++) {
+    std::memset(page_of(before[i]), static_cast<int>(i * 7 + 1), PAGE_SIZE);
+    if (before[i] >= base() && before[i] < base() + 2048) in_cma++;
   }
+  EXPECT_GT(in_cma, 1000u);
   struct page* buf = cma_alloc(area(), 512, 9, false);
   ASSERT_NE(buf, nullptr) << m->dmesg();
-  EXPECT_EQ((page_to_pfn(buf) - 0) % 512, 0u);
-  for (unsigned long i = 0; i < 512; i++) EXPECT_EQ(owned.count(buf + i), 0u);
-  // Every migrated page kept its bytes.
-  for (auto& [p, tag] : owned) {
-    auto* b = static_cast<unsigned char*>(page_address(p));
-    ASSERT_EQ(b[0], tag & 0xff);
-    ASSERT_EQ(b[PAGE_SIZE - 1], tag & 0xff);
+  EXPECT_EQ(page_to_pfn(buf) % 512, 0u);
+  std::vector<uint32_t> after = anon(pid);
+  ASSERT_EQ(after.size(), before.size());
+  unsigned long moved = 0;
+  for (size_t i = 0; i < after.size(); i++) {
+    EXPECT_FALSE(after[i] >= page_to_pfn(buf) && after[i] < page_to_pfn(buf) + 512);
+    moved += after[i] != before[i];
+    const unsigned char* b = page_of(after[i]);
+    ASSERT_EQ(b[0], static_cast<unsigned char>(i * 7 + 1)) << i;
+    ASSERT_EQ(b[PAGE_SIZE - 1], static_cast<unsigned char>(i * 7 + 1)) << i;
   }
-  EXPECT_GT(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_success"), 0);
+  EXPECT_GT(moved, 0u);
+  EXPECT_EQ(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_success"), static_cast<long>(moved));
   EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "512\n");
-  EXPECT_TRUE(kmm::validate(*m).empty()) << kmm::validate(*m)[0];
+  auto errors = kmm::validate(*m);
+  EXPECT_TRUE(errors.empty()) << errors[0];
   EXPECT_TRUE(cma_release(area(), buf, 512));
-  EXPECT_TRUE(kmm::validate(*m).empty());
-  for (auto& [p, tag] : owned) __free_page(p);
+  EXPECT_EQ(kmm::task_exit(*m, pid), 0);
   EXPECT_TRUE(kmm::validate(*m).empty());
   // Freed pages sit on the pcp lists, which CmaFree does not count, until drained.
   kmm::drain_all_pages(k, nullptr);
@@ -132,26 +110,25 @@ TEST_F(CmaTest, MovableAllocationsBorrowCmaAndCmaAllocMigratesThem) {
 }
 
 TEST_F(CmaTest, PinnedPageForcesAnotherRange) {
-  // One movable page at the very start of the area, pinned with get_page.
-  std::vector<struct page*> filler;
-  struct page* pinned = nullptr;
+  int pid = kmm::task_spawn(*m, "pinner");
+  // Touch until one of the task's pages is among the first 16 pages of the area.
+  uint32_t pinned = 0;
   while (!pinned) {
-    struct page* p = kmm::__alloc_pages(k, GFP_HIGHUSER_MOVABLE, 0, kmm::PageOwner::Anon);
-    ASSERT_NE(p, nullptr);
-    owned[p] = 1;
-    if (page_to_pfn(p) >= base() && page_to_pfn(p) < base() + 16) pinned = p;
-    else filler.push_back(p);
+    ASSERT_EQ(kmm::task_touch(*m, pid, 1), 1);
+    uint32_t pfn = anon(pid).back();
+    if (pfn >= base() && pfn < base() + 16) pinned = pfn;
   }
-  get_page(pinned);
+  get_page(pfn_to_page(pinned));
   struct page* buf = cma_alloc(area(), 16, 4, false);
   ASSERT_NE(buf, nullptr);
   EXPECT_GE(page_to_pfn(buf), base() + 16); // the first range was busy
   EXPECT_EQ(page_to_pfn(buf) % 16, 0u);
-  EXPECT_EQ(owned.count(pinned), 1u);        // not migrated
+  EXPECT_EQ(anon(pid).back(), pinned); // not migrated
+  EXPECT_GT(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_fail"), 0);
   EXPECT_TRUE(kmm::validate(*m).empty());
   cma_release(area(), buf, 16);
-  put_page(pinned);
-  for (auto& [p, t] : owned) __free_page(p);
+  put_page(pfn_to_page(pinned));
+  kmm::task_exit(*m, pid);
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
@@ -168,6 +145,17 @@ TEST_F(CmaTest, FailureIsReportedWithTheAreaMap) {
   EXPECT_EQ(kmm::test::count_reports(*m, "BUG: Bad page state"), 1u);
   EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/alloc_pages_success"), "2048\n");
   EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/alloc_pages_fail"), "2\n");
+}
+
+TEST_F(CmaTest, AlignmentIsHonoured) {
+  struct page* one = cma_alloc(area(), 1, 0, false);
+  struct page* aligned = cma_alloc(area(), 16, 4, false);
+  ASSERT_NE(aligned, nullptr);
+  EXPECT_EQ(page_to_pfn(one), base());
+  EXPECT_EQ(page_to_pfn(aligned), base() + 16); // bits 1..15 are skipped for alignment
+  cma_release(area(), aligned, 16);
+  cma_release(area(), one, 1);
+  EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
 TEST_F(CmaTest, ProcCmaSummary) {

@@ -15,13 +15,22 @@ using kmm::Scenario;
 
 namespace {
 
+bool example_available(const std::filesystem::path& p);
+
 std::vector<std::filesystem::path> example_files() {
   std::vector<std::filesystem::path> files;
   for (const auto& e :
        std::filesystem::directory_iterator(std::filesystem::path(KMM_SOURCE_DIR) / "corpus/examples"))
-    if (e.path().extension() == ".kmm") files.push_back(e.path());
+    if (e.path().extension() == ".kmm" && example_available(e.path())) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   return files;
+}
+
+// Examples of subsystems this build does not have yet (slab ops before SLUB lands) are skipped.
+bool example_available(const std::filesystem::path& p) {
+  auto names = kmm::scenario_op_names();
+  bool slab = std::find(names.begin(), names.end(), "kmem_cache_create") != names.end();
+  return slab || p.filename().string().rfind("slab_", 0) != 0;
 }
 
 std::string slurp(const std::filesystem::path& p) {

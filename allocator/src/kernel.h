@@ -56,8 +56,14 @@ struct PressureHooks {
 
 class Machine;
 struct VmallocState;
+struct TaskTable;    // task.h
+struct PageCache;    // pagecache.h
+struct Reclaim;      // vmscan.h
+struct ShrinkerList; // shrinker.h
 struct CmaState;
 struct KasanState;
+struct SlabState; // slub.h
+struct SlabStateDeleter { void operator()(SlabState* s) const; }; // slab_common.cpp
 
 struct Kernel {
   Kernel() = default;
@@ -78,7 +84,7 @@ struct Kernel {
   int user_min_free_kbytes = -1; // set by a write to /proc/sys/vm/min_free_kbytes
   unsigned watermark_scale_factor = 10;
   unsigned long totalreserve_pages = 0;
-  unsigned long kswapd_wakeups = 0; // wakeup_kswapd() calls (the hook does the reclaim)
+  std::atomic<unsigned long> kswapd_wakeups{0}; // wakeup_kswapd() calls (the hook does the reclaim)
 
   std::atomic<long> node_stat[NR_VM_NODE_STAT_ITEMS] = {}; // mod_node_page_state()
   void mod_node_page_state(node_stat_item item, long delta) {
@@ -90,8 +96,23 @@ struct Kernel {
 
   ProcFs procfs;
   std::unique_ptr<VmallocState> vmalloc; // vmalloc.cpp
+
+  // Memory pressure (task.cpp, pagecache.cpp, vmscan.cpp, shrinker.cpp, oom_kill.cpp,
+  // overcommit.cpp). Reclaim::lru_lock guards the LRU lists, every task's page list and every
+  // file's page index.
+  std::unique_ptr<TaskTable> tasks;
+  std::unique_ptr<PageCache> pagecache;
+  std::unique_ptr<Reclaim> reclaim;
+  std::unique_ptr<ShrinkerList> shrinkers;
+  std::atomic<long> vm_committed_as{0}; // pages reserved by tasks (Committed_AS)
+  int overcommit_memory = 0;            // vm.overcommit_memory: 0 guess, 1 always, 2 never
+  long overcommit_ratio = 50;           // vm.overcommit_ratio, percent of RAM for CommitLimit
+  long user_reserve_kbytes = 0;         // vm.user_reserve_kbytes (init_user_reserve)
+  long admin_reserve_kbytes = 0;        // vm.admin_reserve_kbytes (init_admin_reserve)
+  int swappiness = 60;                  // vm.swappiness (accepted; no swap device)
   std::unique_ptr<CmaState> cma;         // cma.cpp
   std::unique_ptr<KasanState> kasan;     // kasan.cpp; null when kasan=off
+  std::unique_ptr<SlabState, SlabStateDeleter> slab; // slab caches, kmalloc, RCU (slub.h)
 
   std::mutex report_lock;
   std::vector<Report> reports;
@@ -106,6 +127,9 @@ struct Kernel {
 
   CpuState& cpu() { return cpus[current_cpu < 0 ? 0 : current_cpu]; }
   unsigned cpu_id() const { return current_cpu < 0 ? 0 : static_cast<unsigned>(current_cpu); }
+  // CPU slots with per-CPU state: the nr_cpus CPUs plus, below MAX_CPUS, the hidden slot
+  // nr_cpus that the kswapd thread runs as (vmscan.cpp). Drains and event sums cover them all.
+  unsigned nr_cpu_slots() const { return nr_cpus < MAX_CPUS ? nr_cpus + 1 : nr_cpus; }
   void count_event(vm_event_item item, unsigned long delta = 1) { cpu().events[item] += delta; }
   uint64_t random();
 };

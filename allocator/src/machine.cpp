@@ -17,6 +17,12 @@
 #include "fault.h"
 #include "vmalloc.h"
 #include "kernel.h"
+#include "pagecache.h"
+#include "pressure_init.h"
+#include "shrinker.h"
+#include "task.h"
+#include "vmscan.h"
+#include "slub.h"
 #include "watermark.h"
 
 namespace kmm {
@@ -40,9 +46,14 @@ Machine* current_machine() {
   return k ? k->machine : nullptr;
 }
 
-static void log_boot(Kernel& k) {
+// The boot log, in the kernel's order: banner and command line first (setup_arch), the zone
+// ranges and memory totals once the buddy allocator holds the pages (mm_core_init), SMP last.
+static void log_banner(Kernel& k) {
   k.log.printk("Linux version 6.12.0-kmm (kmm simulated machine)");
   k.log.printk("Command line: " + k.params.cmdline);
+}
+
+static void log_memory(Kernel& k) {
   k.log.printk("Zone ranges:");
   for (auto& z : k.zones) {
     if (!z.populated()) {
@@ -51,7 +62,8 @@ static void log_boot(Kernel& k) {
     }
     uint64_t start = uint64_t(z.zone_start_pfn) << PAGE_SHIFT_;
     uint64_t end = (uint64_t(z.end_pfn()) << PAGE_SHIFT_) - 1;
-    k.log.printk(strprintf("  %-8s [mem %#018llx-%#018llx]", z.name, (unsigned long long)start,
+    // %#018Lx in the kernel: "0x" and 16 digits, also for zero.
+    k.log.printk(strprintf("  %-8s [mem 0x%016llx-0x%016llx]", z.name, (unsigned long long)start,
                            (unsigned long long)end));
   }
   unsigned long total = 0;
@@ -59,6 +71,9 @@ static void log_boot(Kernel& k) {
   k.log.printk(strprintf("Built 1 zonelists, mobility grouping on.  Total pages: %lu", total));
   k.log.printk(strprintf("Memory: %luK/%lluK available", total << 2,
                          (unsigned long long)(k.mem.bytes >> 10)));
+}
+
+static void log_smp(Kernel& k) {
   k.log.printk(strprintf("smp: Brought up 1 node, %u CPU%s", k.nr_cpus, k.nr_cpus > 1 ? "s" : ""));
 }
 
@@ -68,6 +83,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   k->nr_cpus = static_cast<unsigned>(k->params.nr_cpus);
   k->rng_state = k->params.seed;
   k->watermark_scale_factor = static_cast<unsigned>(k->params.watermark_scale_factor);
+  log_banner(*k);
   k->mem.init(k->params.mem);
   setup_zones(*k);
 
@@ -81,6 +97,8 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
     free_range_at_boot(*k, z, std::max(z.zone_start_pfn, 1ul), z.end_pfn());
   }
   init_per_zone_wmark_min(*k);
+  log_memory(*k);
+  kmem_cache_init(*k); // slab caches and the kmalloc caches (slab_common.cpp)
   if (k->params.min_free_kbytes >= 0) { // as a write to /proc/sys/vm/min_free_kbytes
     k->min_free_kbytes = static_cast<int>(k->params.min_free_kbytes);
     k->user_min_free_kbytes = k->min_free_kbytes;
@@ -90,14 +108,18 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   vmalloc_init(*k);
   register_vmalloc_procfs(*k);
   kasan_init(*k);
+  pressure_init(*k); // tasks, page cache, reclaim, kswapd, OOM (installs the pressure hooks)
   register_cma_procfs(*k);
-  log_boot(*k);
+  log_smp(*k);
   std::unique_ptr<Machine> m(new Machine(std::move(k)));
   m->k_->machine = m.get();
   return m;
 }
 
-Kernel::~Kernel() { unregister_fault_ranges(*this); }
+Kernel::~Kernel() {
+  pressure_exit(*this); // stops the kswapd thread before anything it uses goes away
+  unregister_fault_ranges(*this);
+}
 
 Machine::Machine(std::unique_ptr<Kernel> k) : k_(std::move(k)) {}
 

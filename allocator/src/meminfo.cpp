@@ -5,6 +5,7 @@
 
 #include "bug.h"
 #include "kernel.h"
+#include "overcommit.h"
 
 namespace kmm {
 
@@ -91,8 +92,8 @@ std::string proc_meminfo(Kernel& k) {
   kb("NFS_Unstable", 0);
   kb("Bounce", 0);
   kb("WritebackTmp", 0);
-  kb("CommitLimit", totalram * kOvercommitRatio / 100);
-  kb("Committed_AS", 0);
+  kb("CommitLimit", vm_commit_limit(k));
+  kb("Committed_AS", vm_memory_committed(k));
   kb_raw("VmallocTotal", 34359738367l); // (VMALLOC_END - VMALLOC_START) >> 10 on x86_64
   kb("VmallocUsed", k.node_page_state(NR_VMALLOC));
   kb("VmallocChunk", 0);

@@ -95,7 +95,7 @@ void free_unref_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int 
 void drain_all_pages(Kernel& k, zone* only) {
   for (auto& z : k.zones) {
     if (only && &z != only) continue;
-    for (unsigned c = 0; c < k.nr_cpus; c++) {
+    for (unsigned c = 0; c < k.nr_cpu_slots(); c++) {
       per_cpu_pages& pcp = z.pcp[c];
       std::lock_guard<SpinLock> pguard(pcp.lock);
       if (pcp.count) free_pcppages_bulk(k, z, pcp.count, pcp, 0);
@@ -105,7 +105,7 @@ void drain_all_pages(Kernel& k, zone* only) {
 
 long zone_pcp_pages(const Kernel& k, const zone& z) {
   long n = 0;
-  for (unsigned c = 0; c < k.nr_cpus; c++) n += z.pcp[c].count;
+  for (unsigned c = 0; c < k.nr_cpu_slots(); c++) n += z.pcp[c].count;
   return n;
 }
 

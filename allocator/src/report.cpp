@@ -166,7 +166,7 @@ std::string show_mem(Kernel& k) {
   for (auto& z : k.zones) {
     free += z.free_pages();
     free_cma += z.vm_stat[NR_FREE_CMA_PAGES].load();
-    for (unsigned c = 0; c < k.nr_cpus; c++) free_pcp += z.pcp[c].count;
+    for (unsigned c = 0; c < k.nr_cpu_slots(); c++) free_pcp += z.pcp[c].count;
   }
   t += strprintf("active_anon:0 inactive_anon:0 isolated_anon:0\n"
                  " active_file:0 inactive_file:0 isolated_file:0\n"
@@ -180,7 +180,7 @@ std::string show_mem(Kernel& k) {
   for (auto& z : k.zones) {
     if (!z.populated()) continue;
     long zpcp = 0;
-    for (unsigned c = 0; c < k.nr_cpus; c++) zpcp += z.pcp[c].count;
+    for (unsigned c = 0; c < k.nr_cpu_slots(); c++) zpcp += z.pcp[c].count;
     t += strprintf("Node 0 %s free:%ldkB boost:%lukB min:%lukB low:%lukB high:%lukB "
                    "reserved_highatomic:%luKB present:%lukB managed:%lukB free_pcp:%ldkB "
                    "local_pcp:%dkB free_cma:%ldkB\n",

@@ -17,6 +17,13 @@
 #include "kmm/validate.h"
 #include "scenario_run.h"
 
+// The slab operations need SLUB; until it is in every build they are compiled only where it is.
+#if __has_include("slub.h")
+#define KMM_SCENARIO_SLAB 1
+#else
+#define KMM_SCENARIO_SLAB 0
+#endif
+
 namespace kmm::scn {
 
 // ---- kinds, names, tables -----------------------------------------------------------------
@@ -437,6 +444,121 @@ void exec_expect_value(Runner& r, const Op& op) {
   r.detail = "ok";
 }
 
+// ---- slab and kmalloc (SLUB) -----------------------------------------------------------------
+#if KMM_SCENARIO_SLAB
+
+// ctor=fill: fills each new object with 0x5c (the object's size comes from its slab's cache).
+constexpr uint8_t kCtorPattern = 0x5c;
+void ctor_fill(void* obj) {
+  struct page* p = compound_head(virt_to_page(obj));
+  if (p && (p->flags & PG_slab) && p->slab.slab_cache)
+    std::memset(obj, kCtorPattern, kmem_cache_size(p->slab.slab_cache));
+}
+
+void exec_cache_create(Runner& r, const Op& op) {
+  Result res;
+  res.kind = Kind::Cache;
+  res.cache = kmem_cache_create(op.args[0].str.c_str(), static_cast<unsigned>(op.args[1].num),
+                                static_cast<unsigned>(op.args[2].num),
+                                static_cast<slab_flags_t>(op.args[3].num),
+                                op.args[4].num ? ctor_fill : nullptr);
+  res.size = op.args[1].num;
+  r.define(op, res);
+  r.detail = res.cache ? std::string(kmem_cache_name(res.cache)) + " object size " +
+                             std::to_string(kmem_cache_size(res.cache))
+                       : "NULL";
+}
+
+void define_obj(Runner& r, const Op& op, void* ptr, int64_t size) {
+  Result res;
+  res.kind = Kind::Obj;
+  res.ptr = ptr; // ZERO_SIZE_PTR is not NULL; accesses to it are skipped (not direct-mapped)
+  res.size = size;
+  r.define(op, res);
+  r.detail = ptr == ZERO_SIZE_PTR ? "ZERO_SIZE_PTR" : r.describe(res);
+}
+
+void exec_cache_alloc(Runner& r, const Op& op, gfp_t extra) {
+  Result& c = r.ref(op, 0);
+  if (c.null()) {
+    define_obj(r, op, nullptr, c.size);
+    r.detail = "skipped: " + op.args[0].str + " is NULL";
+    return;
+  }
+  define_obj(r, op, kmem_cache_alloc(c.cache, static_cast<gfp_t>(op.args[1].num) | extra), c.size);
+}
+void exec_cache_alloc0(Runner& r, const Op& op) { exec_cache_alloc(r, op, 0); }
+void exec_cache_zalloc(Runner& r, const Op& op) { exec_cache_alloc(r, op, __GFP_ZERO); }
+
+void exec_cache_free(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0) || r.skip_null(op, 1)) return;
+  r.detail = r.describe(r.ref(op, 1));
+  kmem_cache_free(r.ref(op, 0).cache, r.ref(op, 1).ptr);
+}
+
+void exec_cache_destroy(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  kmem_cache_destroy(r.ref(op, 0).cache);
+}
+
+void exec_cache_shrink(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  r.detail = std::to_string(kmem_cache_shrink(r.ref(op, 0).cache));
+}
+
+void exec_kmalloc(Runner& r, const Op& op) {
+  define_obj(r, op, kmalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
+             op.args[0].num);
+}
+void exec_kzalloc(Runner& r, const Op& op) {
+  define_obj(r, op, kzalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
+             op.args[0].num);
+}
+
+void exec_krealloc(Runner& r, const Op& op) {
+  Result& old = r.ref(op, 0);
+  define_obj(r, op,
+             krealloc(old.ptr, static_cast<size_t>(op.args[1].num),
+                      static_cast<gfp_t>(op.args[2].num)),
+             op.args[1].num);
+}
+
+void exec_kfree(Runner& r, const Op& op) {
+  Result& o = r.ref(op, 0);
+  r.detail = r.describe(o);
+  kfree(o.ptr);
+}
+void exec_kfree_sensitive(Runner& r, const Op& op) {
+  Result& o = r.ref(op, 0);
+  r.detail = r.describe(o);
+  kfree_sensitive(o.ptr);
+}
+void exec_ksize(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  r.detail = std::to_string(ksize(r.ref(op, 0).ptr));
+}
+
+int64_t size_of_cache_ref(const Op& op, const SymTab& syms) {
+  const Def* d = syms.find(op.args[0].str);
+  return d ? d->size : 0;
+}
+int64_t size_of_arg1(const Op& op, const SymTab&) { return op.args[1].num; }
+
+#endif // KMM_SCENARIO_SLAB
+
+} // namespace
+
+std::string slab_cache_of(const void* ptr) {
+#if KMM_SCENARIO_SLAB
+  struct page* p = compound_head(virt_to_page(ptr));
+  if (p && (p->flags & PG_slab) && p->slab.slab_cache) return kmem_cache_name(p->slab.slab_cache);
+#endif
+  (void)ptr;
+  return "";
+}
+
+namespace {
+
 int64_t size_of_order(const Op& op, const SymTab&) { return int64_t(PAGE_SIZE) << op.args[0].num; }
 int64_t size_of_arg0(const Op& op, const SymTab&) { return op.args[0].num; }
 
@@ -502,6 +624,32 @@ const std::vector<OpSpec>& op_table() {
      exec_expect_null, nullptr, "expect null R   (the allocation returned NULL)"},
     {"expect value", Kind::None, {access(R_DATA), byte_()},
      exec_expect_value, nullptr, "expect value R+OFF len=N byte=B"},
+#if KMM_SCENARIO_SLAB
+    {"kmem_cache_create", Kind::Cache,
+     {{"name", FieldType::Name}, uint_("size", 1, 65536),
+      {"align", FieldType::UInt, Need::Default, 0, 4096, 0},
+      {"flags", FieldType::SlabFlags, Need::Default}, {"ctor", FieldType::Ctor, Need::Default}},
+     exec_cache_create, size_of_arg1, "C = kmem_cache_create name=NAME size=N [align=N] [flags=SLAB_...] [ctor=none|fill]"},
+    {"kmem_cache_alloc", Kind::Obj, {ref(R_CACHE), gfp()},
+     exec_cache_alloc0, size_of_cache_ref, "O = kmem_cache_alloc C [gfp=FLAGS]"},
+    {"kmem_cache_zalloc", Kind::Obj, {ref(R_CACHE), gfp()},
+     exec_cache_zalloc, size_of_cache_ref, "O = kmem_cache_zalloc C [gfp=FLAGS]"},
+    {"kmem_cache_free", Kind::None, {ref(R_CACHE), ref(R_OBJ)},
+     exec_cache_free, nullptr, "kmem_cache_free C O"},
+    {"kmem_cache_destroy", Kind::None, {ref(R_CACHE)},
+     exec_cache_destroy, nullptr, "kmem_cache_destroy C"},
+    {"kmem_cache_shrink", Kind::None, {ref(R_CACHE)},
+     exec_cache_shrink, nullptr, "kmem_cache_shrink C"},
+    {"kmalloc", Kind::Obj, {uint_("size", 0, int64_t(KMALLOC_MAX_SIZE) + 1), gfp()},
+     exec_kmalloc, size_of_arg0, "O = kmalloc size=N [gfp=FLAGS]"},
+    {"kzalloc", Kind::Obj, {uint_("size", 0, int64_t(KMALLOC_MAX_SIZE) + 1), gfp()},
+     exec_kzalloc, size_of_arg0, "O = kzalloc size=N [gfp=FLAGS]"},
+    {"krealloc", Kind::Obj, {ref(R_OBJ), uint_("size", 0, int64_t(KMALLOC_MAX_SIZE) + 1), gfp()},
+     exec_krealloc, size_of_arg1, "O2 = krealloc O size=N [gfp=FLAGS]"},
+    {"kfree", Kind::None, {ref(R_OBJ)}, exec_kfree, nullptr, "kfree O"},
+    {"kfree_sensitive", Kind::None, {ref(R_OBJ)}, exec_kfree_sensitive, nullptr, "kfree_sensitive O"},
+    {"ksize", Kind::None, {ref(R_OBJ)}, exec_ksize, nullptr, "ksize O   (the usable size goes to the trace)"},
+#endif
   };
   // clang-format on
   return table;

@@ -64,8 +64,10 @@ std::string Runner::describe(const Result& r) {
   case Kind::Obj: {
     if (!k.mem.is_direct(r.ptr)) return "not in the direct map";
     uint64_t phys = k.mem.virt_to_phys(r.ptr);
-    std::snprintf(buf, sizeof buf, "phys 0x%" PRIx64 " (zone %s)", phys,
-                  page_zone(k, static_cast<unsigned long>(phys >> PAGE_SHIFT)).name);
+    std::string cache = r.kind == Kind::Obj ? slab_cache_of(r.ptr) : "";
+    std::snprintf(buf, sizeof buf, "phys 0x%" PRIx64 " (%s%s)", phys, cache.empty() ? "zone " : "",
+                  cache.empty() ? page_zone(k, static_cast<unsigned long>(phys >> PAGE_SHIFT)).name
+                                : cache.c_str());
     return buf;
   }
   default: return "";

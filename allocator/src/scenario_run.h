@@ -64,4 +64,7 @@ struct Runner {
   bool skip_null(const Op& op, size_t field);
 };
 
+// The name of the slab cache a direct-map address belongs to, or "" (scenario_ops.cpp).
+std::string slab_cache_of(const void* ptr);
+
 } // namespace kmm::scn

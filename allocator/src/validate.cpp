@@ -12,13 +12,15 @@
 #include "buddy.h"
 #include "kernel.h"
 #include "pcp.h"
+#include "pressure_init.h"
+#include "slub.h"
 #include "cma.h"
 #include "vmalloc.h"
 
 namespace kmm {
 
 static void check_pcp(Kernel& k, zone& z, std::vector<std::string>& errors) {
-  for (unsigned c = 0; c < k.nr_cpus; c++) {
+  for (unsigned c = 0; c < k.nr_cpu_slots(); c++) {
     per_cpu_pages& pcp = z.pcp[c];
     long pages = 0;
     for (unsigned idx = 0; idx < NR_PCP_LISTS; idx++) {
@@ -110,6 +112,7 @@ const char* page_owner_name(PageOwner owner) {
   case PageOwner::PageTable: return "pagetable";
   case PageOwner::Cma: return "cma";
   case PageOwner::Dma: return "dma";
+  case PageOwner::Kfence: return "kfence";
   }
   return "?";
 }
@@ -119,13 +122,13 @@ std::vector<std::string> validate(Machine& m) {
   std::vector<std::string> errors;
   for (auto& z : k.zones) {
     if (!z.populated()) continue;
-    for (unsigned c = 0; c < k.nr_cpus; c++) z.pcp[c].lock.lock();
+    for (unsigned c = 0; c < k.nr_cpu_slots(); c++) z.pcp[c].lock.lock();
     {
       std::lock_guard<std::mutex> guard(z.lock);
       buddy_check_zone(k, z, errors);
       check_pcp(k, z, errors);
     }
-    for (unsigned c = 0; c < k.nr_cpus; c++) z.pcp[c].lock.unlock();
+    for (unsigned c = 0; c < k.nr_cpu_slots(); c++) z.pcp[c].lock.unlock();
     if (!(z._watermark[WMARK_MIN] <= z._watermark[WMARK_LOW] &&
           z._watermark[WMARK_LOW] <= z._watermark[WMARK_HIGH] &&
           z._watermark[WMARK_HIGH] <= z._watermark[WMARK_PROMO]))
@@ -134,7 +137,9 @@ std::vector<std::string> validate(Machine& m) {
                                  z._watermark[WMARK_HIGH], z._watermark[WMARK_PROMO]));
   }
   check_pages(k, errors);
+  slab_validate(k, errors);
   vmalloc_validate(k, errors);
+  pressure_validate(k, errors);
   cma_validate(k, errors);
   return errors;
 }

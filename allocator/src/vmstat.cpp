@@ -32,7 +32,7 @@ const char* const zone_stat_names[NR_ZONE_STAT_ITEMS] = {
 
 unsigned long sum_vm_event(const Kernel& k, vm_event_item item) {
   unsigned long sum = 0;
-  for (unsigned c = 0; c < k.nr_cpus; c++) sum += k.cpus[c].events[item];
+  for (unsigned c = 0; c < k.nr_cpu_slots(); c++) sum += k.cpus[c].events[item];
   return sum;
 }
 

@@ -13,6 +13,7 @@
 #include "kmm/gfp.h"
 #include "kmm/machine.h"
 #include "kmm/page.h"
+#include "kmm/slab.h"
 #include "kmm/dma.h"
 #include "kmm/kasan.h"
 #include "kmm/vmalloc.h"

@@ -46,6 +46,7 @@ enum class PageOwner : uint8_t {
   PageTable,   // a task's page table
   Cma,         // handed out by cma_alloc()
   Dma,         // dma_alloc_coherent()
+  Kfence,      // the KFENCE pool
 };
 const char* page_owner_name(PageOwner owner);
 

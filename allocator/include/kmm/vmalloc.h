@@ -2,6 +2,8 @@
 // allocations on real host mappings of the machine's RAM. Included by <kmm/linux.h>. [contract]
 #pragma once
 
+#include <cstddef>
+
 #include "kmm/gfp.h"
 
 struct page;
@@ -29,3 +31,19 @@ void vunmap(const void* addr);
 struct page* vmalloc_to_page(const void* addr);
 unsigned long vmalloc_to_pfn(const void* addr);
 bool is_vmalloc_addr(const void* addr);
+
+// kvmalloc and friends (mm/util.c): kmalloc first; above a page, quietly and without retrying
+// (__GFP_NOWARN|__GFP_NORETRY, no __GFP_NOFAIL), then vmalloc with the caller's flags if they
+// allow sleeping. Non-blocking requests (GFP_ATOMIC, GFP_NOWAIT) never fall back.
+void* kvmalloc_node(size_t size, gfp_t flags, int node);
+inline void* kvmalloc(size_t size, gfp_t flags) { return kvmalloc_node(size, flags, -1); }
+inline void* kvzalloc(size_t size, gfp_t flags) { return kvmalloc_node(size, flags | __GFP_ZERO, -1); }
+inline void* kvzalloc_node(size_t size, gfp_t flags, int node) {
+  return kvmalloc_node(size, flags | __GFP_ZERO, node);
+}
+void* kvmalloc_array(size_t n, size_t size, gfp_t flags); // NULL if n * size overflows
+inline void* kvcalloc(size_t n, size_t size, gfp_t flags) {
+  return kvmalloc_array(n, size, flags | __GFP_ZERO);
+}
+void kvfree(const void* addr);
+void kvfree_sensitive(const void* addr, size_t len);

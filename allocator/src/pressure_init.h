@@ -1,0 +1,18 @@
+// Boot, teardown and validation of the memory-pressure layer (pressure.cpp): tasks, page cache,
+// reclaim, shrinkers, OOM and overcommit, with their /proc files.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kmm {
+
+struct Kernel;
+
+void pressure_init(Kernel& k); // Machine::boot, after the allocators
+void pressure_exit(Kernel& k); // ~Kernel, first: stops kswapd
+// Every Anon/PageCache/PageTable page accounted to exactly one owner, LRU lists consistent,
+// counters equal to contents, meminfo arithmetic.
+void pressure_validate(Kernel& k, std::vector<std::string>& errors);
+
+} // namespace kmm
