@@ -1,0 +1,210 @@
+// Buddy allocator and watermarks: rc::state commands alloc_pages / free_pages against the page
+// model (model_buddy.h).
+//
+//   BuddyProp.MatchesPageModel      every block is aligned to its order, in an allowed zone, never
+//                                   overlaps a live block, keeps its contents until freed, and a
+//                                   request the model says must succeed does (must_succeed)
+//   BuddyProp.CoalescesToBootState  freeing everything and draining the pcp lists gives back the
+//                                   boot /proc/buddyinfo, and validate holds
+//   WatermarkProp.NonReserveKeepsMin a non-reserve allocation never leaves its zone below min
+//                                   (free + pcp pages >= min + lowmem_reserve)
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <cstring>
+
+#include "model_buddy.h"
+
+namespace kmm::prop {
+namespace {
+
+const char* const kBuddyBoot = "mem=16M nr_cpus=2";
+
+// The generation model: the names defined so far and the order each is freed with.
+struct BuddyGen {
+  std::map<std::string, unsigned> live;
+  unsigned next = 0;
+};
+
+struct Block {
+  struct page* page = nullptr; // nullptr: the allocation failed (later uses are skipped)
+  unsigned long pfn = 0;
+  unsigned order = 0;
+  uint8_t byte = 0;
+};
+
+struct BuddySut : Sut {
+  PageModel pm;
+  std::map<std::string, Block> blocks;
+  explicit BuddySut(const std::string& boot) : Sut(boot) { pm = PageModel::from_boot(*this); }
+};
+
+using Cmd = rc::state::Command<BuddyGen, BuddySut>;
+
+const gfp_t kGfps[] = {
+    GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN,
+    GFP_KERNEL | __GFP_ZERO | __GFP_NORETRY | __GFP_NOWARN,
+    GFP_NOWAIT | __GFP_NOWARN,
+    GFP_KERNEL | __GFP_DMA32 | __GFP_NORETRY | __GFP_NOWARN,
+    GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN,
+    GFP_KERNEL | __GFP_RECLAIMABLE | __GFP_NORETRY | __GFP_NOWARN,
+};
+
+rc::Gen<unsigned> gen_order() {
+  return rc::gen::weightedOneOf<unsigned>({{6, rc::gen::inRange(0u, 4u)},
+                                           {3, rc::gen::inRange(4u, 8u)},
+                                           {1, rc::gen::inRange(8u, 11u)}});
+}
+
+// Fills/checks the first and last 16 bytes of every page: enough to see two blocks sharing a
+// frame, cheap enough for order-10 blocks.
+void stamp(struct page* p, unsigned order, uint8_t b) {
+  for (unsigned long i = 0; i < (1ul << order); i++) {
+    auto* a = static_cast<uint8_t*>(page_address(p)) + i * PAGE_SIZE;
+    std::memset(a, b, 16);
+    std::memset(a + PAGE_SIZE - 16, b, 16);
+  }
+}
+bool stamped(struct page* p, unsigned order, uint8_t b, int only = -1) {
+  for (unsigned long i = 0; i < (1ul << order); i++) {
+    auto* a = static_cast<uint8_t*>(page_address(p)) + i * PAGE_SIZE;
+    for (int j = 0; j < 16; j++)
+      if ((only < 0 || j == only) && (a[j] != b || a[PAGE_SIZE - 16 + j] != b)) return false;
+  }
+  return true;
+}
+bool zeroed(struct page* p, unsigned order) {
+  auto* a = static_cast<const uint8_t*>(page_address(p));
+  for (size_t i = 0; i < (PAGE_SIZE << order); i++)
+    if (a[i]) return false;
+  return true;
+}
+
+struct AllocPages : Cmd {
+  std::string name;
+  unsigned order = *gen_order();
+  gfp_t gfp = *rc::gen::elementOf(std::vector<gfp_t>(std::begin(kGfps), std::end(kGfps)));
+  uint8_t byte = *rc::gen::inRange<int>(1, 256);
+
+  explicit AllocPages(const BuddyGen& g) : name("p" + std::to_string(g.next)) {}
+  void checkPreconditions(const BuddyGen& g) const override { RC_PRE(!g.live.count(name)); }
+  void apply(BuddyGen& g) const override {
+    g.live[name] = order;
+    g.next = std::max(g.next, unsigned(std::stoul(name.substr(1))) + 1);
+  }
+  void run(const BuddyGen&, BuddySut& s) const override {
+    s.step(*this);
+    bool must = s.pm.must_succeed(gfp, order);
+    size_t r0 = s.nreports();
+    struct page* p = alloc_pages(gfp, order);
+    RC_ASSERT(s.nreports() == r0);
+    Block b{p, 0, order, byte};
+    if (!p) {
+      if (must) RC_LOG() << "model: a free aligned order-" << order << " block above min exists\n";
+      RC_ASSERT(!must);
+      s.blocks[name] = b;
+      return;
+    }
+    b.pfn = page_to_pfn(p);
+    std::string why = check_new_block(s.pm, b.pfn, order, gfp);
+    RC_LOG() << (why.empty() ? "" : "model: " + why + "\n");
+    RC_ASSERT(why.empty());
+    RC_ASSERT(page_count(p) == 1);
+    if (gfp & __GFP_ZERO) RC_ASSERT(zeroed(p, order));
+    // Watermarks: a request without __GFP_HIGH never takes its zone below min (pcp pages count:
+    // a pcp refill may move a batch off the buddy lists, as in the kernel).
+    int zi = s.pm.zone_of(b.pfn);
+    int hz = PageModel::highest_zone(gfp);
+    long floor = static_cast<long>(s.pm.zones[zi].min + s.pm.zones[zi].reserve[hz]);
+    long have = zone_free_with_pcp(s, zi);
+    RC_LOG() << (have >= floor ? "" : "zone below min: free+pcp " + std::to_string(have) +
+                                         " < " + std::to_string(floor) + "\n");
+    RC_ASSERT(have >= floor);
+    s.pm.take(b.pfn, order);
+    stamp(p, order, byte);
+    s.blocks[name] = b;
+  }
+  void show(std::ostream& os) const override {
+    os << name << " = alloc_pages order=" << order << " gfp=" << gfp_names(gfp);
+  }
+};
+
+struct FreePages : Cmd {
+  std::string name;
+  explicit FreePages(const BuddyGen& g) {
+    RC_PRE(!g.live.empty());
+    name = *rc::gen::elementOf(keys(g));
+  }
+  static std::vector<std::string> keys(const BuddyGen& g) {
+    std::vector<std::string> v;
+    for (auto& [n, o] : g.live) v.push_back(n);
+    return v;
+  }
+  void checkPreconditions(const BuddyGen& g) const override { RC_PRE(g.live.count(name) == 1u); }
+  void apply(BuddyGen& g) const override { g.live.erase(name); }
+  void run(const BuddyGen&, BuddySut& s) const override {
+    s.step(*this);
+    Block b = s.blocks.at(name);
+    s.blocks.erase(name);
+    if (!b.page) return; // the scenario interpreter skips a NULL result too
+    // Contents intact: nobody else was handed these frames meanwhile.
+    RC_ASSERT(stamped(b.page, b.order, b.byte));
+    size_t r0 = s.nreports();
+    __free_pages(b.page, b.order);
+    RC_ASSERT(s.nreports() == r0);
+    s.pm.give(b.pfn, b.order);
+  }
+  void show(std::ostream& os) const override { os << "free_pages " << name; }
+};
+
+// Frees everything still live (as free_pages lines), drains, and compares with the boot state.
+void free_all_and_compare(BuddySut& s) {
+  for (auto& [n, b] : s.blocks) {
+    s.note("free_pages " + n);
+    if (b.page) __free_pages(b.page, b.order);
+  }
+  s.blocks.clear();
+  s.drain();
+  s.note("# drain_all_pages, then /proc/buddyinfo must equal the boot state");
+  std::string now = buddyinfo(s);
+  RC_LOG() << (now == s.pm.boot_buddyinfo ? ""
+                                          : "boot buddyinfo:\n" + s.pm.boot_buddyinfo +
+                                                "now:\n" + now);
+  RC_ASSERT(now == s.pm.boot_buddyinfo);
+  RC_ASSERT(s.titles().empty());
+  s.check_valid();
+}
+
+auto buddy_cmds() { return rc::state::gen::execOneOfWithArgs<AllocPages, AllocPages, FreePages>(); }
+
+} // namespace
+
+RC_GTEST_PROP(BuddyProp, MatchesPageModel, ()) {
+  BuddySut s(kBuddyBoot);
+  BuddyGen g;
+  auto cmds = *rc::gen::resize(40 * scale(), rc::state::gen::commands(g, buddy_cmds()));
+  rc::state::runAll(cmds, g, s);
+  RC_ASSERT(s.titles().empty());
+  s.check_valid();
+}
+
+RC_GTEST_PROP(BuddyProp, CoalescesToBootState, ()) {
+  BuddySut s(kBuddyBoot);
+  BuddyGen g;
+  auto cmds = *rc::gen::resize(40 * scale(), rc::state::gen::commands(g, buddy_cmds()));
+  rc::state::runAll(cmds, g, s);
+  free_all_and_compare(s);
+}
+
+// Pressure on the watermarks: many order-0..3 non-reserve requests on a small machine, so the
+// zones reach min; AllocPages checks free + pcp >= min + lowmem_reserve after each success.
+RC_GTEST_PROP(WatermarkProp, NonReserveKeepsMin, ()) {
+  BuddySut s("mem=8M nr_cpus=2");
+  BuddyGen g;
+  auto gen = rc::state::gen::execOneOfWithArgs<AllocPages, AllocPages, AllocPages, FreePages>();
+  auto cmds = *rc::gen::resize(200 * scale(), rc::state::gen::commands(g, gen));
+  rc::state::runAll(cmds, g, s);
+  s.check_valid();
+}
+
+} // namespace kmm::prop
