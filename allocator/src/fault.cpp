@@ -53,10 +53,7 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     write = uc->uc_mcontext.gregs[REG_ERR] & 2; // #PF error code bit 1: write access
 #endif
     FaultCallback cb = r.cb.load();
-    if (cb && cb(*k, addr, write)) {
-      map_scratch_page(addr);
-      return;
-    }
+    if (cb && cb(*k, addr, write)) return; // the callback made the access possible
   }
   chain(sig, info, uctx);
 }

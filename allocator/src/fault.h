@@ -17,7 +17,8 @@ namespace kmm {
 
 struct Kernel;
 
-// Returns true if it handled the fault (and the scratch page should be mapped).
+// Returns true if it handled the fault and made the page accessible (map_scratch_page, or
+// mprotect), so the faulting access can be retried.
 using FaultCallback = bool (*)(Kernel& k, uintptr_t addr, bool write);
 
 // Registers [start, end) for k. Returns false if the table is full (16 ranges).

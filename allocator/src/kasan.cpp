@@ -14,7 +14,7 @@
 
 namespace kmm {
 
-std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr) = nullptr;
+std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const char* bug_type) = nullptr;
 
 KasanState::~KasanState() {
   if (dm_shadow) munmap(dm_shadow, dm_shadow_size);
@@ -38,6 +38,7 @@ void kasan_init(Kernel& k) {
   st->vm_shadow_size = k.vmalloc->size / KASAN_GRANULE_SIZE;
   st->vm_shadow = map_shadow(st->vm_shadow_size);
   k.kasan = std::move(st);
+  kasan_slab_init(k);
   k.log.printk("kasan: KernelAddressSanitizer initialized (generic)");
 }
 
@@ -144,10 +145,10 @@ static std::string memory_state(Kernel& k, uintptr_t a) {
   return t;
 }
 
-static std::string describe_addr(Kernel& k, uintptr_t a) {
+static std::string describe_addr(Kernel& k, uintptr_t a, const char* type) {
   std::string t;
   const void* p = reinterpret_cast<const void*>(a);
-  if (kasan_describe_slab_object) t += kasan_describe_slab_object(k, p);
+  if (kasan_describe_slab_object) t += kasan_describe_slab_object(k, p, type);
   if (k.mem.is_direct(p)) {
     if (!t.empty()) t += "\n";
     t += "The buggy address belongs to the physical page:\n";
@@ -170,7 +171,7 @@ static void kasan_report(Kernel& k, uintptr_t a, size_t size, bool write, const 
                  (unsigned long long)ka, k.cpu().current.comm.c_str(), k.cpu().current.pid);
   t += cpu_line(k) + "\n";
   if (described) {
-    std::string d = describe_addr(k, a);
+    std::string d = describe_addr(k, a, type);
     if (!d.empty()) t += d + "\n";
     t += memory_state(k, a);
   }
@@ -225,7 +226,7 @@ void kasan_report_invalid_free(Kernel& k, const void* addr, const char* type, co
   t += strprintf("Free of addr %016llx by task %s/%d\n\n", (unsigned long long)ka,
                  k.cpu().current.comm.c_str(), k.cpu().current.pid);
   t += cpu_line(k) + "\n";
-  std::string d = describe_addr(k, a);
+  std::string d = describe_addr(k, a, type);
   if (!d.empty()) t += d + "\n";
   uint8_t key;
   if (shadow_slot(k, a, &key)) t += memory_state(k, a);

@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -63,6 +65,20 @@ void kasan_report_invalid_free(Kernel& k, const void* addr, const char* type, co
 
 // Lets the slab layer describe the object around a buggy address; set by the slab layer.
 // Returns the description block ("The buggy address belongs to the object at ...") or "".
-extern std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr);
+extern std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const char* bug_type);
+
+// The quarantine (mm/kasan/quarantine.c): freed slab objects wait here, oldest first, until
+// they hold more than 1/32 of RAM; then the oldest go back to SLUB.
+struct KasanQuarantine {
+  struct Entry {
+    kmem_cache* cache;
+    void* object;
+  };
+  std::mutex lock;
+  std::deque<Entry> fifo;
+  size_t bytes = 0; // sum of the objects' slot sizes
+};
+void kasan_slab_init(Kernel& k);
+size_t kasan_quarantine_bytes(Kernel& k);
 
 } // namespace kmm

@@ -62,6 +62,8 @@ struct Reclaim;      // vmscan.h
 struct ShrinkerList; // shrinker.h
 struct CmaState;
 struct KasanState;
+struct KasanQuarantine;
+struct KfencePool;
 struct SlabState; // slub.h
 struct SlabStateDeleter { void operator()(SlabState* s) const; }; // slab_common.cpp
 
@@ -112,6 +114,8 @@ struct Kernel {
   int swappiness = 60;                  // vm.swappiness (accepted; no swap device)
   std::unique_ptr<CmaState> cma;         // cma.cpp
   std::unique_ptr<KasanState> kasan;     // kasan.cpp; null when kasan=off
+  std::unique_ptr<KasanQuarantine> kasan_quarantine; // kasan_slab.cpp
+  std::unique_ptr<KfencePool> kfence;    // kfence.cpp; null unless kfence.sample_interval
   std::unique_ptr<SlabState, SlabStateDeleter> slab; // slab caches, kmalloc, RCU (slub.h)
 
   std::mutex report_lock;

@@ -7,6 +7,7 @@
 
 #include "bug.h"
 #include "kasan_hooks.h"
+#include "kfence.h"
 #include "kernel.h"
 #include "page_alloc.h"
 #include "slub.h"
@@ -105,13 +106,17 @@ static void free_large_kmalloc(Kernel& k, struct page* page, const void* p) {
   if (order == 0)
     report_warn(k, "mm/slub.c", "free_large_kmalloc",
                 strprintf("object pointer: 0x%llx", (unsigned long long)k.mem.kva(p)));
-  kasan_kfree_large(k, p);
+  if (!kasan_kfree_large(k, p)) return; // a bad free KASAN reported: leave the pages alone
   k.mod_node_page_state(NR_SLAB_UNRECLAIMABLE_B, -long(PAGE_SIZE_ << order));
   kmm::__free_pages(k, page, order);
 }
 
 void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
   if (ZERO_OR_NULL_PTR(p)) return;
+  if (__builtin_expect(is_kfence_address(k, p), 0)) {
+    kfence_free(k, p, "kfree");
+    return;
+  }
   if (!k.mem.is_direct(p)) {
     report_warn(k, "mm/slub.c", "kfree",
                 strprintf("kfree(%p): object is not in the direct map", p));
@@ -135,6 +140,8 @@ void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
 
 size_t __ksize(Kernel& k, const void* p) {
   if (ZERO_OR_NULL_PTR(p)) return 0;
+  if (is_kfence_address(k, p)) return kfence_ksize(k, p);
+  if (!kasan_check_byte(k, p, "ksize")) return 0;
   if (!k.mem.is_direct(p)) {
     report_warn(k, "mm/slab_common.c", "__ksize", "ksize() of a pointer outside the direct map");
     return 0;
@@ -168,6 +175,17 @@ void* __krealloc(Kernel& k, const void* p, size_t new_size, gfp_t flags, uintptr
     return ZERO_SIZE_PTR;
   }
   if (ZERO_OR_NULL_PTR(p)) return __kmalloc(k, new_size, flags, caller);
+  if (!kasan_check_byte(k, p, "krealloc")) return nullptr; // a freed object: reported, NULL
+  if (is_kfence_address(k, p)) {
+    size_t kks = kfence_ksize(k, p);
+    if (new_size <= kks) return const_cast<void*>(p);
+    void* ret = __kmalloc(k, new_size, flags, caller);
+    if (ret) {
+      std::memcpy(ret, p, kks);
+      kfree_internal(k, p, caller);
+    }
+    return ret;
+  }
   size_t ks = 0, orig_size = 0;
   kmem_cache* s = nullptr;
   struct page* page = k.mem.is_direct(p) ? k.mem.virt_to_page(p) : nullptr;

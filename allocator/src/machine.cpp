@@ -14,6 +14,7 @@
 #include "buddy.h"
 #include "cma.h"
 #include "kasan.h"
+#include "kfence.h"
 #include "fault.h"
 #include "vmalloc.h"
 #include "kernel.h"
@@ -108,6 +109,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   vmalloc_init(*k);
   register_vmalloc_procfs(*k);
   kasan_init(*k);
+  kfence_init(*k);
   pressure_init(*k); // tasks, page cache, reclaim, kswapd, OOM (installs the pressure hooks)
   register_cma_procfs(*k);
   log_smp(*k);

@@ -34,6 +34,7 @@
 
 #include "bug.h"
 #include "kasan_hooks.h"
+#include "kfence.h"
 #include "kernel.h"
 #include "page_alloc.h"
 #include "pfn_list.h"
@@ -509,6 +510,13 @@ void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_
       report_sleep_in_atomic(k, "include/linux/sched/mm.h");
   }
   void* obj;
+  if (__builtin_expect(k.kfence != nullptr, 0)) { // a sampled allocation (kfence_alloc)
+    size_t want = orig_size ? orig_size : s->object_size;
+    if ((obj = kfence_alloc(k, s->name.c_str(), want, s->align, gfp))) {
+      if (s->ctor) s->ctor(obj);
+      return obj;
+    }
+  }
   if (__builtin_expect(kmem_cache_debug(s), 0)) {
     obj = slab_alloc_debug(k, s, gfp, unsigned(orig_size), caller);
   } else {
@@ -603,6 +611,12 @@ static void slab_free_debug(Kernel& k, kmem_cache* s, struct page* slab, void* o
 }
 
 void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller) {
+  // slab_free_hook(): KASAN sees the free first (double/invalid free, then the quarantine).
+  if (kasan_slab_free(k, s, obj, s->init_on_free)) return;
+  do_slab_free(k, s, slab, obj, caller);
+}
+
+void do_slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller) {
   if (__builtin_expect(!object_pointer_ok(k, s, slab, obj), 0)) {
     report_slab_err(k, s, slab,
                     strprintf("Invalid object pointer 0x%llx", (unsigned long long)k.mem.kva(obj)),
@@ -610,7 +624,6 @@ void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t
     return;
   }
   bool init = s->init_on_free;
-  if (kasan_slab_free(k, s, obj, init)) return; // KASAN keeps it (quarantine)
   if (init) std::memset(obj, 0, s->object_size);
   if (__builtin_expect(kmem_cache_debug(s), 0)) {
     slab_free_debug(k, s, slab, obj, caller);
@@ -632,6 +645,10 @@ void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t
 
 // kmem_cache_free with cache_from_obj(): the object must be in a slab of `s`.
 void kmem_cache_free_checked(Kernel& k, kmem_cache* s, void* obj, uintptr_t caller) {
+  if (__builtin_expect(is_kfence_address(k, obj), 0)) {
+    kfence_free(k, obj, "kmem_cache_free");
+    return;
+  }
   struct page* slab = virt_to_slab(k, obj);
   if (__builtin_expect(!slab, 0)) {
     report_slab_not_slab(k, "kmem_cache_free", s, obj);
@@ -653,6 +670,7 @@ void flush_all(Kernel& k, kmem_cache* s) {
 }
 
 int __kmem_cache_shrink(Kernel& k, kmem_cache* s) {
+  if (k.kasan) kasan_quarantine_flush(k); // kasan_cache_shrink()
   flush_all(k, s);
   kmem_cache_node& n = s->node;
   std::vector<struct page*> empty, keep;
@@ -674,6 +692,7 @@ int __kmem_cache_shrink(Kernel& k, kmem_cache* s) {
 }
 
 bool __kmem_cache_shutdown(Kernel& k, kmem_cache* s, uintptr_t caller) {
+  if (k.kasan) kasan_quarantine_remove_cache(k, s); // kasan_cache_shutdown()
   flush_all(k, s);
   kmem_cache_node& n = s->node;
   std::vector<struct page*> empty;

@@ -151,6 +151,8 @@ struct SlabState {
 void kmem_cache_init(Kernel& k); // boot: parse slub_* params, create the kmalloc caches, /proc
 void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_t caller);
 void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller);
+// slab_free without the KASAN hook: the quarantine's way back into SLUB.
+void do_slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller);
 // kmem_cache_free: finds the object's slab and checks it belongs to s (cache_from_obj).
 void kmem_cache_free_checked(Kernel& k, kmem_cache* s, void* obj, uintptr_t caller);
 int calculate_sizes(Kernel& k, kmem_cache* s); // 0 or -errno

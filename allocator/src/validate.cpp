@@ -15,6 +15,7 @@
 #include "pressure_init.h"
 #include "slub.h"
 #include "cma.h"
+#include "kfence.h"
 #include "vmalloc.h"
 
 namespace kmm {
@@ -141,6 +142,7 @@ std::vector<std::string> validate(Machine& m) {
   vmalloc_validate(k, errors);
   pressure_validate(k, errors);
   cma_validate(k, errors);
+  kfence_validate(k, errors);
   return errors;
 }
 

@@ -44,6 +44,7 @@ static bool vmalloc_fault(Kernel& k, uintptr_t addr, bool write) {
   // With KASAN the access is caught by its shadow first, as instrumented kernel code would be.
   if (kasan_enabled(k)) {
     kasan_check(k, reinterpret_cast<const void*>(addr), 1, write, "vmalloc_fault");
+    map_scratch_page(addr);
     return true;
   }
   uint64_t kva = k.vmalloc->kva(addr);
@@ -57,6 +58,7 @@ static bool vmalloc_fault(Kernel& k, uintptr_t addr, bool write) {
   Report r{ReportKind::PageFault, title, t};
   r.addr = kva;
   emit_report(k, std::move(r));
+  map_scratch_page(addr);
   return true;
 }
 
