@@ -348,8 +348,6 @@ void kmem_cache_init(Kernel& k) {
   parse_slub_debug(k, k.params.slub_debug);
   create_kmalloc_caches(k);
   register_slab_procfs(k);
-  k.log.printk(strprintf("SLUB: HWalign=64, Order=%u-%u, MinObjects=%u, CPUs=%u, Nodes=1",
-                         st.min_order, st.max_order, st.min_objects, k.nr_cpus));
 }
 
 // ---- kmm::validate --------------------------------------------------------------------------------
