@@ -160,8 +160,11 @@ std::string pick(const SlabGen& g, bool kmalloc_only = false, bool cache_only = 
 
 struct Free : Cmd {
   std::string name;
-  explicit Free(const SlabGen& g) : name(pick(g)) {}
-  void checkPreconditions(const SlabGen& g) const override { RC_PRE(g.live.count(name) == 1u); }
+  int cache;
+  explicit Free(const SlabGen& g) : name(pick(g)), cache(g.live.at(name).cache) {}
+  void checkPreconditions(const SlabGen& g) const override {
+    RC_PRE(g.live.count(name) == 1u && g.live.at(name).cache == cache);
+  }
   void apply(SlabGen& g) const override { g.live.erase(name); }
   void run(const SlabGen& g, SlabSut& s) const override {
     s.step(*this);
@@ -178,8 +181,8 @@ struct Free : Cmd {
     check_all_contents(s);
   }
   void show(std::ostream& os) const override {
-    auto it = name; // kfree for kmalloc objects, kmem_cache_free for cache objects (run decides)
-    os << "kfree " << it;
+    if (cache < 0) os << "kfree " << name;
+    else os << "kmem_cache_free c" << cache << " " << name;
   }
 };
 
@@ -214,9 +217,11 @@ struct Krealloc : Cmd {
 // kmem_cache_free to the other custom cache: reported, the object stays allocated (leaked).
 struct WrongCacheFree : Cmd {
   std::string name;
-  explicit WrongCacheFree(const SlabGen& g) : name(pick(g, false, true)) {}
+  int cache;
+  explicit WrongCacheFree(const SlabGen& g)
+      : name(pick(g, false, true)), cache(g.live.at(name).cache) {}
   void checkPreconditions(const SlabGen& g) const override {
-    RC_PRE(g.live.count(name) == 1u && g.live.at(name).cache >= 0);
+    RC_PRE(g.live.count(name) == 1u && g.live.at(name).cache == cache && cache >= 0);
   }
   void apply(SlabGen& g) const override { g.live.erase(name); }
   void run(const SlabGen&, SlabSut& s) const override {
@@ -235,7 +240,7 @@ struct WrongCacheFree : Cmd {
     check_all_contents(s);
   }
   void show(std::ostream& os) const override {
-    os << "kmem_cache_free c? " << name << "   # the other cache: one report expected\n"
+    os << "kmem_cache_free c" << 1 - cache << " " << name << "   # the wrong cache\n"
        << "expect report \"\"";
   }
 };
