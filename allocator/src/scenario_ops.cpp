@@ -12,6 +12,7 @@
 
 #include "bug.h"
 #include "kernel.h"
+#include "kmm/kasan.h"
 #include "kmm/linux.h"
 #include "kmm/slab.h"
 #include "kmm/validate.h"
@@ -232,9 +233,11 @@ void exec_alloc_pages(Runner& r, const Op& op) {
 struct page* sub_page(Runner& r, const Op& op, const Result& res, size_t field) {
   const Value& v = op.args[field];
   int64_t idx = v.present ? v.num : 0;
-  if (idx >= (int64_t(1) << res.order) && idx != 0) {
+  // The block's pages: res.size, not res.order, which split_page sets to 0.
+  int64_t pages = res.size / int64_t(PAGE_SIZE);
+  if (idx >= pages && idx != 0) {
     r.detail = "skipped: page " + std::to_string(idx) + " is outside " + op.args[0].str +
-               " (order " + std::to_string(res.order) + ")";
+               " (" + std::to_string(pages) + " pages)";
     return nullptr;
   }
   return res.page + idx;
@@ -309,6 +312,10 @@ void exec_store(Runner& r, const Op& op) {
     r.detail = "skipped: " + why;
     return;
   }
+  // A write is an access the kernel's code makes, so KASAN (kasan=on) checks it; corrupt is
+  // the deliberate bug and is not checked.
+  if (!op_table()[op.code].fields[0].corrupt)
+    kasan_check_access(mem, static_cast<unsigned long>(a.len), true, "scenario_write");
   std::memset(mem, static_cast<int>(op.args[1].num), static_cast<size_t>(a.len));
 }
 
@@ -321,6 +328,7 @@ void exec_read(Runner& r, const Op& op) {
     r.detail = "skipped: " + why;
     return;
   }
+  kasan_check_access(mem, static_cast<unsigned long>(a.len), false, "scenario_read");
   std::string out;
   char buf[8];
   for (int64_t i = 0; i < a.len && i < 16; i++) {

@@ -1,0 +1,113 @@
+// Fuzz target: detection. On a machine with KASAN and SLUB debugging (slub_debug=FZPU), a clean
+// run must produce no report at all (no false positive), and one injected fault per run must
+// produce the matching report (no false negative):
+//   - a second kfree / kfree_sensitive / kmem_cache_free of an object: "double-free" (KASAN) or
+//     "Object already free" / "invalid-free", at that very operation;
+//   - `corrupt O+SIZE len=1` (the first byte after a live object, in its red zone, with a byte
+//     other than the red-zone pattern 0xcc): nothing until the object is freed, then
+//     "Redzone overwritten" at that free - or, as in the kernel, later: KASAN's quarantine holds
+//     the object and SLUB checks it only when it leaves, so at the end validate() must name the
+//     overwritten red zone. (U is needed for the kmalloc red zone between the requested size
+//     and the cache's object size, as slub_debug_orig_size() requires SLAB_STORE_USER.)
+// The run ends at the detection: what follows a corrupted heap is the kernel's undefined state.
+#include "harness.h"
+#include "kernel.h"
+#include "kmm/linux.h"
+#include "kmm/slab.h"
+#include "scenario_ops.h"
+#include "scenario_run.h"
+
+namespace {
+
+using namespace kmm;
+
+struct KasanOracle : fuzz::Oracle {
+  enum class Fault { None, DoubleFree, Redzone } fault = Fault::None;
+  std::string victim; // the object the fault is about
+  size_t cursor = 0;  // reports before this were looked at
+  bool victim_freed = false;
+
+  bool inject(fuzz::Ctx& c, const Op& op, const std::string& why) override {
+    if (fault != Fault::None) return false; // one fault per run
+    std::string n = fuzz::op_name(op);
+    if ((n == "kfree" || n == "kfree_sensitive" || n == "kmem_cache_free") &&
+        why.find(" of freed ") != std::string::npos) {
+      fault = Fault::DoubleFree;
+      victim = op.args[n == "kmem_cache_free" ? 1 : 0].str;
+    } else if (n == "corrupt") {
+      const fuzz::Live& l = c.res.at(op.args[0].str);
+      if (l.kind != uint8_t(scn::Kind::Obj) || !l.live || l.size <= 0 || op.args[0].num != l.size ||
+          op.args[0].len != 1 || op.args[1].num == 0xcc)
+        return false;
+      fault = Fault::Redzone;
+      victim = op.args[0].str;
+    } else {
+      return false;
+    }
+    cursor = c.m->reports().size();
+    return true;
+  }
+
+  // New reports since the cursor; true if one's title contains any of `want`.
+  bool saw(fuzz::Ctx& c, std::initializer_list<const char*> want, std::string* first) {
+    const auto& reps = c.m->reports();
+    bool found = false;
+    for (size_t i = cursor; i < reps.size(); i++) {
+      if (first->empty()) *first = reps[i].title;
+      for (const char* w : want)
+        if (reps[i].title.find(w) != std::string::npos) found = true;
+    }
+    cursor = reps.size();
+    return found;
+  }
+
+  void after(fuzz::Ctx& c, const Op& op) override {
+    if (fault == Fault::None) return;
+    std::string n = fuzz::op_name(op), first;
+    bool frees_victim = (n == "kfree" || n == "kfree_sensitive" || n == "krealloc") && op.args[0].str == victim;
+    frees_victim |= n == "kmem_cache_free" && op.args[1].str == victim;
+    if (fault == Fault::DoubleFree) {
+      if (!saw(c, {"double-free", "already free", "invalid-free"}, &first))
+        fuzz::fail(c, "double free of " + victim + " not detected" +
+                          (first.empty() ? std::string(" (no report)") : " (got \"" + first + "\")"));
+      c.stop = true;
+    } else if (frees_victim && !victim_freed) {
+      if (n == "krealloc") { // may reuse the object in place: no free, no check
+        c.stop = true;
+        return;
+      }
+      victim_freed = true;
+      if (saw(c, {"Redzone overwritten"}, &first)) c.stop = true;
+      else if (!first.empty())
+        fuzz::fail(c, "red-zone overwrite of " + victim + ": got \"" + first + "\" at its free");
+    } else if (saw(c, {}, &first) || !first.empty()) {
+      fuzz::fail(c, "report \"" + first + "\" before the corrupted " + victim + " was detected");
+    }
+  }
+
+  void at_end(fuzz::Ctx& c) override {
+    if (fault != Fault::Redzone || c.stop) return;
+    std::string first;
+    if (!victim_freed) kfree(c.r->results.at(victim).ptr);
+    if (saw(c, {"Redzone overwritten"}, &first)) return;
+    if (!first.empty()) fuzz::fail(c, "red-zone overwrite of " + victim + ": got \"" + first + "\"");
+    for (const auto& e : fuzz::validate_now(c))
+      if (e.find("Redzone overwritten") != std::string::npos) return;
+    fuzz::fail(c, "red-zone overwrite of " + victim + " not detected: no report, and validate() "
+                  "does not name it");
+  }
+};
+
+const fuzz::Target target{
+    "kasan",
+    {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive", "kmem_cache_create",
+     "kmem_cache_alloc", "kmem_cache_free", "write", "read", "fill", "corrupt"},
+    "mem=16M nr_cpus=1 slub_debug=FZPU kasan=on",
+    1,
+    fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn),
+    true,
+    [] { return std::unique_ptr<fuzz::Oracle>(new KasanOracle); }};
+
+} // namespace
+
+KMM_FUZZ_TARGET(target)

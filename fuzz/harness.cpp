@@ -1,0 +1,524 @@
+// The fuzz harness (harness.h): the loop that runs a decoded scenario one operation at a time
+// under the generic model (liveness, no overlap, content, reports, validate) and a target's
+// oracle. The model is updated from what the machine answered, as properties/ do.
+#include "harness.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "kernel.h"
+#include "kmm/linux.h"
+#include "kmm/slab.h"
+#include "kmm/validate.h"
+#include "pcp.h"
+#include "scenario_ops.h"
+#include "scenario_run.h"
+
+namespace kmm::fuzz {
+
+using scn::Kind;
+
+const char* op_name(const Op& op) { return scn::op_table()[op.code].name; }
+
+std::string op_text(Ctx& c, const Op& op) { return print_op(c.executed, op); }
+
+[[noreturn]] void fail(Ctx& c, const std::string& msg) {
+  for (size_t i = 0; i < c.executed.ops.size(); i++) c.executed.ops[i].line = static_cast<int>(i) + 1;
+  std::fprintf(stderr, "\n==== kmm-fuzz %s: oracle failed: %s\n", c.t.name, msg.c_str());
+  std::fprintf(stderr, "==== the scenario that ran (save as FILE.kmm; `kmm run FILE.kmm` replays it):\n");
+  std::fprintf(stderr, "# fuzz target %s: %s\n%s", c.t.name, msg.c_str(),
+               print_scenario(c.executed).c_str());
+  if (c.m) {
+    std::fprintf(stderr, "==== reports:\n");
+    for (const auto& rep : c.m->reports()) std::fprintf(stderr, "%s", rep.text.c_str());
+  }
+  std::fflush(stderr);
+  std::abort();
+}
+
+std::vector<std::string> validate_now(Ctx& c) { return validate(*c.m); }
+
+::page* block_page(Ctx& c, const std::string& name) {
+  auto it = c.r->results.find(name);
+  return it == c.r->results.end() ? nullptr : it->second.page;
+}
+
+namespace {
+
+// ---- the live-range map (no two live allocations overlap) ------------------------------------
+
+void add_range(Ctx& c, uintptr_t a, int64_t size, const std::string& owner) {
+  if (!a || size <= 0) return;
+  uintptr_t e = a + static_cast<uintptr_t>(size);
+  auto it = c.ranges.upper_bound(a);
+  if (it != c.ranges.end() && it->first < e)
+    fail(c, owner + " overlaps live " + it->second.second);
+  if (it != c.ranges.begin()) {
+    auto p = std::prev(it);
+    if (p->second.first > a) fail(c, owner + " overlaps live " + p->second.second);
+  }
+  c.ranges[a] = {e, owner};
+}
+
+void del_range(Ctx& c, uintptr_t a) { c.ranges.erase(a); }
+
+// ---- content ---------------------------------------------------------------------------------
+
+// Snapshots the allocation's bytes on its first write, so later reads have something to match.
+void shadow_init(Live& l) {
+  if (!l.shadow.empty() || !l.addr || l.size <= 0) return;
+  const auto* p = reinterpret_cast<const uint8_t*>(l.addr);
+  l.shadow.assign(p, p + l.size);
+}
+
+void check_bytes(Ctx& c, const std::string& name, const Live& l, int64_t off, int64_t len,
+                 const char* when) {
+  if (l.shadow.empty() || !l.addr) return;
+  const auto* p = reinterpret_cast<const uint8_t*>(l.addr);
+  if (std::memcmp(p + off, l.shadow.data() + off, static_cast<size_t>(len)) == 0) return;
+  for (int64_t i = off; i < off + len; i++)
+    if (p[i] != l.shadow[static_cast<size_t>(i)]) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "content: %s+%lld is 0x%02x, written 0x%02x (checked %s)",
+                    name.c_str(), static_cast<long long>(i), p[i], l.shadow[static_cast<size_t>(i)],
+                    when);
+      fail(c, buf);
+    }
+}
+
+void check_content(Ctx& c, const std::string& name, const Live& l, const char* when) {
+  if (l.shadow.empty()) return;
+  if (!l.split) return check_bytes(c, name, l, 0, l.size, when);
+  for (size_t i = 0; i < l.page_live.size(); i++)
+    if (l.page_live[i]) check_bytes(c, name, l, int64_t(i) * PAGE_SIZE, PAGE_SIZE, when);
+}
+
+bool zeroed(const Live& l) {
+  const auto* p = reinterpret_cast<const uint8_t*>(l.addr);
+  for (int64_t i = 0; i < l.size; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+// ---- misuse: what a clean run never does -----------------------------------------------------
+
+enum class Verdict { Ok, Skip, Misuse };
+
+const std::string& name_of(const Op& op, size_t i) { return op.args[i].str; }
+
+// The page index a free_pages/get_page/put_page names, and whether the executor would skip it.
+int64_t page_idx(const Op& op, size_t field) { return op.args[field].present ? op.args[field].num : 0; }
+
+Verdict classify(Ctx& c, const Op& op, std::string* why) {
+  const scn::OpSpec& spec = scn::op_table()[op.code];
+  for (size_t i = 0; i < spec.fields.size(); i++) {
+    auto t = spec.fields[i].type;
+    if ((t == scn::FieldType::Ref || t == scn::FieldType::Access) && !c.res.count(op.args[i].str))
+      return Verdict::Skip; // names a result whose operation was dropped
+  }
+  std::string n = spec.name;
+  auto misuse = [&](const std::string& w) {
+    *why = w;
+    return Verdict::Misuse;
+  };
+  auto ref = [&](size_t i) -> Live& { return c.res.at(op.args[i].str); };
+
+  if (n == "corrupt") return misuse("deliberate corruption");
+  if (n == "spin_unlock") return c.r->lock_held ? Verdict::Ok : misuse("spin_unlock of a free lock");
+  if (n == "local_irq_enable")
+    return c.r->k.cpus[c.r->cpu].irq_disable_depth > 0 ? Verdict::Ok
+                                                       : misuse("local_irq_enable without disable");
+  if (n == "cpu") return c.atomic ? misuse("CPU switch in atomic context") : Verdict::Ok;
+  if (n == "free_pages" || n == "get_page" || n == "put_page") {
+    Live& l = ref(0);
+    if (!l.addr) return Verdict::Ok; // skipped by the executor
+    int64_t idx = page_idx(op, n == "free_pages" ? 2 : 1);
+    if (idx != 0 && idx >= (int64_t(1) << l.order)) return Verdict::Skip; // the executor skips
+    if (!l.live) return misuse("use of freed block " + name_of(op, 0));
+    bool page_ok = l.split ? l.page_live[size_t(idx)] != 0 : true;
+    if (!page_ok) return misuse("use of freed page " + std::to_string(idx) + " of " + name_of(op, 0));
+    if (n == "get_page") return (l.split || idx == 0) ? Verdict::Ok : misuse("get_page of a tail page");
+    if (n == "put_page") {
+      if (!l.split && idx != 0) return misuse("put_page of a tail page");
+      return l.extra_refs[size_t(idx)] > 0 ? Verdict::Ok : misuse("put_page of the last reference");
+    }
+    int64_t order = op.args[1].present ? op.args[1].num : idx != 0 ? 0 : l.order;
+    if (l.extra_refs[size_t(idx)] > 0) return misuse("free_pages of a page with get_page references");
+    if (l.split) return order == 0 ? Verdict::Ok : misuse("free of a split page with order > 0");
+    if (idx != 0) return misuse("free of a tail page of an unsplit block");
+    return order == l.order ? Verdict::Ok : misuse("free_pages with the wrong order");
+  }
+  if (n == "split_page") {
+    Live& l = ref(0);
+    if (!l.addr) return Verdict::Ok;
+    if (!l.live) return misuse("split_page of a freed block");
+    if (l.split) return Verdict::Ok; // splitting again is a no-op on order-0 pages? be strict
+    if (l.gfp & __GFP_COMP) return misuse("split_page of a compound page");
+    for (int r : l.extra_refs)
+      if (r) return misuse("split_page with get_page references");
+    return Verdict::Ok;
+  }
+  if (n == "free_pages_exact") {
+    Live& l = ref(0);
+    if (!l.addr) return Verdict::Ok;
+    if (!l.live) return misuse("free_pages_exact of freed " + name_of(op, 0));
+    return (!op.args[1].present || op.args[1].num == l.size) ? Verdict::Ok
+                                                             : misuse("free_pages_exact with the wrong size");
+  }
+  if (n == "write" || n == "read" || n == "fill") {
+    Live& l = ref(0);
+    if (!l.addr) return Verdict::Ok;
+    if (!l.live) return misuse("access to freed " + name_of(op, 0));
+    if (l.kind == uint8_t(Kind::Obj) && reinterpret_cast<void*>(l.addr) == ZERO_SIZE_PTR) return Verdict::Ok;
+    if (n == "fill") return l.split ? misuse("fill of a split block") : Verdict::Ok;
+    const Value& a = op.args[0];
+    if (a.num < 0 || a.num + a.len > l.size) return misuse("access outside " + name_of(op, 0));
+    if (l.split)
+      for (int64_t pg = a.num / int64_t(PAGE_SIZE); pg <= (a.num + a.len - 1) / int64_t(PAGE_SIZE); pg++)
+        if (!l.page_live[size_t(pg)]) return misuse("access to a freed page of " + name_of(op, 0));
+    return Verdict::Ok;
+  }
+  if (n == "kfree" || n == "kfree_sensitive" || n == "ksize" || n == "krealloc") {
+    Live& l = ref(0);
+    if (ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr))) return Verdict::Ok;
+    if (!l.live) return misuse(n + " of freed " + name_of(op, 0));
+    if (n != "kfree" && !l.cache.empty()) return misuse(n + " of a kmem_cache_alloc object");
+    return Verdict::Ok;
+  }
+  if (n == "kmem_cache_free") {
+    Live& cl = ref(0);
+    Live& o = ref(1);
+    if (!cl.addr || !o.addr) return Verdict::Ok;
+    if (!cl.live) return misuse("kmem_cache_free into a destroyed cache");
+    if (!o.live) return misuse("kmem_cache_free of freed " + name_of(op, 1));
+    if (o.cache != name_of(op, 0)) return misuse("kmem_cache_free into the wrong cache");
+    return Verdict::Ok;
+  }
+  if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc" || n == "kmem_cache_shrink" ||
+      n == "kmem_cache_destroy") {
+    Live& cl = ref(0);
+    if (!cl.addr) return Verdict::Ok;
+    if (!cl.live) return misuse(n + " of a destroyed cache");
+    if (n == "kmem_cache_destroy" && cl.objects) return misuse("kmem_cache_destroy with live objects");
+    return Verdict::Ok;
+  }
+  return Verdict::Ok;
+}
+
+// ---- before and after an operation -----------------------------------------------------------
+
+// Checks the content of what the operation frees, and snapshots what it is about to write.
+void before(Ctx& c, const Op& op) {
+  std::string n = op_name(op);
+  if (n == "free_pages" || n == "free_pages_exact" || n == "kfree" || n == "kfree_sensitive" ||
+      n == "krealloc") {
+    Live& l = c.res.at(op.args[0].str);
+    if (!l.live) return;
+    if (l.split) {
+      int64_t idx = page_idx(op, 2);
+      check_bytes(c, op.args[0].str, l, idx * int64_t(PAGE_SIZE), PAGE_SIZE, "at free");
+    } else {
+      check_content(c, op.args[0].str, l, n == "krealloc" ? "at krealloc" : "at free");
+    }
+    if (n == "krealloc" && l.shadow.empty() && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)))
+      shadow_init(l); // krealloc must carry the old bytes: remember them
+  } else if (n == "kmem_cache_free") {
+    Live& l = c.res.at(op.args[1].str);
+    if (l.live) check_content(c, op.args[1].str, l, "at free");
+  } else if (n == "write" || n == "fill") {
+    Live& l = c.res.at(op.args[0].str);
+    if (l.live && l.addr && reinterpret_cast<void*>(l.addr) != ZERO_SIZE_PTR) shadow_init(l);
+  }
+}
+
+void kill(Ctx& c, const std::string& name) {
+  Live& l = c.res.at(name);
+  if (!l.live) return;
+  l.live = false;
+  del_range(c, l.addr);
+  l.shadow.clear();
+  if (!l.cache.empty()) c.res.at(l.cache).objects--;
+}
+
+// A new result: record it, check it lies nowhere live.
+Live& born(Ctx& c, const Op& op) {
+  const scn::Result& r = c.r->results.at(op.result);
+  Live& l = c.res[op.result];
+  l = Live{};
+  l.kind = static_cast<uint8_t>(r.kind);
+  if (r.kind == Kind::Cache) {
+    l.live = r.cache != nullptr;
+    l.addr = reinterpret_cast<uintptr_t>(r.cache);
+    return l;
+  }
+  l.addr = reinterpret_cast<uintptr_t>(r.ptr);
+  l.size = r.size;
+  l.order = r.order;
+  bool zsp = r.ptr == ZERO_SIZE_PTR;
+  l.live = r.ptr != nullptr && !zsp;
+  if (!l.live) return l;
+  int64_t span = l.size;
+  if (r.kind == Kind::Virt) span = (l.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1);
+  if (r.kind == Kind::Page) {
+    l.page_live.assign(size_t(1) << l.order, 1);
+    l.extra_refs.assign(size_t(1) << l.order, 0);
+    unsigned long pfn = page_to_pfn(r.page);
+    if (pfn & ((1ul << l.order) - 1))
+      fail(c, op.result + ": pfn " + std::to_string(pfn) + " not aligned to order " + std::to_string(l.order));
+  }
+  add_range(c, l.addr, span, op.result);
+  return l;
+}
+
+void after(Ctx& c, const Op& op) {
+  std::string n = op_name(op);
+  if (n == "alloc_pages") {
+    Live& l = born(c, op);
+    l.gfp = static_cast<uint64_t>(op.args[1].num);
+    if (l.live && (l.gfp & __GFP_ZERO) && !zeroed(l)) fail(c, op.result + ": __GFP_ZERO block not zeroed");
+  } else if (n == "alloc_pages_exact") {
+    Live& l = born(c, op);
+    if (l.live && (op.args[1].num & __GFP_ZERO) && !zeroed(l))
+      fail(c, op.result + ": __GFP_ZERO memory not zeroed");
+  } else if (n == "free_pages") {
+    Live& l = c.res.at(op.args[0].str);
+    if (!l.addr) return;
+    if (l.split) {
+      size_t idx = size_t(page_idx(op, 2));
+      l.page_live[idx] = 0;
+      del_range(c, l.addr + idx * PAGE_SIZE);
+      if (std::none_of(l.page_live.begin(), l.page_live.end(), [](uint8_t b) { return b; }))
+        l.live = false, l.shadow.clear();
+    } else {
+      kill(c, op.args[0].str);
+    }
+  } else if (n == "free_pages_exact") {
+    if (c.res.at(op.args[0].str).addr) kill(c, op.args[0].str);
+  } else if (n == "get_page" || n == "put_page") {
+    Live& l = c.res.at(op.args[0].str);
+    if (l.addr) l.extra_refs[size_t(page_idx(op, 1))] += n == "get_page" ? 1 : -1;
+  } else if (n == "split_page") {
+    Live& l = c.res.at(op.args[0].str);
+    if (!l.addr || l.split || l.order == 0) return;
+    l.split = true;
+    del_range(c, l.addr);
+    for (size_t i = 0; i < l.page_live.size(); i++)
+      add_range(c, l.addr + i * PAGE_SIZE, PAGE_SIZE, op.args[0].str + " page " + std::to_string(i));
+  } else if (n == "write" || n == "fill") {
+    Live& l = c.res.at(op.args[0].str);
+    if (!l.live || l.shadow.empty()) return;
+    int64_t off = n == "fill" ? 0 : op.args[0].num, len = n == "fill" ? l.size : op.args[0].len;
+    std::memset(l.shadow.data() + off, static_cast<int>(op.args[1].num), static_cast<size_t>(len));
+  } else if (n == "kmalloc" || n == "kzalloc") {
+    Live& l = born(c, op);
+    if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(l))
+      fail(c, op.result + ": " + n + " memory not zeroed");
+  } else if (n == "kmem_cache_create") {
+    born(c, op);
+  } else if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc") {
+    Live& l = born(c, op);
+    if (l.live) {
+      l.cache = op.args[0].str;
+      c.res.at(l.cache).objects++;
+      if ((n == "kmem_cache_zalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(l))
+        fail(c, op.result + ": " + n + " object not zeroed");
+    }
+  } else if (n == "kfree" || n == "kfree_sensitive") {
+    kill(c, op.args[0].str);
+  } else if (n == "kmem_cache_free") {
+    kill(c, op.args[1].str);
+  } else if (n == "kmem_cache_destroy") {
+    c.res.at(op.args[0].str).live = false;
+  } else if (n == "krealloc") {
+    const std::string& old = op.args[0].str;
+    void* np = c.r->results.at(op.result).ptr;
+    int64_t nsize = op.args[1].num;
+    Live& o = c.res.at(old);
+    std::vector<uint8_t> old_bytes = o.shadow;
+    bool old_live = o.live;
+    if (np || nsize == 0) kill(c, old); // success (or size 0): the old object is gone
+    Live& l = born(c, op);
+    if (l.live && old_live && !old_bytes.empty()) {
+      int64_t keep = std::min<int64_t>(nsize, static_cast<int64_t>(old_bytes.size()));
+      shadow_init(l);
+      if (std::memcmp(l.shadow.data(), old_bytes.data(), static_cast<size_t>(keep)) != 0)
+        fail(c, op.result + ": krealloc did not carry the first " + std::to_string(keep) +
+                    " bytes of " + old);
+    }
+    if (l.live && (op.args[2].num & __GFP_ZERO) && old_bytes.empty() && !old_live && !zeroed(l))
+      fail(c, op.result + ": krealloc(NULL, __GFP_ZERO) memory not zeroed");
+  } else if (n == "ksize") {
+    Live& l = c.res.at(op.args[0].str);
+    if (l.live && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)) &&
+        ksize(reinterpret_cast<void*>(l.addr)) < static_cast<size_t>(l.size))
+      fail(c, "ksize(" + op.args[0].str + ") is below the requested size");
+  } else if (n == "spin_lock" || n == "local_irq_disable") {
+    c.atomic++;
+  } else if (n == "spin_unlock" || n == "local_irq_enable") {
+    c.atomic--;
+  }
+}
+
+void check_reports(Ctx& c, const Op* op) {
+  const auto& reps = c.m->reports();
+  for (; c.reports_seen < reps.size(); c.reports_seen++) {
+    if (c.tainted) continue;
+    const Report& rep = reps[c.reports_seen];
+    uint32_t ok = c.t.allowed_reports | c.allowed_now;
+    if (c.atomic) ok |= report_bit(ReportKind::SleepInAtomic);
+    if (!(ok & report_bit(rep.kind)))
+      fail(c, std::string("unexpected report \"") + rep.title + "\"" +
+                  (op ? " after " + op_text(c, *op) : std::string(" at the end")));
+  }
+}
+
+void check_valid(Ctx& c, const char* when) {
+  if (c.tainted) return;
+  auto errors = validate(*c.m);
+  if (!errors.empty()) fail(c, std::string("validate ") + when + ": " + errors.front());
+}
+
+// Frees every live result through the kernel API, newest first (caches last).
+void free_everything(Ctx& c) {
+  if (c.r->lock_held) spin_unlock(&c.r->lock), c.r->lock_held = false;
+  while (c.r->k.cpus[c.r->cpu].irq_disable_depth > 0) local_irq_enable();
+  c.atomic = 0;
+  std::vector<std::string> order;
+  for (const Op& op : c.executed.ops)
+    if (!op.result.empty()) order.push_back(op.result);
+  std::reverse(order.begin(), order.end());
+  for (int pass = 0; pass < 2; pass++)
+    for (const auto& name : order) {
+      Live& l = c.res.at(name);
+      if (!l.live || (pass == 0) == (l.kind == uint8_t(Kind::Cache))) continue;
+      check_content(c, name, l, "at the end");
+      const scn::Result& r = c.r->results.at(name);
+      switch (static_cast<Kind>(l.kind)) {
+      case Kind::Page:
+        for (size_t i = 0; i < l.extra_refs.size(); i++)
+          while (l.extra_refs[i]-- > 0) put_page(r.page + i);
+        if (l.split) {
+          for (size_t i = 0; i < l.page_live.size(); i++)
+            if (l.page_live[i]) __free_pages(r.page + i, 0);
+        } else {
+          __free_pages(r.page, l.order);
+        }
+        break;
+      case Kind::Virt: free_pages_exact(r.ptr, static_cast<size_t>(l.size)); break;
+      case Kind::Obj: kfree(r.ptr); break;
+      case Kind::Cache: kmem_cache_destroy(r.cache); break;
+      default: break;
+      }
+      l.live = false;
+    }
+  c.ranges.clear();
+}
+
+const std::set<unsigned>& target_ops(const Target& t) {
+  static std::map<const Target*, std::set<unsigned>> cache;
+  auto it = cache.find(&t);
+  if (it != cache.end()) return it->second;
+  std::set<unsigned> s;
+  for (const char* n : t.ops) {
+    int code = scn::find_op(n);
+    if (code >= 0) s.insert(static_cast<unsigned>(code));
+  }
+  return cache[&t] = s;
+}
+
+int run(const Target& t, const Scenario& input) {
+  Ctx c(t);
+  c.executed.boot = input.boot;
+  c.executed.filename = input.filename;
+  try {
+    c.m = Machine::boot(input.boot);
+  } catch (const std::exception& e) {
+    fail(c, std::string("boot failed: ") + e.what());
+  }
+  const auto& ops = target_ops(t);
+  std::unique_ptr<Oracle> oracle = t.make_oracle ? t.make_oracle() : std::make_unique<Oracle>();
+  RunResult out;
+  {
+    MachineScope scope(*c.m);
+    scn::Runner r(c.executed, *c.m, out);
+    c.r = &r;
+    check_reports(c, nullptr);
+    oracle->at_boot(c);
+    unsigned since_validate = 0;
+    for (const Op& in : input.ops) {
+      if (!ops.count(in.code)) continue;
+      std::string why;
+      Verdict v = classify(c, in, &why);
+      if (v == Verdict::Skip) continue;
+      if (v == Verdict::Misuse) {
+        if (!oracle->inject(c, in, why)) continue;
+        c.tainted = true;
+      }
+      c.executed.ops.push_back(in);
+      const Op& op = c.executed.ops.back();
+      before(c, op);
+      r.detail.clear();
+      r.extra.clear();
+      try {
+        scn::op_table()[op.code].exec(r, op);
+      } catch (const std::exception& e) {
+        fail(c, std::string("internal error in ") + op_text(c, op) + ": " + e.what());
+      }
+      if (!out.failures.empty()) fail(c, out.failures.front());
+      after(c, op);
+      check_reports(c, &op);
+      oracle->after(c, op);
+      c.allowed_now = 0;
+      if (++since_validate >= t.validate_every) {
+        since_validate = 0;
+        check_valid(c, ("after " + op_text(c, op)).c_str());
+      }
+      if (c.stop) break;
+    }
+    check_valid(c, "at the end");
+    oracle->at_end(c);
+    if (!c.tainted && t.free_at_end) {
+      free_everything(c);
+      check_reports(c, nullptr);
+      check_valid(c, "after freeing everything");
+      oracle->after_free_all(c);
+    }
+    r.cpu_scope.reset();
+    c.r = nullptr;
+  }
+  return 0;
+}
+
+} // namespace
+
+std::string dictionary(const Target& t) {
+  std::string out = std::string("# fuzz target ") + t.name +
+                    ": opcode bytes of its operations (generated: fuzz_" + t.name + " --dict)\n";
+  for (unsigned code : target_ops(t)) {
+    std::string name = scn::op_table()[code].name;
+    for (char& ch : name)
+      if (ch == ' ' || ch == '-') ch = '_';
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "op_%s=\"\\x%02x\"\n", name.c_str(), code);
+    out += buf;
+  }
+  return out;
+}
+
+int run_bytes(const Target& t, const uint8_t* data, size_t size) {
+  Scenario s = decode_scenario(data, size);
+  if (t.boot) s.boot = t.boot;
+  s.filename = t.name;
+  return run(t, s);
+}
+
+int run_text(const Target& t, const std::string& text, const std::string& filename) {
+  Scenario s = parse_scenario(text, filename);
+  if (t.boot && s.boot.empty()) s.boot = t.boot;
+  return run(t, s);
+}
+
+} // namespace kmm::fuzz
