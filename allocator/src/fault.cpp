@@ -73,7 +73,11 @@ void install_locked() {
 
 void map_scratch_page(uintptr_t addr) {
   void* page = reinterpret_cast<void*>(addr & ~uintptr_t(4095));
-  mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // MAP_FIXED over our own reservation cannot fail short of address-space exhaustion; if it
+  // does, the access faults again and the default action ends the process, as without kmm.
+  if (mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) ==
+      MAP_FAILED)
+    signal(SIGSEGV, SIG_DFL);
 }
 
 bool register_fault_range(Kernel& k, uintptr_t start, uintptr_t end, FaultCallback cb) {

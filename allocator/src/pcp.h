@@ -18,7 +18,7 @@ unsigned long rmqueue_pcplist(Kernel& k, zone& z, unsigned order, int mt, unsign
 // Puts a freed block on this CPU's list; `mt` is its pageblock's migratetype.
 void free_unref_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt);
 // Returns every page on the pcp lists of `z` (or of all zones when z is null) to the buddy lists.
-void drain_all_pages(Kernel& k, zone* z);
+void drain_all_pages(Kernel& k, zone* only);
 // Pages on pcp lists, all CPUs.
 long zone_pcp_pages(const Kernel& k, const zone& z);
 

@@ -31,7 +31,7 @@ struct PhysMem {
   PhysMem(const PhysMem&) = delete;
   PhysMem& operator=(const PhysMem&) = delete;
   ~PhysMem();
-  void init(uint64_t bytes); // throws BootError if the host refuses the memory
+  void init(uint64_t size); // throws BootError if the host refuses the memory
 
   struct page* pfn_to_page(unsigned long pfn) const { return mem_map + pfn; }
   unsigned long page_to_pfn(const struct page* p) const {

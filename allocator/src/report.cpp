@@ -148,7 +148,7 @@ void report_page_poison(Kernel& k, const struct page* p, unsigned long offset, u
   const uint8_t* base = static_cast<const uint8_t*>(k.mem.page_address(p));
   // print_hex_dump(KERN_ERR, "", DUMP_PREFIX_ADDRESS, 16, 1, start, end - start + 1, 1)
   for (unsigned long row = offset & ~15ul; row < offset + len; row += 16) {
-    t += strprintf("%016llx:", (unsigned long long)(k.mem.kva(base) + row));
+    t += strprintf("%016llx:", (unsigned long long)k.mem.kva(base) + row);
     for (unsigned long i = row; i < row + 16 && i < PAGE_SIZE_; i++)
       t += strprintf(" %02x", base[i]);
     t += "\n";
@@ -168,15 +168,22 @@ std::string show_mem(Kernel& k) {
     free_cma += z.vm_stat[NR_FREE_CMA_PAGES].load();
     for (unsigned c = 0; c < k.nr_cpu_slots(); c++) free_pcp += z.pcp[c].count;
   }
-  t += strprintf("active_anon:0 inactive_anon:0 isolated_anon:0\n"
-                 " active_file:0 inactive_file:0 isolated_file:0\n"
-                 " unevictable:0 dirty:0 writeback:0\n"
-                 " slab_reclaimable:0 slab_unreclaimable:0\n"
-                 " mapped:0 shmem:0 pagetables:0\n"
+  t += strprintf("active_anon:%ld inactive_anon:%ld isolated_anon:0\n"
+                 " active_file:%ld inactive_file:%ld isolated_file:0\n"
+                 " unevictable:%ld dirty:%ld writeback:%ld\n"
+                 " slab_reclaimable:%ld slab_unreclaimable:%ld\n"
+                 " mapped:%ld shmem:%ld pagetables:%ld\n"
                  " sec_pagetables:0 bounce:0\n"
                  " kernel_misc_reclaimable:0\n"
                  " free:%ld free_pcp:%ld free_cma:%ld\n",
-                 free, free_pcp, free_cma);
+                 k.node_page_state(NR_ACTIVE_ANON), k.node_page_state(NR_INACTIVE_ANON),
+                 k.node_page_state(NR_ACTIVE_FILE), k.node_page_state(NR_INACTIVE_FILE),
+                 k.node_page_state(NR_UNEVICTABLE), k.node_page_state(NR_FILE_DIRTY),
+                 k.node_page_state(NR_WRITEBACK),
+                 k.node_page_state(NR_SLAB_RECLAIMABLE_B) >> PAGE_SHIFT_,
+                 k.node_page_state(NR_SLAB_UNRECLAIMABLE_B) >> PAGE_SHIFT_,
+                 k.node_page_state(NR_FILE_MAPPED), k.node_page_state(NR_SHMEM),
+                 k.node_page_state(NR_PAGETABLE), free, free_pcp, free_cma);
   for (auto& z : k.zones) {
     if (!z.populated()) continue;
     long zpcp = 0;
@@ -212,7 +219,8 @@ std::string show_mem(Kernel& k) {
   }
   unsigned long ram = 0;
   for (auto& z : k.zones) ram += z.present_pages;
-  t += strprintf("0 total pagecache pages\n0 pages in swap cache\nFree swap  = 0kB\n"
+  t += strprintf("%ld total pagecache pages\n", k.node_page_state(NR_FILE_PAGES));
+  t += strprintf("0 pages in swap cache\nFree swap  = 0kB\n"
                  "Total swap = 0kB\n%lu pages RAM\n0 pages HighMem/MovableOnly\n"
                  "%lu pages reserved\n",
                  ram, ram - (k.zones[0].managed_pages + k.zones[1].managed_pages +

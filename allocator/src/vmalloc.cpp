@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "bug.h"
@@ -33,9 +34,12 @@ VmallocState::~VmallocState() {
   if (base) munmap(reinterpret_cast<void*>(base), size);
 }
 
+// Returns the range to the reservation: unmapped from the memfd, PROT_NONE again. Failing here
+// would leave a stale alias of freed memory, so it is fatal, as a failed TLB flush would be.
 static void protect_none(uintptr_t start, size_t len) {
-  mmap(reinterpret_cast<void*>(start), len, PROT_NONE,
-       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mmap(reinterpret_cast<void*>(start), len, PROT_NONE,
+           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+    std::abort();
 }
 
 // The page-fault path for the vmalloc range: the kernel's oops text (or, with KASAN, its
