@@ -1,8 +1,8 @@
 // Fuzz target: the buddy page allocator (alloc_pages, __free_pages, split_page,
 // alloc_pages_exact) on the input's machine, against a page-bitmap reference.
 //
-// Oracles, beyond the harness's (liveness, no overlap, content, no report, validate after
-// every operation):
+// Oracles, beyond the harness's (liveness, no overlap, content, no report, validate every 16
+// operations):
 //   - free-page accounting: free pages + pages on pcp lists + our live pages == the boot value,
 //     after every operation;
 //   - maximal coalescing: at the end, after drain_all_pages, the free lists hold exactly the
@@ -137,7 +137,7 @@ const fuzz::Target target{
     {"alloc_pages", "free_pages", "get_page", "put_page", "split_page", "alloc_pages_exact",
      "free_pages_exact", "write", "read", "fill", "cpu"},
     nullptr,
-    1,
+    16,
     fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn),
     true,
     [] { return std::unique_ptr<fuzz::Oracle>(new BuddyOracle); }};

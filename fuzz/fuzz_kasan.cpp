@@ -103,7 +103,7 @@ const fuzz::Target target{
     {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive", "kmem_cache_create",
      "kmem_cache_alloc", "kmem_cache_free", "write", "read", "fill", "corrupt"},
     "mem=16M nr_cpus=1 slub_debug=FZPU kasan=on",
-    1,
+    16,
     fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn),
     true,
     [] { return std::unique_ptr<fuzz::Oracle>(new KasanOracle); }};

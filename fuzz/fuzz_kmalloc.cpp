@@ -1,7 +1,7 @@
 // Fuzz target: kmalloc, kzalloc, krealloc, kfree, kfree_sensitive, ksize on the input's machine.
 //
 // Oracles, beyond the harness's (liveness, no overlap, content - including the prefix krealloc
-// must carry to the new object -, kzalloc zeroed, no report, validate after every operation):
+// must carry to the new object -, kzalloc zeroed, no report, validate every 16 operations):
 //   - ksize(p) >= the requested size for every object kmalloc/kzalloc/krealloc returns;
 //   - a request above KMALLOC_MAX_SIZE returns NULL (with a WARN), anything else in range on a
 //     machine with free memory may return NULL only with an allocation-failure report.
@@ -33,7 +33,7 @@ const fuzz::Target target{
     {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive", "ksize", "write", "read", "fill",
      "cpu"},
     nullptr,
-    1,
+    16,
     fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn),
     true,
     [] { return std::unique_ptr<fuzz::Oracle>(new KmallocOracle); }};

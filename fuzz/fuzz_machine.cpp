@@ -1,7 +1,7 @@
 // Fuzz target: the whole machine. Every operation of the scenario language except the
 // expectations (expect ..., check: the harness is the oracle), on the machine the input's
 // header byte chooses, with every generic oracle (liveness, no overlap, content, reports,
-// validate every 4 operations and at the end, everything freed cleanly). Misuse is skipped:
+// validate every 16 operations and at the end, everything freed cleanly). Misuse is skipped:
 // the kasan target is where injected faults are checked.
 #include "harness.h"
 
@@ -17,7 +17,7 @@ const fuzz::Target target{
      "kmem_cache_alloc", "kmem_cache_zalloc", "kmem_cache_free", "kmem_cache_destroy",
      "kmem_cache_shrink", "kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive", "ksize"},
     nullptr,
-    4,
+    16,
     fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn) |
         fuzz::report_bit(ReportKind::Oom),
     true,

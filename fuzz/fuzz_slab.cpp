@@ -2,7 +2,7 @@
 // machine, against a map of live objects.
 //
 // Oracles, beyond the harness's (liveness, no two live objects overlap, content read back
-// unchanged, zalloc zeroed, no report, validate after every operation, destroy clean at the end):
+// unchanged, zalloc zeroed, no report, validate every 16 operations, destroy clean at the end):
 //   - every object kmem_cache_alloc returns lies in a slab page of the cache it came from
 //     (page->slab.slab_cache is the cache kmem_cache_create returned, merged or not).
 #include "harness.h"
@@ -33,7 +33,7 @@ const fuzz::Target target{
     {"kmem_cache_create", "kmem_cache_alloc", "kmem_cache_zalloc", "kmem_cache_free",
      "kmem_cache_destroy", "kmem_cache_shrink", "write", "read", "fill", "cpu"},
     nullptr,
-    1,
+    16,
     fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn),
     true,
     [] { return std::unique_ptr<fuzz::Oracle>(new SlabOracle); }};

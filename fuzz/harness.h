@@ -14,7 +14,8 @@
 //     and at the end).
 //   - reports: a clean run produces no report except the kinds the target allows (allocation
 //     failures, WARN for impossible requests ...).
-//   - validate(): after every `validate_every` operations and at the end.
+//   - validate(): after every `validate_every` operations (16 in every target: validate walks the
+//     whole machine, so it costs milliseconds) and at the end.
 // A failed oracle prints the executed scenario as text (kmm run can replay it) and aborts.
 #pragma once
 
@@ -69,7 +70,7 @@ struct Target {
   const char* name;
   std::vector<const char*> ops;   // the operations this target runs; the others are dropped
   const char* boot = nullptr;     // the machine; nullptr: the input's header byte chooses
-  unsigned validate_every = 1;    // validate() after every N operations (and at the end)
+  unsigned validate_every = 16;   // validate() after every N operations (and at the end)
   uint32_t allowed_reports = 0;   // bit (1 << ReportKind) for report kinds a clean run may give
   bool free_at_end = true;        // free every live result at the end (then validate again)
   std::unique_ptr<Oracle> (*make_oracle)() = nullptr;

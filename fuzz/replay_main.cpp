@@ -3,11 +3,14 @@
 // it over corpus/<target>/ (binary seeds) and corpus/regressions/<target>/ (text scenarios).
 //
 //   fuzz_buddy FILE|DIR...      a *.kmm file is a text scenario, anything else a binary input
+//   fuzz_buddy --reset-cost     time an empty input (boot + teardown) on each fuzz machine
 //   fuzz_buddy --dict           print the target's dictionary (fuzz/buddy.dict)
 //
 // Exit status 0 when every input ran clean; a failed oracle aborts (after printing the scenario).
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -22,6 +25,21 @@ int main(int argc, char** argv) {
   std::vector<fs::path> files;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
+    if (a == "--reset-cost") { // boot + teardown of each fuzz machine: an input of one header byte
+      for (size_t mi = 0; mi < kmm::fuzz_machines().size(); mi++) {
+        uint8_t header = static_cast<uint8_t>(mi);
+        const int n = 200;
+        auto t0 = std::chrono::steady_clock::now();
+        for (int k = 0; k < n; k++) LLVMFuzzerTestOneInput(&header, 1);
+        double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
+        std::printf("%s: empty input on machine %zu (%s): %.1f us per input (boot + checks + teardown)\n",
+                    kmm_fuzz_target().name, mi,
+                    kmm_fuzz_target().boot ? kmm_fuzz_target().boot
+                                           : kmm::fuzz_machines()[mi].empty() ? "default" : kmm::fuzz_machines()[mi].c_str(),
+                    us);
+      }
+      return 0;
+    }
     if (a == "--dict") {
       std::printf("%s", kmm::fuzz::dictionary(kmm_fuzz_target()).c_str());
       return 0;
