@@ -352,7 +352,8 @@ static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order,
       if (pfn != PFN_NIL) return pfn;
     }
   }
-  if (!(gfp & __GFP_NOWARN)) warn_alloc(k, gfp, order);
+  // After a panic the machine is halted: nothing more is printed.
+  if (!(gfp & __GFP_NOWARN) && !k.panicked) warn_alloc(k, gfp, order);
   return PFN_NIL;
 }
 
