@@ -9,10 +9,6 @@
 
 namespace kmm {
 
-// vm_committed_as and overcommit_ratio arrive with the memory-pressure layer; until then nothing
-// is committed and the ratio is the kernel's default.
-static constexpr long kOvercommitRatio = 50;
-
 static long totalram_pages(const Kernel& k) {
   long n = 0;
   for (auto& z : k.zones) n += static_cast<long>(z.managed_pages);
