@@ -118,9 +118,9 @@ struct OomSut : Sut {
 
   std::string describe() const {
     std::ostringstream os;
-    os << "model tasks (totalpages " << totalpages << "):\n";
+    os << "# model tasks (totalpages " << totalpages << "):\n";
     for (auto& [n, t] : tasks)
-      os << "  " << n << " pid " << t.pid << " adj " << t.adj << " rss " << t.rss
+      os << "#   " << n << " pid " << t.pid << " adj " << t.adj << " rss " << t.rss
          << " pgtables " << pgtables(t.rss) << " total_vm " << t.total_vm << " badness "
          << (badness(t) == LONG_MIN ? std::string("LONG_MIN") : std::to_string(badness(t)))
          << "\n";
@@ -162,7 +162,7 @@ void account_reports(OomSut& s, const std::string& growing, unsigned long up_to)
   const unsigned long rss0 = growing.empty() ? 0 : s.tasks.at(growing).rss;
   for (; s.seen < reps.size(); s.seen++) {
     const Report& r = reps[s.seen];
-    RC_LOG() << "report: " << r.title << "\n";
+    RC_LOG() << "# report: " << r.title << "\n";
     if (r.kind == ReportKind::AllocFail) continue; // the retries ran out between kills
     if (r.kind == ReportKind::Panic) {
       // Only right after "no killable processes" from an allocation (sysrq never panics).
@@ -178,7 +178,7 @@ void account_reports(OomSut& s, const std::string& growing, unsigned long up_to)
     RC_ASSERT(rows.size() == s.tasks.size());
     for (const Row& row : rows) {
       std::string n = s.name_of(row.pid);
-      if (n.empty()) RC_LOG() << "the OOM report lists pid " << row.pid << ", not a live task\n";
+      if (n.empty()) RC_LOG() << "# the OOM report lists pid " << row.pid << ", not a live task\n";
       RC_ASSERT(!n.empty());
       MTask& t = s.tasks.at(n);
       RC_ASSERT(row.adj == t.adj);
@@ -194,7 +194,7 @@ void account_reports(OomSut& s, const std::string& growing, unsigned long up_to)
     std::string want = s.expected_victim();
     if (r.title == kNoVictim) {
       s.no_victim++;
-      if (!want.empty()) RC_LOG() << s.describe() << "model victim: " << want << "\n";
+      if (!want.empty()) RC_LOG() << s.describe() << "# model victim: " << want << "\n";
       RC_ASSERT(want.empty());
       continue;
     }
@@ -204,7 +204,7 @@ void account_reports(OomSut& s, const std::string& growing, unsigned long up_to)
                           comm) == 2);
     std::string got = s.name_of(pid);
     if (got != want)
-      RC_LOG() << s.describe() << "killed " << (got.empty() ? "pid " + std::to_string(pid) : got)
+      RC_LOG() << s.describe() << "# killed " << (got.empty() ? "pid " + std::to_string(pid) : got)
                << ", model victim " << (want.empty() ? "none" : want) << "\n";
     RC_ASSERT(got == want);
     RC_ASSERT(std::string(comm) == got);
@@ -234,7 +234,7 @@ void check_pages(OomSut& s) {
   }
   for (int pid : s.dead) {
     if (anon.count(pid) || tables.count(pid))
-      RC_LOG() << "pid " << pid << " is gone but still owns " << anon[pid] << " anon and "
+      RC_LOG() << "# pid " << pid << " is gone but still owns " << anon[pid] << " anon and "
                << tables[pid] << " page-table pages\n";
     RC_ASSERT(!anon.count(pid));
     RC_ASSERT(!tables.count(pid));
@@ -268,7 +268,7 @@ void check_tasks(OomSut& s) {
     std::string path = "/proc/" + std::to_string(t.pid) + "/oom_score";
     long got = std::strtol(s.m->proc_read(path).c_str(), nullptr, 10);
     if (got != score)
-      RC_LOG() << s.describe() << path << " is " << got << ", model " << score << "\n";
+      RC_LOG() << s.describe() << "# " << path << " is " << got << ", model " << score << "\n";
     RC_ASSERT(got == score);
   }
   check_pages(s);
@@ -380,7 +380,7 @@ struct Spawn : Cmd {
     if (!s.panicked) do_spawn(s, name, adj);
   }
   void show(std::ostream& os) const override {
-    os << name << " = task_spawn comm=" << name << " oom_score_adj=" << adj;
+    os << name << " = task_spawn comm=" << name << " adj=" << adj;
   }
 };
 
@@ -424,8 +424,9 @@ struct Twin : Cmd {
     if (!s.panicked) do_touch(s, name, pages);
   }
   void show(std::ostream& os) const override {
-    os << name << " = task_spawn comm=" << name << " oom_score_adj=" << adj << "   # twin of "
-       << of << "\ntask_touch " << name << " pages=" << pages;
+    os << "# " << name << ": a twin of " << of << "\n"
+       << name << " = task_spawn comm=" << name << " adj=" << adj << "\ntask_touch " << name
+       << " pages=" << pages;
   }
 };
 
@@ -466,7 +467,7 @@ struct SetAdj : Cmd {
     settle(s);
   }
   void show(std::ostream& os) const override {
-    os << "# echo " << adj << " > /proc/<pid of " << name << ">/oom_score_adj";
+    os << "oom_score_adj " << name << " adj=" << adj;
   }
 };
 
@@ -484,7 +485,7 @@ struct Sysrq : Cmd {
     RC_ASSERT(s.nreports() == r0 + 1);
     RC_ASSERT(eligible == (s.m->reports().back().title != kNoVictim));
   }
-  void show(std::ostream& os) const override { os << "# echo f > /proc/sysrq-trigger"; }
+  void show(std::ostream& os) const override { os << "out_of_memory"; }
 };
 
 struct FileCreate : Cmd {
@@ -550,21 +551,30 @@ struct FileDelete : Cmd {
   void show(std::ostream& os) const override { os << "file_delete " << name; }
 };
 
-// Writeback of every file, or dropping the clean page cache.
-struct Flush : Cmd {
-  bool drop = *rc::gen::arbitrary<bool>();
-  explicit Flush(const OomGen&) {}
+// Writes back one file's dirty pages: they become clean, so reclaim can take them.
+struct Writeback : Cmd {
+  std::string name;
+  explicit Writeback(const OomGen& g) : name(pick(g.files)) {}
+  void checkPreconditions(const OomGen& g) const override { RC_PRE(has(g.files, name)); }
   void run(const OomGen&, OomSut& s) const override {
     s.step(*this);
     if (s.panicked) return;
-    if (drop) RC_ASSERT(s.m->proc_write("/proc/sys/vm/drop_caches", "1") == 0);
-    else RC_ASSERT(writeback(*s.m, 0) >= 0);
+    RC_ASSERT(writeback(*s.m, s.files.at(name)) >= 0);
     settle(s);
   }
-  void show(std::ostream& os) const override {
-    if (drop) os << "proc_write /proc/sys/vm/drop_caches 1";
-    else os << "writeback";
+  void show(std::ostream& os) const override { os << "writeback " << name; }
+};
+
+// Drops the clean page cache.
+struct DropCaches : Cmd {
+  explicit DropCaches(const OomGen&) {}
+  void run(const OomGen&, OomSut& s) const override {
+    s.step(*this);
+    if (s.panicked) return;
+    RC_ASSERT(s.m->proc_write("/proc/sys/vm/drop_caches", "1") == 0);
+    settle(s);
   }
+  void show(std::ostream& os) const override { os << "proc_write /proc/sys/vm/drop_caches 1"; }
 };
 
 } // namespace
@@ -576,7 +586,7 @@ RC_GTEST_PROP(OomProp, KillsHighestBadness, ()) {
   g.mostly_unkillable = *rc::gen::weightedOneOf<bool>({{3, rc::gen::just(false)}, {1, rc::gen::just(true)}});
   auto gen = rc::state::gen::execOneOfWithArgs<Spawn, Spawn, Twin, Twin, Touch, Touch, Touch, Touch, Exit,
                                                SetAdj, Sysrq, FileCreate, FileIo, FileIo,
-                                               FileDelete, Flush>();
+                                               FileDelete, Writeback, DropCaches>();
   auto cmds = *rc::gen::resize(40 * scale(), rc::state::gen::commands(g, gen));
   rc::state::runAll(cmds, g, s);
   RC_CLASSIFY(s.kills > 0, "OOM kill");
