@@ -11,6 +11,7 @@
 
 #include "kernel.h"
 #include "kmm/linux.h"
+#include "kmm/pressure.h"
 #include "kmm/slab.h"
 #include "kmm/validate.h"
 #include "pcp.h"
@@ -41,6 +42,7 @@ std::string op_text(Ctx& c, const Op& op) { return print_op(c.executed, op); }
 
 std::vector<std::string> validate_now(Ctx& c) { return validate(*c.m); }
 
+
 ::page* block_page(Ctx& c, const std::string& name) {
   auto it = c.r->results.find(name);
   return it == c.r->results.end() ? nullptr : it->second.page;
@@ -67,24 +69,41 @@ void del_range(Ctx& c, uintptr_t a) { c.ranges.erase(a); }
 
 // ---- content ---------------------------------------------------------------------------------
 
+} // namespace
+
+bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len, std::vector<uint8_t>* out) {
+  auto it = c.r->results.find(name);
+  if (it == c.r->results.end() || len < 0) return false;
+  std::vector<scn::Chunk> chunks;
+  std::string why;
+  out->clear();
+  if (len == 0) return true;
+  if (!c.r->span(it->second, off, len, &chunks, &why)) return false;
+  for (const auto& ch : chunks) out->insert(out->end(), ch.mem, ch.mem + ch.len);
+  return true;
+}
+
+namespace {
+
 // Snapshots the allocation's bytes on its first write, so later reads have something to match.
-void shadow_init(Live& l) {
-  if (!l.shadow.empty() || !l.addr || l.size <= 0) return;
-  const auto* p = reinterpret_cast<const uint8_t*>(l.addr);
-  l.shadow.assign(p, p + l.size);
+void shadow_init(Ctx& c, const std::string& name, Live& l) {
+  if (!l.shadow.empty() || !l.live || l.size <= 0) return;
+  if (!read_result(c, name, 0, l.size, &l.shadow)) l.shadow.clear();
 }
 
 void check_bytes(Ctx& c, const std::string& name, const Live& l, int64_t off, int64_t len,
                  const char* when) {
-  if (l.shadow.empty() || !l.addr) return;
-  const auto* p = reinterpret_cast<const uint8_t*>(l.addr);
-  if (std::memcmp(p + off, l.shadow.data() + off, static_cast<size_t>(len)) == 0) return;
-  for (int64_t i = off; i < off + len; i++)
-    if (p[i] != l.shadow[static_cast<size_t>(i)]) {
+  if (l.shadow.empty() || !l.live) return;
+  std::vector<uint8_t> now;
+  if (!read_result(c, name, off, len, &now))
+    fail(c, "content: " + name + " cannot be read back (checked " + when + ")");
+  if (std::memcmp(now.data(), l.shadow.data() + off, static_cast<size_t>(len)) == 0) return;
+  for (int64_t i = 0; i < len; i++)
+    if (now[size_t(i)] != l.shadow[size_t(off + i)]) {
       char buf[160];
       std::snprintf(buf, sizeof buf, "content: %s+%lld is 0x%02x, written 0x%02x (checked %s)",
-                    name.c_str(), static_cast<long long>(i), p[i], l.shadow[static_cast<size_t>(i)],
-                    when);
+                    name.c_str(), static_cast<long long>(off + i), now[size_t(i)],
+                    l.shadow[size_t(off + i)], when);
       fail(c, buf);
     }
 }
@@ -96,12 +115,13 @@ void check_content(Ctx& c, const std::string& name, const Live& l, const char* w
     if (l.page_live[i]) check_bytes(c, name, l, int64_t(i) * PAGE_SIZE, PAGE_SIZE, when);
 }
 
-bool zeroed(const Live& l) {
-  const auto* p = reinterpret_cast<const uint8_t*>(l.addr);
-  for (int64_t i = 0; i < l.size; i++)
-    if (p[i]) return false;
-  return true;
+bool zeroed(Ctx& c, const std::string& name, const Live& l) {
+  std::vector<uint8_t> now;
+  if (!read_result(c, name, 0, l.size, &now)) return true; // not readable: nothing to say
+  return std::all_of(now.begin(), now.end(), [](uint8_t b) { return b == 0; });
 }
+
+bool is_task(const Live& l) { return l.kind == uint8_t(Kind::Task); }
 
 // ---- misuse: what a clean run never does -----------------------------------------------------
 
@@ -170,9 +190,15 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
   }
   if (n == "write" || n == "read" || n == "fill") {
     Live& l = ref(0);
+    if (is_task(l)) { // a task's memory is what it has touched; the executor skips the rest
+      if (!l.live) return Verdict::Ok;
+      if (n == "fill") return Verdict::Ok;
+      const Value& a = op.args[0];
+      return a.num >= 0 && a.num + a.len <= l.size ? Verdict::Ok : Verdict::Skip;
+    }
     if (!l.addr) return Verdict::Ok;
     if (!l.live) return misuse("access to freed " + name_of(op, 0));
-    if (l.kind == uint8_t(Kind::Obj) && reinterpret_cast<void*>(l.addr) == ZERO_SIZE_PTR) return Verdict::Ok;
+    if (reinterpret_cast<void*>(l.addr) == ZERO_SIZE_PTR) return Verdict::Ok;
     if (n == "fill") return l.split ? misuse("fill of a split block") : Verdict::Ok;
     const Value& a = op.args[0];
     if (a.num < 0 || a.num + a.len > l.size) return misuse("access outside " + name_of(op, 0));
@@ -197,6 +223,12 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     if (o.cache != name_of(op, 0)) return misuse("kmem_cache_free into the wrong cache");
     return Verdict::Ok;
   }
+  if (n == "vfree" || n == "kvfree" || n == "cma_release" || n == "dma_free_coherent") {
+    Live& l = ref(0);
+    if (ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr))) return Verdict::Ok; // NULL: a no-op
+    if (!l.live) return misuse(n + " of freed " + name_of(op, 0));
+    return Verdict::Ok;
+  }
   if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc" || n == "kmem_cache_shrink" ||
       n == "kmem_cache_destroy") {
     Live& cl = ref(0);
@@ -214,7 +246,8 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
 void before(Ctx& c, const Op& op) {
   std::string n = op_name(op);
   if (n == "free_pages" || n == "free_pages_exact" || n == "kfree" || n == "kfree_sensitive" ||
-      n == "krealloc") {
+      n == "krealloc" || n == "vfree" || n == "kvfree" || n == "cma_release" ||
+      n == "dma_free_coherent" || n == "task_exit") {
     Live& l = c.res.at(op.args[0].str);
     if (!l.live) return;
     if (l.split) {
@@ -224,13 +257,14 @@ void before(Ctx& c, const Op& op) {
       check_content(c, op.args[0].str, l, n == "krealloc" ? "at krealloc" : "at free");
     }
     if (n == "krealloc" && l.shadow.empty() && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)))
-      shadow_init(l); // krealloc must carry the old bytes: remember them
+      shadow_init(c, op.args[0].str, l); // krealloc must carry the old bytes: remember them
   } else if (n == "kmem_cache_free") {
     Live& l = c.res.at(op.args[1].str);
     if (l.live) check_content(c, op.args[1].str, l, "at free");
   } else if (n == "write" || n == "fill") {
     Live& l = c.res.at(op.args[0].str);
-    if (l.live && l.addr && reinterpret_cast<void*>(l.addr) != ZERO_SIZE_PTR) shadow_init(l);
+    if (l.live && (l.addr || is_task(l)) && reinterpret_cast<void*>(l.addr) != ZERO_SIZE_PTR)
+      shadow_init(c, op.args[0].str, l);
   }
 }
 
@@ -254,6 +288,11 @@ Live& born(Ctx& c, const Op& op) {
     l.addr = reinterpret_cast<uintptr_t>(r.cache);
     return l;
   }
+  if (r.kind == Kind::Task || r.kind == Kind::File) {
+    l.id = r.id;
+    l.live = r.id > 0;
+    return l;
+  }
   l.addr = reinterpret_cast<uintptr_t>(r.ptr);
   l.size = r.size;
   l.order = r.order;
@@ -261,7 +300,10 @@ Live& born(Ctx& c, const Op& op) {
   l.live = r.ptr != nullptr && !zsp;
   if (!l.live) return l;
   int64_t span = l.size;
-  if (r.kind == Kind::Virt) span = (l.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1);
+  bool whole_pages = r.kind == Kind::Virt || r.kind == Kind::Vmalloc || r.kind == Kind::Cma ||
+                     r.kind == Kind::Dma ||
+                     (r.kind == Kind::Kvmalloc && is_vmalloc_addr(r.ptr));
+  if (whole_pages) span = (l.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1);
   if (r.kind == Kind::Page) {
     l.page_live.assign(size_t(1) << l.order, 1);
     l.extra_refs.assign(size_t(1) << l.order, 0);
@@ -273,15 +315,47 @@ Live& born(Ctx& c, const Op& op) {
   return l;
 }
 
+// Tasks change behind the scenario's back: the OOM killer ends them, task_touch grows them.
+// The model follows the machine; new anonymous pages must be zeroed and stamped.
+void refresh_tasks(Ctx& c) {
+  for (auto& [name, l] : c.res) {
+    if (!is_task(l) || !l.live) continue;
+    if (!task_alive(*c.m, l.id)) {
+      l.live = false;
+      l.shadow.clear();
+      continue;
+    }
+    int64_t now = c.r->task_bytes(c.r->results.at(name));
+    if (now == l.size) continue;
+    if (now < l.size) fail(c, name + ": a live task lost anonymous pages");
+    int64_t old = l.size;
+    l.size = now;
+    std::vector<uint8_t> fresh;
+    if (!read_result(c, name, old, now - old, &fresh))
+      fail(c, name + ": new anonymous pages cannot be read");
+    // A new anonymous page is zeroed, then the task stamps each 512-byte block with
+    // (pid << 32 | index) in its first 8 bytes (task.cpp's fill_anon_page).
+    std::vector<uint8_t> want(fresh.size(), 0);
+    for (size_t off = 0; off < want.size(); off += 512) {
+      uint64_t index = static_cast<uint64_t>(old) / PAGE_SIZE + off / PAGE_SIZE;
+      uint64_t stamp = (uint64_t(uint32_t(l.id)) << 32) | index;
+      std::memcpy(want.data() + off, &stamp, sizeof stamp);
+    }
+    if (fresh != want) fail(c, name + ": a new anonymous page is not zeroed and stamped");
+    if (!l.shadow.empty()) l.shadow.insert(l.shadow.end(), fresh.begin(), fresh.end());
+  }
+}
+
 void after(Ctx& c, const Op& op) {
+  refresh_tasks(c);
   std::string n = op_name(op);
   if (n == "alloc_pages") {
     Live& l = born(c, op);
     l.gfp = static_cast<uint64_t>(op.args[1].num);
-    if (l.live && (l.gfp & __GFP_ZERO) && !zeroed(l)) fail(c, op.result + ": __GFP_ZERO block not zeroed");
+    if (l.live && (l.gfp & __GFP_ZERO) && !zeroed(c, op.result, l)) fail(c, op.result + ": __GFP_ZERO block not zeroed");
   } else if (n == "alloc_pages_exact") {
     Live& l = born(c, op);
-    if (l.live && (op.args[1].num & __GFP_ZERO) && !zeroed(l))
+    if (l.live && (op.args[1].num & __GFP_ZERO) && !zeroed(c, op.result, l))
       fail(c, op.result + ": __GFP_ZERO memory not zeroed");
   } else if (n == "free_pages") {
     Live& l = c.res.at(op.args[0].str);
@@ -314,7 +388,7 @@ void after(Ctx& c, const Op& op) {
     std::memset(l.shadow.data() + off, static_cast<int>(op.args[1].num), static_cast<size_t>(len));
   } else if (n == "kmalloc" || n == "kzalloc") {
     Live& l = born(c, op);
-    if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(l))
+    if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
       fail(c, op.result + ": " + n + " memory not zeroed");
   } else if (n == "kmem_cache_create") {
     born(c, op);
@@ -323,7 +397,7 @@ void after(Ctx& c, const Op& op) {
     if (l.live) {
       l.cache = op.args[0].str;
       c.res.at(l.cache).objects++;
-      if ((n == "kmem_cache_zalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(l))
+      if ((n == "kmem_cache_zalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
         fail(c, op.result + ": " + n + " object not zeroed");
     }
   } else if (n == "kfree" || n == "kfree_sensitive") {
@@ -343,23 +417,71 @@ void after(Ctx& c, const Op& op) {
     Live& l = born(c, op);
     if (l.live && old_live && !old_bytes.empty()) {
       int64_t keep = std::min<int64_t>(nsize, static_cast<int64_t>(old_bytes.size()));
-      shadow_init(l);
+      shadow_init(c, op.result, l);
       if (std::memcmp(l.shadow.data(), old_bytes.data(), static_cast<size_t>(keep)) != 0)
         fail(c, op.result + ": krealloc did not carry the first " + std::to_string(keep) +
                     " bytes of " + old);
     }
-    if (l.live && (op.args[2].num & __GFP_ZERO) && old_bytes.empty() && !old_live && !zeroed(l))
+    if (l.live && (op.args[2].num & __GFP_ZERO) && old_bytes.empty() && !old_live && !zeroed(c, op.result, l))
       fail(c, op.result + ": krealloc(NULL, __GFP_ZERO) memory not zeroed");
   } else if (n == "ksize") {
     Live& l = c.res.at(op.args[0].str);
     if (l.live && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)) &&
         ksize(reinterpret_cast<void*>(l.addr)) < static_cast<size_t>(l.size))
       fail(c, "ksize(" + op.args[0].str + ") is below the requested size");
+  } else if (n == "vmalloc" || n == "vzalloc" || n == "kvmalloc" || n == "kvzalloc") {
+    Live& l = born(c, op);
+    bool zero = n == "vzalloc" || n == "kvzalloc" || (n == "kvmalloc" && (op.args[1].num & __GFP_ZERO));
+    if (l.live && zero && !zeroed(c, op.result, l)) fail(c, op.result + ": " + n + " memory not zeroed");
+  } else if (n == "dma_alloc_coherent") {
+    Live& l = born(c, op);
+    if (l.live && !zeroed(c, op.result, l)) fail(c, op.result + ": coherent DMA buffer not zeroed");
+    const scn::Result& r = c.r->results.at(op.result);
+    if (l.live && r.dma + uint64_t(l.size) - 1 > DMA_BIT_MASK(r.mask_bits))
+      fail(c, op.result + ": DMA buffer above its device's " + std::to_string(r.mask_bits) + "-bit mask");
+  } else if (n == "cma_alloc" || n == "file_create") {
+    born(c, op);
+  } else if (n == "vfree" || n == "kvfree" || n == "cma_release" || n == "dma_free_coherent" ||
+             n == "task_exit" || n == "file_delete") {
+    kill(c, op.args[0].str);
+  } else if (n == "task_spawn") {
+    Live& l = born(c, op);
+    l.adj = static_cast<int>(op.args[1].num);
+  } else if (n == "oom_score_adj") {
+    Live& l = c.res.at(op.args[0].str);
+    if (l.live) l.adj = static_cast<int>(op.args[1].num);
   } else if (n == "spin_lock" || n == "local_irq_disable") {
     c.atomic++;
   } else if (n == "spin_unlock" || n == "local_irq_enable") {
     c.atomic--;
   }
+}
+
+// The OOM killer's choice (an allowed Oom report): never a task with oom_score_adj -1000, and
+// the victim is gone; "no killable processes" only when every task is -1000. Its panic (an
+// allocation that found nobody to kill) is the kernel's end: allowed, and the run stops there.
+bool check_oom(Ctx& c, const Report& rep, const Report* prev) {
+  const std::string killed = "Out of memory: Killed process ";
+  if (rep.kind == ReportKind::Oom && rep.title.rfind(killed, 0) == 0) {
+    int pid = std::atoi(rep.title.c_str() + killed.size());
+    for (const auto& [name, l] : c.res)
+      if (is_task(l) && l.id == pid && l.adj == -1000)
+        fail(c, "the OOM killer chose " + name + " (pid " + std::to_string(pid) +
+                    "), whose oom_score_adj is -1000");
+    if (task_alive(*c.m, pid)) fail(c, "OOM victim pid " + std::to_string(pid) + " is still alive");
+  } else if (rep.kind == ReportKind::Oom &&
+             rep.title.rfind("Out of memory and no killable processes", 0) == 0) {
+    for (const auto& [name, l] : c.res)
+      if (is_task(l) && l.live && l.adj != -1000 && task_alive(*c.m, l.id))
+        fail(c, "\"" + rep.title + "\" while " + name + " (oom_score_adj " + std::to_string(l.adj) +
+                    ") could be killed");
+  } else if (rep.kind == ReportKind::Panic && prev &&
+             prev->title.rfind("Out of memory and no killable processes", 0) == 0 &&
+             rep.title == "Kernel panic - not syncing: System is deadlocked on memory") {
+    c.stop = true;
+    return true;
+  }
+  return false;
 }
 
 void check_reports(Ctx& c, const Op* op) {
@@ -369,6 +491,9 @@ void check_reports(Ctx& c, const Op* op) {
     const Report& rep = reps[c.reports_seen];
     uint32_t ok = c.t.allowed_reports | c.allowed_now;
     if (c.atomic) ok |= report_bit(ReportKind::SleepInAtomic);
+    if ((ok & report_bit(ReportKind::Oom)) &&
+        check_oom(c, rep, c.reports_seen ? &reps[c.reports_seen - 1] : nullptr))
+      continue;
     if (!(ok & report_bit(rep.kind)))
       fail(c, std::string("unexpected report \"") + rep.title + "\"" +
                   (op ? " after " + op_text(c, *op) : std::string(" at the end")));
@@ -410,6 +535,16 @@ void free_everything(Ctx& c) {
       case Kind::Virt: free_pages_exact(r.ptr, static_cast<size_t>(l.size)); break;
       case Kind::Obj: kfree(r.ptr); break;
       case Kind::Cache: kmem_cache_destroy(r.cache); break;
+      case Kind::Vmalloc: vfree(r.ptr); break;
+      case Kind::Kvmalloc: kvfree(r.ptr); break;
+      case Kind::Cma:
+        cma_release(dev_get_cma_area(nullptr), r.page, static_cast<unsigned long>(l.size / int64_t(PAGE_SIZE)));
+        break;
+      case Kind::Dma:
+        dma_free_coherent(c.r->dma_device(r.mask_bits), static_cast<size_t>(l.size), r.ptr, r.dma);
+        break;
+      case Kind::Task: task_exit(*c.m, l.id); break;
+      case Kind::File: file_delete(*c.m, l.id); break;
       default: break;
       }
       l.live = false;
@@ -492,6 +627,11 @@ int run(const Target& t, const Scenario& input) {
 }
 
 } // namespace
+
+void check_all_content(Ctx& c, const char* when) {
+  for (const auto& [name, l] : c.res)
+    if (l.live) check_content(c, name, l, when);
+}
 
 std::string dictionary(const Target& t) {
   std::string out = std::string("# fuzz target ") + t.name +

@@ -49,8 +49,10 @@ struct Live {
   std::vector<int> extra_refs;    // get_page count per page
   std::string cache;         // objects of kmem_cache_alloc: the cache result's name
   int objects = 0;           // caches: live objects
-  uintptr_t addr = 0;        // host address (0 for NULL)
-  int64_t size = 0;
+  uintptr_t addr = 0;        // host address (0 for NULL; tasks and files have none)
+  int id = 0;                // tasks: pid; files: inode
+  int adj = 0;               // tasks: oom_score_adj as the scenario set it
+  int64_t size = 0;          // bytes (a task: the anonymous pages it has touched)
   std::vector<uint8_t> shadow; // content oracle: expected bytes, empty until first written
 };
 
@@ -105,6 +107,11 @@ std::string dictionary(const Target& t);
 
 // Helpers for target oracles.
 ::page* block_page(Ctx& c, const std::string& name);
+// The content oracle now, on every live result that was written (fails on a mismatch).
+void check_all_content(Ctx& c, const char* when);
+// The bytes [off, off+len) of a live result as the machine has them now (tasks: through their
+// current anonymous pages); false if they are not there.
+bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len, std::vector<uint8_t>* out);
 std::vector<std::string> validate_now(Ctx& c);
 std::string op_text(Ctx& c, const Op& op);
 const char* op_name(const Op& op);

@@ -123,7 +123,7 @@ TEST(ScenarioText, EveryErrorSaysFileLineAndWhat) {
       {"p0 = alloc_pages order=0\nwrite p0+zz len=1 byte=1\n", "t.kmm:2: bad offset '+zz' in 'p0+zz'"},
       {"cpu 2\n", "t.kmm:1: cpu 2 out of range: the machine has 2 CPUs"},
       {"boot nr_cpus=4\ncpu 3\ncpu 64\n", "t.kmm:3: bad value '64' for cpu number: expected a number 0..63"},
-      {"expect\n", "t.kmm:1: expect needs one of: report, no-report, null, value"},
+      {"expect\n", "t.kmm:1: expect needs one of: report, no-report, null, value, vmalloc, kmalloc"},
       {"expect maybe\n", "t.kmm:1: unknown operation 'expect maybe'"},
       {"expect report Redzone\n", "t.kmm:1: expected a quoted string, got 'Redzone'"},
       {"expect report \"Redzone\n", "t.kmm:1: unterminated string"},
@@ -143,6 +143,68 @@ TEST(ScenarioText, CanonicalRenamesInDefinitionOrder) {
   EXPECT_EQ(kmm::print_scenario(kmm::canonical(s)),
             "p0 = alloc_pages order=0 gfp=GFP_KERNEL\n"
             "x0 = alloc_pages_exact size=10 gfp=GFP_KERNEL\nfree_pages p0\nfree_pages_exact x0\n");
+}
+
+TEST(ScenarioText, NewSubsystemsParseAndPrint) {
+  const char* text = "boot mem=32M nr_cpus=2 cma=8M\n"
+                     "v0 = vmalloc size=10000\n"
+                     "v1 = vzalloc size=1\n"
+                     "k0 = kvmalloc size=64 gfp=GFP_KERNEL\n"
+                     "k1 = kvzalloc size=100000 gfp=GFP_KERNEL\n"
+                     "expect kmalloc k0\n"
+                     "expect vmalloc v0\n"
+                     "m0 = cma_alloc count=16 align=4\n"
+                     "d0 = dma_alloc_coherent size=8192 mask=24 gfp=GFP_KERNEL\n"
+                     "t0 = task_spawn comm=app adj=-1000\n"
+                     "task_touch t0 pages=2\n"
+                     "write t0+4000 len=200 byte=0x11\n"
+                     "oom_score_adj t0 adj=-5\n"
+                     "oom_score t0\n"
+                     "f0 = file_create name=log\n"
+                     "file_write f0 index=0 pages=3\n"
+                     "file_read f0 index=7 pages=1\n"
+                     "writeback f0\n"
+                     "file_delete f0\n"
+                     "kswapd_run\n"
+                     "reclaim pages=10\n"
+                     "out_of_memory\n"
+                     "task_exit t0\n"
+                     "dma_free_coherent d0\n"
+                     "cma_release m0\n"
+                     "kvfree k1\n"
+                     "vfree v0\n";
+  Scenario s = kmm::parse_scenario(text, "t.kmm");
+  EXPECT_EQ(kmm::print_scenario(s), text);
+  // Defaults are spelled out.
+  EXPECT_EQ(kmm::print_scenario(kmm::parse_scenario("t0 = task_spawn comm=a\nm0 = cma_alloc count=1\n"
+                                                    "d0 = dma_alloc_coherent size=1\n"
+                                                    "f0 = file_create name=x\nfile_read f0 pages=1\n")),
+            "t0 = task_spawn comm=a adj=0\nm0 = cma_alloc count=1 align=0\n"
+            "d0 = dma_alloc_coherent size=1 mask=32 gfp=GFP_KERNEL\n"
+            "f0 = file_create name=x\nfile_read f0 index=0 pages=1\n");
+}
+
+TEST(ScenarioText, NewSubsystemErrors) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"t0 = task_spawn comm=a adj=-1001\n",
+       "t.kmm:1: bad value '-1001' for adj: expected a number -1000..1000"},
+      {"t0 = task_spawn comm=a\nwrite t0+1 len=1 byte=1\n",
+       "t.kmm:2: t0+1 len=1 is outside t0 (0 bytes); only corrupt may go outside an allocation"},
+      {"t0 = task_spawn comm=a\ntask_touch t0 pages=1\nwrite t0+4095 len=2 byte=1\n",
+       "t.kmm:3: t0+4095 len=2 is outside t0 (4096 bytes); only corrupt may go outside an "
+       "allocation"},
+      {"v0 = vmalloc size=100\nkvfree v0\n",
+       "t.kmm:2: 'v0' is a vmalloc allocation; kvfree needs a kvmalloc allocation (kvmalloc, "
+       "kvzalloc)"},
+      {"v0 = vmalloc size=100\ncorrupt v0-1 len=1 byte=1\n",
+       "t.kmm:2: v0-1 len=1 is outside v0 (100 bytes) and its guard page"},
+      {"d0 = dma_alloc_coherent size=8 mask=16\n",
+       "t.kmm:1: bad value '16' for mask: expected a number 24..64"},
+      {"o0 = kmalloc size=8 gfp=GFP_KERNEL\ntask_exit o0\n",
+       "t.kmm:2: 'o0' is a slab object; task_exit needs a task (task_spawn)"},
+      {"p0 = alloc_pages order=0\nwrite p0--5 len=1 byte=1\n", "t.kmm:2: bad offset '--5' in 'p0--5'"},
+  };
+  for (const auto& [text, msg] : cases) EXPECT_EQ(parse_error(text), msg) << "input: " << text;
 }
 
 // ---- binary form ---------------------------------------------------------------------------
@@ -280,6 +342,72 @@ TEST(ScenarioRun, NullResultsAreSkippedNotDereferenced) {
       "free_pages p0\nexpect null p0\n"));
   EXPECT_EQ(r.exit_status, 0);
   EXPECT_EQ(r.trace[1], "write p0+0 len=1 byte=0x01 -> skipped: p0 is NULL");
+}
+
+// Runs text; returns the result, with failures printed on a mismatch.
+kmm::RunResult run_text(const std::string& text) {
+  return kmm::run_scenario(kmm::parse_scenario(text, "t.kmm"));
+}
+
+TEST(ScenarioRun, KasanChecksEveryScenarioAccess) {
+  // A write one byte past a 40-byte kmalloc object is KASAN's slab-out-of-bounds ...
+  auto r = run_text("boot kasan=on\no0 = kmalloc size=40 gfp=GFP_KERNEL\n"
+                    "write o0+40 len=1 byte=0x01\n"
+                    "expect report \"BUG: KASAN: slab-out-of-bounds in scenario_write\"\n"
+                    "read o0-8 len=8\n"
+                    "expect report \"BUG: KASAN: slab-out-of-bounds in scenario_read\"\n"
+                    "kfree o0\n"
+                    "fill o0 byte=0x02\n"
+                    "expect report \"BUG: KASAN: slab-use-after-free in scenario_fill\"\n");
+  EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
+  // ... while accesses inside allocations of every kind are clean.
+  r = run_text("boot kasan=on\no0 = kmalloc size=40 gfp=GFP_KERNEL\nwrite o0+0 len=40 byte=1\n"
+               "v0 = vmalloc size=5000\nfill v0 byte=2\nread v0+4990 len=10\n"
+               "k0 = kvmalloc size=100 gfp=GFP_KERNEL\nfill k0 byte=3\n"
+               "k1 = kvmalloc size=100000 gfp=GFP_KERNEL\nfill k1 byte=4\n"
+               "d0 = dma_alloc_coherent size=5000\nfill d0 byte=5\n"
+               "t0 = task_spawn comm=a\ntask_touch t0 pages=3\nfill t0 byte=6\n"
+               "expect no-report\n");
+  EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
+  // Without KASAN the out-of-bounds write goes unnoticed by the scenario (SLUB may see it later).
+  r = run_text("o0 = kmalloc size=40 gfp=GFP_KERNEL\nwrite o0+40 len=1 byte=0x01\nexpect no-report\n");
+  EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
+}
+
+TEST(ScenarioRun, ValuesReadBackOnEveryKindOfMemory) {
+  auto r = run_text("boot mem=32M nr_cpus=2 cma=8M\n"
+                    "v0 = vmalloc size=10000\nwrite v0+4000 len=200 byte=0x11\n"
+                    "expect value v0+4000 len=200 byte=0x11\nexpect value v0+4200 len=10 byte=0x00\n"
+                    "k0 = kvzalloc size=64 gfp=GFP_KERNEL\nexpect kmalloc k0\n"
+                    "expect value k0+0 len=64 byte=0x00\nfill k0 byte=0x22\nexpect value k0+63 len=1 byte=0x22\n"
+                    "m0 = cma_alloc count=4 align=2\nfill m0 byte=0x33\nexpect value m0+16383 len=1 byte=0x33\n"
+                    "d0 = dma_alloc_coherent size=8192 mask=24\nexpect value d0+0 len=8192 byte=0\n"
+                    "write d0+100 len=1 byte=0x44\nexpect value d0+100 len=1 byte=0x44\n"
+                    "t0 = task_spawn comm=a\ntask_touch t0 pages=2\nexpect value t0+8 len=504 byte=0\n"
+                    "write t0+4090 len=12 byte=0x55\nexpect value t0+4090 len=12 byte=0x55\n"
+                    "task_exit t0\ndma_free_coherent d0\ncma_release m0\nkvfree k0\nvfree v0\n"
+                    "expect no-report\ncheck\n");
+  EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
+  // The trace names where things went: a vmalloc address, a DMA zone bus address, a pid.
+  bool vm = false, dma = false, pid = false;
+  for (const auto& l : r.trace) {
+    vm |= l.rfind("v0 = vmalloc size=10000 -> vmalloc 0xffffc9", 0) == 0;
+    dma |= l.rfind("d0 = dma_alloc_coherent size=8192 mask=24 gfp=GFP_KERNEL -> dma 0x", 0) == 0 &&
+           l.find("(zone DMA)") != std::string::npos;
+    pid |= l.rfind("t0 = task_spawn comm=a adj=0 -> pid ", 0) == 0;
+  }
+  EXPECT_TRUE(vm && dma && pid);
+}
+
+TEST(ScenarioRun, GoneTasksAndFailedAllocationsAreSkipped) {
+  auto r = run_text("t0 = task_spawn comm=a\ntask_touch t0 pages=1\ntask_exit t0\n"
+                    "write t0+0 len=1 byte=1\ntask_touch t0 pages=1\n"
+                    "m0 = cma_alloc count=1\ncma_release m0\nexpect null m0\n");
+  EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
+  ASSERT_EQ(r.trace.size(), 8u);
+  EXPECT_EQ(r.trace[3], "write t0+0 len=1 byte=0x01 -> skipped: task 100 is gone");
+  EXPECT_EQ(r.trace[4].rfind("task_touch t0 pages=1 -> skipped: pid 100 is gone", 0), 0u);
+  EXPECT_EQ(r.trace[5], "m0 = cma_alloc count=1 align=0 -> NULL (no cma= area)");
 }
 
 TEST(ScenarioExamples, EachMeetsItsExpectationsAndRunsDeterministically) {

@@ -254,8 +254,21 @@ std::vector<fs::path> crash_files(const fs::path& dir, bool afl) {
   return out;
 }
 
+// Every fuzz target in fuzz/ (fuzz/CMakeLists.txt's KMM_FUZZ_TARGETS), in campaign order.
+const std::vector<std::string>& all_targets() {
+  static const std::vector<std::string> t = {"buddy", "slab",    "kmalloc", "kasan",
+                                             "machine", "vmalloc", "cma",   "pressure"};
+  return t;
+}
+
+std::string target_list() {
+  std::string out;
+  for (const auto& t : all_targets()) out += (out.empty() ? "" : " ") + t;
+  return out;
+}
+
 struct Options {
-  std::vector<std::string> targets = {"buddy", "slab", "kmalloc", "kasan", "machine"};
+  std::vector<std::string> targets = all_targets();
   int seconds = 20;
   int jobs = 0;
   std::string engine = "libfuzzer";
@@ -490,7 +503,8 @@ int cmd_campaign(std::vector<std::string> args) {
         "AFL++ one -M and N-1 -S instances), printing elapsed time, execs, exec/s, coverage and\n"
         "crashes every 2 seconds, then a summary table and, for each crash, the minimized input,\n"
         "its text scenario and the command lines that replay it. Targets: buddy slab kmalloc kasan\n"
-        "machine (default: all). State (corpus, crashes, logs): DIR/build/campaign/<engine>/.\n"
+        "machine vmalloc cma pressure (default: all). State (corpus, crashes, logs):\n"
+        "DIR/build/campaign/<engine>/.\n"
         "The source tree DIR is found from this executable's path, or $KMM_SOURCE_DIR.\n"
         "Exit status: 0 no crash, 1 crashes (or a failed build), 2 bad arguments.\n\n"
         "--demo runs the built-in demo instead: fragment the default machine's memory until an\n"
@@ -512,8 +526,8 @@ int cmd_campaign(std::vector<std::string> args) {
       while (std::getline(in, t, ','))
         if (!t.empty()) o.targets.push_back(t);
       for (const auto& x : o.targets)
-        if (x != "buddy" && x != "slab" && x != "kmalloc" && x != "kasan" && x != "machine")
-          usage_error("campaign: unknown target '" + x + "' (buddy slab kmalloc kasan machine)");
+        if (std::find(all_targets().begin(), all_targets().end(), x) == all_targets().end())
+          usage_error("campaign: unknown target '" + x + "' (" + target_list() + ")");
     } else if (a == "--time") {
       o.seconds = std::atoi(value().c_str());
       if (o.seconds < 1) usage_error("campaign: --time needs a positive number of seconds");

@@ -29,6 +29,8 @@ const std::vector<std::string>& fuzz_machines() {
       "mem=16M nr_cpus=1",               // small: watermarks and fragmentation bite early
       "mem=64M nr_cpus=4",               // more CPUs: pcp lists on several CPUs
       "mem=32M nr_cpus=2 page_poison=1", // free-page poisoning checks
+      "mem=32M nr_cpus=2 cma=8M",        // a CMA area: cma_alloc, movable pages borrowing it
+      "mem=32M nr_cpus=2 kasan=on",      // every scenario access checked against the shadow
   };
   return machines;
 }
@@ -131,7 +133,7 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
   const unsigned cpus = boot_nr_cpus(s.boot);
   const auto& table = op_table();
   SymTab syms;
-  std::vector<int> counters(5, 0);
+  std::vector<int> counters(kNumKinds, 0);
   while (!in.done()) {
     uint64_t code;
     if (!in.get(1, &code)) break;

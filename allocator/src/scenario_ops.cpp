@@ -11,9 +11,11 @@
 #include <sstream>
 
 #include "bug.h"
+#include "kasan_asan.h"
 #include "kernel.h"
 #include "kmm/kasan.h"
 #include "kmm/linux.h"
+#include "kmm/pressure.h"
 #include "kmm/slab.h"
 #include "kmm/validate.h"
 #include "scenario_run.h"
@@ -29,12 +31,18 @@ namespace kmm::scn {
 
 // ---- kinds, names, tables -----------------------------------------------------------------
 
-uint8_t kind_mask(Kind k) {
+uint16_t kind_mask(Kind k) {
   switch (k) {
   case Kind::Page: return R_PAGE;
   case Kind::Virt: return R_VIRT;
   case Kind::Cache: return R_CACHE;
   case Kind::Obj: return R_OBJ;
+  case Kind::Vmalloc: return R_VMALLOC;
+  case Kind::Kvmalloc: return R_KVMALLOC;
+  case Kind::Cma: return R_CMA;
+  case Kind::Dma: return R_DMA;
+  case Kind::Task: return R_TASK;
+  case Kind::File: return R_FILE;
   default: return 0;
   }
 }
@@ -45,17 +53,29 @@ const char* kind_noun(Kind k) {
   case Kind::Virt: return "an alloc_pages_exact allocation";
   case Kind::Cache: return "a cache";
   case Kind::Obj: return "a slab object";
+  case Kind::Vmalloc: return "a vmalloc allocation";
+  case Kind::Kvmalloc: return "a kvmalloc allocation";
+  case Kind::Cma: return "a CMA range";
+  case Kind::Dma: return "a coherent DMA buffer";
+  case Kind::Task: return "a task";
+  case Kind::File: return "a file";
   default: return "nothing";
   }
 }
 
-const char* mask_noun(uint8_t m) {
+const char* mask_noun(uint16_t m) {
   switch (m) {
   case R_PAGE: return "a page allocation (alloc_pages)";
   case R_VIRT: return "an alloc_pages_exact allocation";
   case R_CACHE: return "a cache (kmem_cache_create)";
   case R_OBJ: return "a slab object (kmalloc, kmem_cache_alloc)";
-  case R_DATA: return "memory (a page allocation or an object)";
+  case R_VMALLOC: return "a vmalloc allocation (vmalloc, vzalloc)";
+  case R_KVMALLOC: return "a kvmalloc allocation (kvmalloc, kvzalloc)";
+  case R_CMA: return "a CMA range (cma_alloc)";
+  case R_DMA: return "a coherent DMA buffer (dma_alloc_coherent)";
+  case R_TASK: return "a task (task_spawn)";
+  case R_FILE: return "a file (file_create)";
+  case R_DATA: return "memory (an allocation, an object or a task)";
   default: return "a result";
   }
 }
@@ -66,6 +86,12 @@ char kind_prefix(Kind k) {
   case Kind::Virt: return 'x';
   case Kind::Cache: return 'c';
   case Kind::Obj: return 'o';
+  case Kind::Vmalloc: return 'v';
+  case Kind::Kvmalloc: return 'k';
+  case Kind::Cma: return 'm';
+  case Kind::Dma: return 'd';
+  case Kind::Task: return 't';
+  case Kind::File: return 'f';
   default: return '?';
   }
 }
@@ -75,6 +101,7 @@ const std::vector<std::string>& read_paths() {
       "/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
       "/proc/meminfo",   "/proc/vmstat",       "/proc/slabinfo",
       "/proc/vmallocinfo", "/proc/sys/vm/min_free_kbytes", "/proc/sys/vm/watermark_scale_factor",
+      "/proc/cma",
   };
   return paths;
 }
@@ -168,7 +195,13 @@ const Def* SymTab::find(const std::string& name) const {
   return nullptr;
 }
 
-std::vector<size_t> SymTab::candidates(uint8_t mask) const {
+Def* SymTab::find_mut(const std::string& name) {
+  for (Def& d : defs)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+std::vector<size_t> SymTab::candidates(uint16_t mask) const {
   std::vector<size_t> out;
   for (size_t i = 0; i < defs.size(); i++)
     if (kind_mask(defs[i].kind) & mask) out.push_back(i);
@@ -177,6 +210,7 @@ std::vector<size_t> SymTab::candidates(uint8_t mask) const {
 
 void SymTab::define(const Op& op) {
   const OpSpec& spec = op_table()[op.code];
+  if (spec.effect) spec.effect(op, *this);
   if (spec.result == Kind::None) return;
   int64_t size = spec.result_size ? spec.result_size(op, *this) : 0;
   defs.push_back({op.result, spec.result, size});
@@ -185,10 +219,13 @@ void SymTab::define(const Op& op) {
 Window access_window(const Def& d, bool corrupt) {
   int64_t size = d.size > 0 ? d.size : 0;
   Window w;
-  if (corrupt) w = {-4096, size + 4096};
+  bool vm = d.kind == Kind::Vmalloc || d.kind == Kind::Kvmalloc;
+  if (corrupt && d.kind != Kind::Task) w = {vm ? 0 : -4096, size + 4096}; // vm: into the guard
   else if (d.kind == Kind::Obj) w = {-64, size + 64}; // red zones and padding are reachable
   else w = {0, size};
   if (w.hi <= w.lo) w.hi = w.lo + 1;
+  // The binary form has 3 bytes of offset.
+  if (w.hi - w.lo > kMaxWindow) w.hi = w.lo + kMaxWindow;
   return w;
 }
 
@@ -301,55 +338,76 @@ void exec_free_pages_exact(Runner& r, const Op& op) {
   free_pages_exact(res.ptr, static_cast<size_t>(size));
 }
 
-// write / corrupt: `len` copies of `byte` at REF+OFF. corrupt bypasses any checking a later
-// KASAN layer does on write; both stay inside the machine's RAM.
+// The access executors. Every access the scenario makes on behalf of kernel code (write, read,
+// fill) goes through KASAN's shadow check first (kasan=on; a no-op otherwise), as instrumented
+// code would: a write past a kmalloc object reports "BUG: KASAN: slab-out-of-bounds". `corrupt`
+// is the deliberate bug and is not checked; `expect value` is the observer and is not either.
+
+// The pieces of REF+OFF len=N, or nullptr with the trace saying why it was skipped.
+bool access_span(Runner& r, const Op& op, int64_t off, int64_t len, std::vector<Chunk>* out) {
+  std::string why;
+  if (r.span(r.ref(op, 0), off, len, out, &why)) return true;
+  r.detail = "skipped: " + why;
+  return false;
+}
+
+void kasan_check_span(const std::vector<Chunk>& chunks, bool write, const char* fn) {
+  for (const Chunk& c : chunks) kasan_check_access(c.mem, c.len, write, fn);
+}
+
+// write / corrupt: `len` copies of `byte` at REF+OFF; both stay inside the machine's memory.
 void exec_store(Runner& r, const Op& op) {
   if (r.skip_null(op, 0)) return;
   const Value& a = op.args[0];
-  std::string why;
-  uint8_t* mem = r.host(r.ref(op, 0), a.num, a.len, &why);
-  if (!mem) {
-    r.detail = "skipped: " + why;
-    return;
+  std::vector<Chunk> chunks;
+  if (!access_span(r, op, a.num, a.len, &chunks)) return;
+  if (!op_table()[op.code].fields[0].corrupt) kasan_check_span(chunks, true, "scenario_write");
+  for (const Chunk& c : chunks) {
+    // Checked just above (write) or the deliberate bug (corrupt): in an ASan build the store
+    // itself must not be reported a second time (kasan_asan.h).
+    KasanMetadataAccess raw(c.mem, c.len);
+    std::memset(c.mem, static_cast<int>(op.args[1].num), c.len);
   }
-  // A write is an access the kernel's code makes, so KASAN (kasan=on) checks it; corrupt is
-  // the deliberate bug and is not checked.
-  if (!op_table()[op.code].fields[0].corrupt)
-    kasan_check_access(mem, static_cast<unsigned long>(a.len), true, "scenario_write");
-  std::memset(mem, static_cast<int>(op.args[1].num), static_cast<size_t>(a.len));
 }
 
 void exec_read(Runner& r, const Op& op) {
   if (r.skip_null(op, 0)) return;
   const Value& a = op.args[0];
-  std::string why;
-  uint8_t* mem = r.host(r.ref(op, 0), a.num, a.len, &why);
-  if (!mem) {
-    r.detail = "skipped: " + why;
-    return;
-  }
-  kasan_check_access(mem, static_cast<unsigned long>(a.len), false, "scenario_read");
+  std::vector<Chunk> chunks;
+  if (!access_span(r, op, a.num, a.len, &chunks)) return;
+  kasan_check_span(chunks, false, "scenario_read");
   std::string out;
   char buf[8];
-  for (int64_t i = 0; i < a.len && i < 16; i++) {
-    std::snprintf(buf, sizeof buf, i ? " %02x" : "%02x", mem[i]);
-    out += buf;
+  int64_t i = 0;
+  for (const Chunk& c : chunks) {
+    KasanMetadataAccess raw(c.mem, c.len); // checked just above
+    for (size_t j = 0; j < c.len && i < 16; j++, i++) {
+      std::snprintf(buf, sizeof buf, i ? " %02x" : "%02x", c.mem[j]);
+      out += buf;
+    }
   }
   if (a.len > 16) out += " ...";
   r.detail = out;
 }
 
+// The bytes an allocation has now (a task's grow with task_touch).
+int64_t result_bytes(Runner& r, const Result& res) {
+  return res.kind == Kind::Task ? r.task_bytes(res) : res.size;
+}
+
 void exec_fill(Runner& r, const Op& op) {
   if (r.skip_null(op, 0)) return;
   Result& res = r.ref(op, 0);
-  std::string why;
-  uint8_t* mem = r.host(res, 0, res.size, &why);
-  if (!mem) {
-    r.detail = "skipped: " + why;
+  int64_t size = result_bytes(r, res);
+  std::vector<Chunk> chunks;
+  if (size <= 0) {
+    r.detail = "skipped: no memory";
     return;
   }
-  std::memset(mem, static_cast<int>(op.args[1].num), static_cast<size_t>(res.size));
-  r.detail = std::to_string(res.size) + " bytes";
+  if (!access_span(r, op, 0, size, &chunks)) return;
+  kasan_check_span(chunks, true, "scenario_fill");
+  for (const Chunk& c : chunks) std::memset(c.mem, static_cast<int>(op.args[1].num), c.len);
+  r.detail = std::to_string(size) + " bytes";
 }
 
 void exec_cpu(Runner& r, const Op& op) {
@@ -435,20 +493,23 @@ void exec_expect_value(Runner& r, const Op& op) {
     return;
   }
   std::string why;
-  uint8_t* mem = r.host(r.ref(op, 0), a.num, a.len, &why);
-  if (!mem) {
+  std::vector<Chunk> chunks;
+  if (!r.span(r.ref(op, 0), a.num, a.len, &chunks, &why)) {
     r.fail(op, "expectation failed: " + why);
     return;
   }
   auto want = static_cast<uint8_t>(op.args[1].num);
-  for (int64_t i = 0; i < a.len; i++)
-    if (mem[i] != want) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "byte %" PRId64 " is 0x%02x, expected 0x%02x", i, mem[i], want);
-      r.fail(op, "expectation failed: " + a.str + (a.num < 0 ? "" : "+") + std::to_string(a.num) +
-                     ": " + buf);
-      return;
-    }
+  int64_t i = 0;
+  for (const Chunk& c : chunks)
+    for (size_t j = 0; j < c.len; j++, i++)
+      if (c.mem[j] != want) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "byte %" PRId64 " is 0x%02x, expected 0x%02x", i, c.mem[j],
+                      want);
+        r.fail(op, "expectation failed: " + a.str + (a.num < 0 ? "" : "+") +
+                       std::to_string(a.num) + ": " + buf);
+        return;
+      }
   r.detail = "ok";
 }
 
@@ -554,6 +615,201 @@ int64_t size_of_arg1(const Op& op, const SymTab&) { return op.args[1].num; }
 
 #endif // KMM_SCENARIO_SLAB
 
+// ---- vmalloc and kvmalloc --------------------------------------------------------------------
+
+void define_mem(Runner& r, const Op& op, Kind kind, void* ptr, int64_t size) {
+  Result res;
+  res.kind = kind;
+  res.ptr = ptr;
+  res.size = size;
+  r.define(op, res);
+  r.detail = ptr == ZERO_SIZE_PTR ? "ZERO_SIZE_PTR" : r.describe(res);
+}
+
+void exec_vmalloc(Runner& r, const Op& op) {
+  define_mem(r, op, Kind::Vmalloc, vmalloc(static_cast<unsigned long>(op.args[0].num)), op.args[0].num);
+}
+void exec_vzalloc(Runner& r, const Op& op) {
+  define_mem(r, op, Kind::Vmalloc, vzalloc(static_cast<unsigned long>(op.args[0].num)), op.args[0].num);
+}
+void exec_vfree(Runner& r, const Op& op) {
+  Result& v = r.ref(op, 0);
+  r.detail = r.describe(v);
+  vfree(v.ptr);
+}
+
+void exec_kvmalloc(Runner& r, const Op& op) {
+  define_mem(r, op, Kind::Kvmalloc,
+             kvmalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
+             op.args[0].num);
+}
+void exec_kvzalloc(Runner& r, const Op& op) {
+  define_mem(r, op, Kind::Kvmalloc,
+             kvzalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
+             op.args[0].num);
+}
+void exec_kvfree(Runner& r, const Op& op) {
+  Result& v = r.ref(op, 0);
+  r.detail = r.describe(v);
+  kvfree(v.ptr);
+}
+
+// ---- CMA and DMA -----------------------------------------------------------------------------
+
+// cma_alloc on the default area (dev_get_cma_area(NULL)); NULL when the machine has no cma=.
+void exec_cma_alloc(Runner& r, const Op& op) {
+  Result res;
+  res.kind = Kind::Cma;
+  auto count = static_cast<unsigned long>(op.args[0].num);
+  res.page = cma_alloc(dev_get_cma_area(nullptr), count, static_cast<unsigned>(op.args[1].num),
+                       false);
+  res.ptr = res.page ? page_address(res.page) : nullptr;
+  res.size = op.args[0].num * int64_t(PAGE_SIZE);
+  r.define(op, res);
+  r.detail = dev_get_cma_area(nullptr) ? r.describe(res) : "NULL (no cma= area)";
+}
+
+void exec_cma_release(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  bool ok = cma_release(dev_get_cma_area(nullptr), res.page,
+                        static_cast<unsigned long>(res.size / int64_t(PAGE_SIZE)));
+  r.detail = ok ? "released" : "false";
+}
+
+void exec_dma_alloc(Runner& r, const Op& op) {
+  Result res;
+  res.kind = Kind::Dma;
+  res.size = op.args[0].num;
+  res.mask_bits = static_cast<unsigned>(op.args[1].num);
+  dma_addr_t handle = 0;
+  res.ptr = dma_alloc_coherent(r.dma_device(res.mask_bits), static_cast<size_t>(res.size), &handle,
+                               static_cast<gfp_t>(op.args[2].num));
+  res.dma = handle;
+  r.define(op, res);
+  r.detail = r.describe(res);
+}
+
+void exec_dma_free(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  Result& res = r.ref(op, 0);
+  r.detail = r.describe(res);
+  dma_free_coherent(r.dma_device(res.mask_bits), static_cast<size_t>(res.size), res.ptr, res.dma);
+}
+
+// ---- tasks, page cache, reclaim, OOM ---------------------------------------------------------
+
+void exec_task_spawn(Runner& r, const Op& op) {
+  Result res;
+  res.kind = Kind::Task;
+  res.id = task_spawn(r.m, op.args[0].str, static_cast<int>(op.args[1].num));
+  r.define(op, res);
+  r.detail = res.id > 0 ? r.describe(res) : errno_name(res.id);
+}
+
+// The task's pid, or 0 with the trace saying it is gone (exited or OOM-killed).
+int live_pid(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return 0;
+  int pid = r.ref(op, 0).id;
+  if (task_alive(r.m, pid)) return pid;
+  r.detail = "skipped: pid " + std::to_string(pid) + " is gone";
+  return 0;
+}
+
+void exec_task_touch(Runner& r, const Op& op) {
+  int pid = live_pid(r, op);
+  if (!pid) return;
+  long n = task_touch(r.m, pid, static_cast<unsigned long>(op.args[1].num));
+  r.detail = n < 0 ? errno_name(static_cast<int>(n)) : std::to_string(n) + " pages";
+  if (!task_alive(r.m, pid)) r.detail += ", then killed";
+}
+
+// task_touch grows the task's memory: accesses may reach the pages it asks for (the binary
+// form's windows are static; an access beyond what was really touched is skipped at run time).
+void effect_task_touch(const Op& op, SymTab& syms) {
+  Def* d = syms.find_mut(op.args[0].str);
+  if (d) d->size = std::min(d->size + op.args[1].num * int64_t(PAGE_SIZE), kMaxWindow);
+}
+
+void exec_task_exit(Runner& r, const Op& op) {
+  int pid = live_pid(r, op);
+  if (!pid) return;
+  r.detail = errno_name(task_exit(r.m, pid));
+}
+
+void exec_oom_score_adj(Runner& r, const Op& op) {
+  int pid = live_pid(r, op);
+  if (!pid) return;
+  r.detail = errno_name(r.m.proc_write("/proc/" + std::to_string(pid) + "/oom_score_adj",
+                                       std::to_string(op.args[1].num)));
+}
+
+void exec_oom_score(Runner& r, const Op& op) {
+  int pid = live_pid(r, op);
+  if (!pid) return;
+  std::string v = r.m.proc_read("/proc/" + std::to_string(pid) + "/oom_score");
+  r.detail = v.substr(0, v.find('\n'));
+}
+
+void exec_out_of_memory(Runner& r, const Op&) {
+  r.detail = errno_name(r.m.proc_write("/proc/sysrq-trigger", "f"));
+}
+
+void exec_file_create(Runner& r, const Op& op) {
+  Result res;
+  res.kind = Kind::File;
+  res.id = file_create(r.m, op.args[0].str);
+  r.define(op, res);
+  r.detail = res.id > 0 ? r.describe(res) : errno_name(res.id);
+}
+
+void exec_file_io(Runner& r, const Op& op, bool write) {
+  if (r.skip_null(op, 0)) return;
+  int ino = r.ref(op, 0).id;
+  auto index = static_cast<unsigned long>(op.args[1].num);
+  auto pages = static_cast<unsigned long>(op.args[2].num);
+  long n = write ? file_write(r.m, ino, index, pages) : file_read(r.m, ino, index, pages);
+  r.detail = n < 0 ? errno_name(static_cast<int>(n)) : std::to_string(n) + " pages cached";
+}
+void exec_file_read(Runner& r, const Op& op) { exec_file_io(r, op, false); }
+void exec_file_write(Runner& r, const Op& op) { exec_file_io(r, op, true); }
+
+void exec_writeback(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  long n = writeback(r.m, r.ref(op, 0).id);
+  r.detail = n < 0 ? errno_name(static_cast<int>(n)) : std::to_string(n) + " pages written";
+}
+
+void exec_file_delete(Runner& r, const Op& op) {
+  if (r.skip_null(op, 0)) return;
+  r.detail = errno_name(file_delete(r.m, r.ref(op, 0).id));
+}
+
+void exec_kswapd_run(Runner& r, const Op&) {
+  r.detail = std::to_string(kswapd_run(r.m)) + " pages reclaimed";
+}
+
+// expect vmalloc / expect kmalloc: where kvmalloc (or any allocation) put its memory.
+void exec_expect_where(Runner& r, const Op& op, bool want_vmalloc) {
+  Result& res = r.ref(op, 0);
+  if (res.null() || res.ptr == ZERO_SIZE_PTR) {
+    r.fail(op, "expectation failed: " + op.args[0].str + " is NULL");
+    return;
+  }
+  bool vm = is_vmalloc_addr(res.ptr);
+  if (vm == want_vmalloc) r.detail = "ok";
+  else
+    r.fail(op, "expectation failed: " + op.args[0].str + " is " +
+                   (vm ? "a vmalloc address" : "not a vmalloc address") + " (" + r.describe(res) + ")");
+}
+void exec_expect_vmalloc(Runner& r, const Op& op) { exec_expect_where(r, op, true); }
+void exec_expect_kmalloc(Runner& r, const Op& op) { exec_expect_where(r, op, false); }
+
+void exec_reclaim(Runner& r, const Op& op) {
+  r.detail = std::to_string(reclaim(r.m, static_cast<unsigned long>(op.args[0].num))) +
+             " pages reclaimed";
+}
+
 } // namespace
 
 std::string slab_cache_of(const void* ptr) {
@@ -569,10 +825,19 @@ namespace {
 
 int64_t size_of_order(const Op& op, const SymTab&) { return int64_t(PAGE_SIZE) << op.args[0].num; }
 int64_t size_of_arg0(const Op& op, const SymTab&) { return op.args[0].num; }
+int64_t size_of_pages(const Op& op, const SymTab&) { return op.args[0].num * int64_t(PAGE_SIZE); }
+int64_t size_none(const Op&, const SymTab&) { return 0; }
+
+// Limits of the new subsystems' arguments. Sizes stay below 16 MiB so every offset of an
+// allocation fits the binary form's 3 bytes (kMaxWindow).
+constexpr int64_t kMaxVmallocSize = int64_t(8) << 20;
+constexpr int64_t kMaxCmaCount = 4096;  // pages; more than any fuzz machine's area
+constexpr int64_t kMaxTouch = 16384;    // pages per task_touch: 64 MiB, enough to OOM any machine
+constexpr int64_t kMaxFilePages = 4096;
 
 // Field shorthands for the table.
-Field ref(uint8_t mask) { return {nullptr, FieldType::Ref, Need::Required, 0, 0, 0, mask}; }
-Field access(uint8_t mask, bool corrupt = false) {
+Field ref(uint16_t mask) { return {nullptr, FieldType::Ref, Need::Required, 0, 0, 0, mask}; }
+Field access(uint16_t mask, bool corrupt = false) {
   return {"len", FieldType::Access, Need::Required, 0, 0, 0, mask, corrupt};
 }
 Field uint_(const char* key, int64_t min, int64_t max) {
@@ -658,6 +923,50 @@ const std::vector<OpSpec>& op_table() {
     {"kfree_sensitive", Kind::None, {ref(R_OBJ)}, exec_kfree_sensitive, nullptr, "kfree_sensitive O"},
     {"ksize", Kind::None, {ref(R_OBJ)}, exec_ksize, nullptr, "ksize O   (the usable size goes to the trace)"},
 #endif
+    {"vmalloc", Kind::Vmalloc, {uint_("size", 0, kMaxVmallocSize)},
+     exec_vmalloc, size_of_arg0, "V = vmalloc size=N"},
+    {"vzalloc", Kind::Vmalloc, {uint_("size", 0, kMaxVmallocSize)},
+     exec_vzalloc, size_of_arg0, "V = vzalloc size=N"},
+    {"vfree", Kind::None, {ref(R_VMALLOC)}, exec_vfree, nullptr, "vfree V"},
+    {"kvmalloc", Kind::Kvmalloc, {uint_("size", 0, kMaxVmallocSize), gfp()},
+     exec_kvmalloc, size_of_arg0, "K = kvmalloc size=N [gfp=FLAGS]   (kmalloc, or vmalloc when that fails)"},
+    {"kvzalloc", Kind::Kvmalloc, {uint_("size", 0, kMaxVmallocSize), gfp()},
+     exec_kvzalloc, size_of_arg0, "K = kvzalloc size=N [gfp=FLAGS]"},
+    {"kvfree", Kind::None, {ref(R_KVMALLOC)}, exec_kvfree, nullptr, "kvfree K"},
+    {"cma_alloc", Kind::Cma, {uint_("count", 1, kMaxCmaCount), {"align", FieldType::UInt, Need::Default, 0, kMaxOrderArg, 0}},
+     exec_cma_alloc, size_of_pages, "M = cma_alloc count=PAGES [align=ORDER]   (the cma= area; migrates movable pages out)"},
+    {"cma_release", Kind::None, {ref(R_CMA)}, exec_cma_release, nullptr, "cma_release M"},
+    {"dma_alloc_coherent", Kind::Dma,
+     {uint_("size", 1, int64_t(PAGE_SIZE) << MAX_PAGE_ORDER), {"mask", FieldType::UInt, Need::Default, 24, 64, 32}, gfp()},
+     exec_dma_alloc, size_of_arg0, "D = dma_alloc_coherent size=N [mask=BITS] [gfp=FLAGS]   (a device with that DMA mask)"},
+    {"dma_free_coherent", Kind::None, {ref(R_DMA)}, exec_dma_free, nullptr, "dma_free_coherent D"},
+    {"task_spawn", Kind::Task,
+     {{"comm", FieldType::Name}, {"adj", FieldType::UInt, Need::Default, -1000, 1000, 0}},
+     exec_task_spawn, size_none, "T = task_spawn comm=NAME [adj=OOM_SCORE_ADJ]   (memory: T+OFF, its touched pages)"},
+    {"task_touch", Kind::None, {ref(R_TASK), uint_("pages", 1, kMaxTouch)},
+     exec_task_touch, nullptr, "task_touch T pages=N   (N more anonymous pages, each 512-byte block stamped pid<<32|index)", effect_task_touch},
+    {"task_exit", Kind::None, {ref(R_TASK)}, exec_task_exit, nullptr, "task_exit T"},
+    {"oom_score_adj", Kind::None, {ref(R_TASK), uint_("adj", -1000, 1000)},
+     exec_oom_score_adj, nullptr, "oom_score_adj T adj=N   (writes /proc/<pid>/oom_score_adj)"},
+    {"oom_score", Kind::None, {ref(R_TASK)},
+     exec_oom_score, nullptr, "oom_score T   (/proc/<pid>/oom_score goes to the trace)"},
+    {"out_of_memory", Kind::None, {},
+     exec_out_of_memory, nullptr, "out_of_memory   (echo f > /proc/sysrq-trigger: the OOM killer now)"},
+    {"file_create", Kind::File, {{"name", FieldType::Name}},
+     exec_file_create, size_none, "F = file_create name=NAME   (an empty page-cache file)"},
+    {"file_read", Kind::None, {ref(R_FILE), {"index", FieldType::UInt, Need::Default, 0, 65535, 0}, uint_("pages", 1, kMaxFilePages)},
+     exec_file_read, nullptr, "file_read F [index=I] pages=N   (clean page-cache pages)"},
+    {"file_write", Kind::None, {ref(R_FILE), {"index", FieldType::UInt, Need::Default, 0, 65535, 0}, uint_("pages", 1, kMaxFilePages)},
+     exec_file_write, nullptr, "file_write F [index=I] pages=N   (dirty page-cache pages)"},
+    {"writeback", Kind::None, {ref(R_FILE)}, exec_writeback, nullptr, "writeback F"},
+    {"file_delete", Kind::None, {ref(R_FILE)}, exec_file_delete, nullptr, "file_delete F   (truncate and unlink)"},
+    {"kswapd_run", Kind::None, {}, exec_kswapd_run, nullptr, "kswapd_run   (kswapd's step, if it was woken)"},
+    {"reclaim", Kind::None, {uint_("pages", 1, kMaxTouch)},
+     exec_reclaim, nullptr, "reclaim pages=N   (direct reclaim)"},
+    {"expect vmalloc", Kind::None, {ref(R_VMALLOC | R_KVMALLOC)},
+     exec_expect_vmalloc, nullptr, "expect vmalloc K   (K is a vmalloc address: kvmalloc fell back)"},
+    {"expect kmalloc", Kind::None, {ref(R_VMALLOC | R_KVMALLOC)},
+     exec_expect_kmalloc, nullptr, "expect kmalloc K   (K is not NULL and not a vmalloc address)"},
   };
   // clang-format on
   return table;

@@ -14,19 +14,27 @@
 namespace kmm::scn {
 
 // What an operation's result is. A reference accepts a set of kinds (a RefMask).
-enum class Kind : uint8_t { None, Page, Virt, Cache, Obj };
-enum RefMask : uint8_t {
-  R_PAGE = 1,  // alloc_pages: struct page* of an order-n block
-  R_VIRT = 2,  // alloc_pages_exact: direct-map address of `size` bytes
-  R_CACHE = 4, // kmem_cache_create
-  R_OBJ = 8,   // slab object or kmalloc'd memory
-  R_DATA = R_PAGE | R_VIRT | R_OBJ,
-  R_ANY = R_PAGE | R_VIRT | R_CACHE | R_OBJ,
+// New kinds go at the end (the decoder numbers results per kind).
+enum class Kind : uint8_t { None, Page, Virt, Cache, Obj, Vmalloc, Kvmalloc, Cma, Dma, Task, File };
+inline constexpr int kNumKinds = 11;
+enum RefMask : uint16_t {
+  R_PAGE = 1,      // alloc_pages: struct page* of an order-n block
+  R_VIRT = 2,      // alloc_pages_exact: direct-map address of `size` bytes
+  R_CACHE = 4,     // kmem_cache_create
+  R_OBJ = 8,       // slab object or kmalloc'd memory
+  R_VMALLOC = 16,  // vmalloc, vzalloc: the vmalloc address of `size` bytes
+  R_KVMALLOC = 32, // kvmalloc, kvzalloc: a kmalloc or a vmalloc address
+  R_CMA = 64,      // cma_alloc: `count` contiguous pages of the CMA area
+  R_DMA = 128,     // dma_alloc_coherent: a coherent buffer of a scenario device
+  R_TASK = 256,    // task_spawn: a task; its memory is its anonymous pages, in address order
+  R_FILE = 512,    // file_create: a page-cache file
+  R_DATA = R_PAGE | R_VIRT | R_OBJ | R_VMALLOC | R_KVMALLOC | R_CMA | R_DMA | R_TASK,
+  R_ANY = R_DATA | R_CACHE | R_FILE,
 };
-uint8_t kind_mask(Kind k);
-const char* kind_noun(Kind k);   // "a page allocation", "a cache" ...
-const char* mask_noun(uint8_t m);// what a reference needs: "a page allocation", "memory" ...
-char kind_prefix(Kind k);        // canonical name prefix: p x c o
+uint16_t kind_mask(Kind k);
+const char* kind_noun(Kind k);    // "a page allocation", "a cache" ...
+const char* mask_noun(uint16_t m);// what a reference needs: "a page allocation", "memory" ...
+char kind_prefix(Kind k);         // canonical name prefix: p x c o v k m d t f
 
 enum class FieldType : uint8_t {
   Ref,       // positional result name
@@ -54,7 +62,7 @@ struct Field {
   Need need = Need::Required;
   int64_t min = 0, max = 0; // UInt range
   int64_t def = 0;          // Need::Default
-  uint8_t refs = 0;         // Ref/Access: accepted result kinds
+  uint16_t refs = 0;        // Ref/Access: accepted result kinds (RefMask)
   bool corrupt = false;     // Access: may reach outside the allocation (deliberately)
 };
 
@@ -69,6 +77,9 @@ struct OpSpec {
   // The byte size of the result (for access windows), given the defined results so far.
   int64_t (*result_size)(const Op& op, const SymTab& syms) = nullptr;
   const char* help = "";
+  // What the operation does to results defined before it, as far as access windows go
+  // (task_touch grows its task's memory). Called by SymTab::define.
+  void (*effect)(const Op& op, SymTab& syms) = nullptr;
 };
 
 const std::vector<OpSpec>& op_table();
@@ -84,14 +95,17 @@ struct Def {
 struct SymTab {
   std::vector<Def> defs;
   const Def* find(const std::string& name) const;
-  std::vector<size_t> candidates(uint8_t mask) const; // indices of defs a reference may name
-  void define(const Op& op);                          // after op, if it has a result
+  std::vector<size_t> candidates(uint16_t mask) const; // indices of defs a reference may name
+  void define(const Op& op); // after op: its result, if any, and its effect on earlier ones
+  Def* find_mut(const std::string& name);
 };
 
 // Offsets a memory access may use on a result: [lo, hi). Checked accesses stay inside a page
 // allocation, and reach a slab object's red zones (64 bytes either side); `corrupt` goes a page
-// beyond either end. The length is 1 .. min(hi - off, kMaxAccessLen).
+// beyond either end (for vmalloc and kvmalloc memory only beyond the end: into the guard page).
+// The length is 1 .. min(hi - off, kMaxAccessLen).
 inline constexpr int64_t kMaxAccessLen = 65536;
+inline constexpr int64_t kMaxWindow = int64_t(1) << 24; // offsets are 3 bytes in the binary form
 struct Window {
   int64_t lo, hi;
 };

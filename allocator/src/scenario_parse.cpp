@@ -59,9 +59,11 @@ public:
     return true;
   }
 
-  bool number(const std::string& s, int64_t* out) const {
+  // A number in C syntax (decimal, 0x..); negative only where the field allows it.
+  bool number(const std::string& s, int64_t* out, bool negative = false) const {
     if (s.empty()) return false;
-    if (!(std::isdigit(static_cast<unsigned char>(s[0])))) return false;
+    size_t first = negative && s[0] == '-' ? 1 : 0;
+    if (first >= s.size() || !(std::isdigit(static_cast<unsigned char>(s[first])))) return false;
     char* end = nullptr;
     errno = 0;
     long long v = std::strtoll(s.c_str(), &end, 0);
@@ -117,7 +119,7 @@ public:
     }
     case FieldType::UInt: {
       int64_t n;
-      if (!number(s, &n) || n < f.min || n > f.max)
+      if (!number(s, &n, f.min < 0) || n < f.min || n > f.max)
         error("bad value '" + s + "' for " + label(spec, f) + ": expected a number " +
               std::to_string(f.min) + ".." + std::to_string(f.max));
       if (std::string(spec.name) == "cpu") {
@@ -185,9 +187,11 @@ public:
       std::string where = v.str + (v.num < 0 ? "" : "+") + std::to_string(v.num) +
                           " len=" + std::to_string(v.len);
       std::string msg = where + " is outside " + v.str + " (" + std::to_string(d.size) + " bytes)";
-      if (f.corrupt) msg += " and the page either side";
+      if (f.corrupt && (d.kind == Kind::Vmalloc || d.kind == Kind::Kvmalloc))
+        msg += " and its guard page";
+      else if (f.corrupt && d.kind != Kind::Task) msg += " and the page either side";
       else if (d.kind == Kind::Obj) msg += " and its 64-byte margins";
-      else msg += "; only corrupt may go outside an allocation";
+      else if (!f.corrupt) msg += "; only corrupt may go outside an allocation";
       error(msg);
     }
   }
@@ -206,7 +210,7 @@ public:
     std::string name = toks[i++].text;
     if (name == "expect") {
       if (i >= toks.size() || toks[i].quoted)
-        error("expect needs one of: report, no-report, null, value");
+        error("expect needs one of: report, no-report, null, value, vmalloc, kmalloc");
       name += " " + toks[i++].text;
     }
     int code = find_op(name);

@@ -8,9 +8,14 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include <algorithm>
+
 #include "buddy.h"
 #include "kernel.h"
 #include "kmm/validate.h"
+#include "task.h"
+#include "vmalloc.h"
+#include "vmscan.h"
 
 namespace kmm::scn {
 
@@ -39,6 +44,16 @@ uint8_t* Runner::host(const Result& r, int64_t off, int64_t len, std::string* wh
     *why = "NULL";
     return nullptr;
   }
+  if (k.vmalloc && k.vmalloc->contains(reinterpret_cast<uintptr_t>(r.ptr))) {
+    // The area's pages and its guard page (a touch there faults, and the fault handler reports
+    // it); nothing below the area.
+    int64_t room = ((r.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1)) + int64_t(PAGE_SIZE);
+    if (off < 0 || len < 0 || off + len > room) {
+      *why = "outside the vmalloc area and its guard page";
+      return nullptr;
+    }
+    return static_cast<uint8_t*>(r.ptr) + off;
+  }
   if (!k.mem.is_direct(r.ptr)) {
     *why = "not in the direct map";
     return nullptr;
@@ -51,6 +66,54 @@ uint8_t* Runner::host(const Result& r, int64_t off, int64_t len, std::string* wh
   return k.mem.direct_map + phys;
 }
 
+int64_t Runner::task_bytes(const Result& r) {
+  if (r.id <= 0) return 0;
+  std::lock_guard<std::mutex> guard(k.reclaim->lru_lock);
+  Task* t = find_task_Locked(k, r.id);
+  return t ? static_cast<int64_t>(t->anon.size()) * int64_t(PAGE_SIZE) : 0;
+}
+
+bool Runner::span(const Result& r, int64_t off, int64_t len, std::vector<Chunk>* out,
+                  std::string* why) {
+  out->clear();
+  if (r.kind != Kind::Task) {
+    uint8_t* mem = host(r, off, len, why);
+    if (!mem) return false;
+    out->push_back({mem, static_cast<size_t>(len)});
+    return true;
+  }
+  if (r.id <= 0) {
+    *why = "no task";
+    return false;
+  }
+  std::lock_guard<std::mutex> guard(k.reclaim->lru_lock);
+  Task* t = find_task_Locked(k, r.id);
+  if (!t) {
+    *why = "task " + std::to_string(r.id) + " is gone";
+    return false;
+  }
+  int64_t have = static_cast<int64_t>(t->anon.size()) * int64_t(PAGE_SIZE);
+  if (off < 0 || len < 0 || off + len > have) {
+    *why = "beyond the " + std::to_string(t->anon.size()) + " pages task " +
+           std::to_string(r.id) + " has touched";
+    return false;
+  }
+  for (int64_t pos = off; pos < off + len;) {
+    int64_t idx = pos / int64_t(PAGE_SIZE), in = pos % int64_t(PAGE_SIZE);
+    int64_t n = std::min(int64_t(PAGE_SIZE) - in, off + len - pos);
+    uint8_t* page = static_cast<uint8_t*>(k.mem.phys_to_virt(uint64_t(t->anon[size_t(idx)]) << PAGE_SHIFT));
+    out->push_back({page + in, static_cast<size_t>(n)});
+    pos += n;
+  }
+  return true;
+}
+
+device* Runner::dma_device(unsigned bits) {
+  auto& d = devices[bits];
+  if (!d) d = std::make_unique<device>(m, "scenario-dma" + std::to_string(bits), bits);
+  return d.get();
+}
+
 std::string Runner::describe(const Result& r) {
   if (r.null()) return "NULL";
   char buf[128];
@@ -60,11 +123,33 @@ std::string Runner::describe(const Result& r) {
     std::snprintf(buf, sizeof buf, "pfn 0x%lx (zone %s)", pfn, page_zone(k, pfn).name);
     return buf;
   }
+  case Kind::Cma: {
+    unsigned long pfn = k.mem.page_to_pfn(r.page);
+    std::snprintf(buf, sizeof buf, "pfn 0x%lx..0x%lx (zone %s)", pfn,
+                  pfn + static_cast<unsigned long>(r.size / int64_t(PAGE_SIZE)) - 1,
+                  page_zone(k, pfn).name);
+    return buf;
+  }
+  case Kind::Dma:
+    std::snprintf(buf, sizeof buf, "dma 0x%" PRIx64 " (zone %s)", r.dma,
+                  page_zone(k, static_cast<unsigned long>(r.dma >> PAGE_SHIFT)).name);
+    return buf;
+  case Kind::Task: return "pid " + std::to_string(r.id);
+  case Kind::File: return "ino " + std::to_string(r.id);
+  case Kind::Vmalloc:
+  case Kind::Kvmalloc:
+    if (k.vmalloc && k.vmalloc->contains(reinterpret_cast<uintptr_t>(r.ptr))) {
+      std::snprintf(buf, sizeof buf, "vmalloc 0x%" PRIx64 " (%" PRId64 " pages)",
+                    k.vmalloc->kva(reinterpret_cast<uintptr_t>(r.ptr)),
+                    (r.size + int64_t(PAGE_SIZE) - 1) / int64_t(PAGE_SIZE));
+      return buf;
+    }
+    [[fallthrough]];
   case Kind::Virt:
   case Kind::Obj: {
     if (!k.mem.is_direct(r.ptr)) return "not in the direct map";
     uint64_t phys = k.mem.virt_to_phys(r.ptr);
-    std::string cache = r.kind == Kind::Obj ? slab_cache_of(r.ptr) : "";
+    std::string cache = r.kind == Kind::Obj || r.kind == Kind::Kvmalloc ? slab_cache_of(r.ptr) : "";
     std::snprintf(buf, sizeof buf, "phys 0x%" PRIx64 " (%s%s)", phys, cache.empty() ? "zone " : "",
                   cache.empty() ? page_zone(k, static_cast<unsigned long>(phys >> PAGE_SHIFT)).name
                                 : cache.c_str());

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kmm/device.h"
 #include "kmm/linux.h"
 #include "kmm/machine.h"
 #include "kmm/scenario.h"
@@ -25,12 +26,29 @@ namespace kmm::scn {
 
 struct Result {
   Kind kind = Kind::None;
-  struct page* page = nullptr;         // Page: the head page
-  void* ptr = nullptr;                 // Page/Virt/Obj: the address (direct map)
+  struct page* page = nullptr;         // Page, Cma: the head page
+  void* ptr = nullptr;                 // Page/Virt/Obj/Cma/Dma: the address (direct map);
+                                       // Vmalloc, Kvmalloc: the vmalloc or kmalloc address
   struct kmem_cache* cache = nullptr;  // Cache
-  int64_t size = 0;                    // bytes
+  int64_t size = 0;                    // bytes (Task: its anonymous pages, from the task)
   unsigned order = 0;                  // Page: order the block is freed with by default
-  bool null() const { return kind == Kind::Cache ? cache == nullptr : ptr == nullptr; }
+  int id = 0;                          // Task: pid (<= 0: spawn failed); File: inode (<= 0: none)
+  uint64_t dma = 0;                    // Dma: the bus address
+  unsigned mask_bits = 0;              // Dma: the device's mask
+  bool null() const {
+    switch (kind) {
+    case Kind::Cache: return cache == nullptr;
+    case Kind::Task:
+    case Kind::File: return id <= 0;
+    default: return ptr == nullptr;
+    }
+  }
+};
+
+// A piece of a memory access: host bytes of the simulated memory.
+struct Chunk {
+  uint8_t* mem;
+  size_t len;
 };
 
 struct Runner {
@@ -44,6 +62,9 @@ struct Runner {
   size_t report_cursor = 0;      // reports before this were looked at by an `expect`
   std::unique_ptr<CpuScope> cpu_scope;
   unsigned cpu = 0;
+  // The scenario's devices for dma_alloc_coherent, one per DMA mask width, made on first use
+  // (named "scenario-dma32" ...). Destroyed with the Runner, while the machine is current.
+  std::map<unsigned, std::unique_ptr<device>> devices;
 
   // Set by an executor: appended to the operation's trace line as " -> detail".
   std::string detail;
@@ -56,8 +77,17 @@ struct Runner {
   void define(const Op& op, const Result& r);
   // Records a failed expectation or invariant at the operation's line.
   void fail(const Op& op, const std::string& msg);
-  // The host memory of [off, off+len) of r, inside the machine's RAM, or nullptr with *why set.
+  // The host memory of [off, off+len) of r, inside the machine's RAM (or, for vmalloc memory,
+  // inside its area and guard page), or nullptr with *why set. Not for tasks (see span).
   uint8_t* host(const Result& r, int64_t off, int64_t len, std::string* why);
+  // [off, off+len) of r as host pieces: one for contiguous memory, one per page for a task's
+  // anonymous pages (found afresh each time: migration moves them). false with *why set if
+  // any part is not there (NULL, freed task, beyond the pages touched ...).
+  bool span(const Result& r, int64_t off, int64_t len, std::vector<Chunk>* out, std::string* why);
+  // The bytes a task result has now (its anonymous pages); 0 if it is gone.
+  int64_t task_bytes(const Result& r);
+  // The device of the given DMA mask width.
+  device* dma_device(unsigned bits);
   // "pfn 0x1c08 (zone Normal)", "phys 0x1c08040 (pfn 0x1c08, zone Normal)", "NULL" ...
   std::string describe(const Result& r);
   // Skips an operation on a NULL result; returns true if it did.

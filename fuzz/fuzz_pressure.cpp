@@ -1,0 +1,83 @@
+// Fuzz target: memory pressure. Tasks that fault in anonymous memory (with oom_score_adj from
+// -1000 to 1000), page-cache files read and written, writeback, drop_caches and the other vm
+// sysctls, kswapd and direct reclaim, the OOM killer (by sysrq and by allocations that find no
+// memory), among page, kmalloc and vmalloc allocations, on the machine the input chooses.
+//
+// Oracles, beyond the harness's (liveness, no overlap, content of allocations and of tasks'
+// anonymous pages, new anonymous pages zeroed, the OOM killer never choosing an adj=-1000 task
+// and its victim really gone, "no killable processes" only when none is killable, reports):
+//   - validate() after every operation (reclaim and OOM change the whole machine at once);
+//   - no report on a clean run other than allocation failures, WARNs for impossible requests
+//     and the OOM killer's lines (and its panic when nobody can be killed: the run ends there);
+//   - sysrq's OOM kill (out_of_memory) kills exactly one task when one is killable;
+//   - a file never caches more pages than were read or written into it, and a deleted file
+//     has none.
+#include <map>
+
+#include "harness.h"
+#include "kmm/pressure.h"
+#include "scenario_run.h"
+
+namespace {
+
+using namespace kmm;
+
+struct PressureOracle : fuzz::Oracle {
+  std::map<std::string, long> file_pages; // pages ever read or written, per file result
+
+  static int live_tasks(fuzz::Ctx& c, bool killable_only) {
+    int n = 0;
+    for (const auto& [name, l] : c.res)
+      if (l.kind == uint8_t(scn::Kind::Task) && l.live && (!killable_only || l.adj != -1000)) n++;
+    return n;
+  }
+
+  int killable_before = 0, live_before = 0;
+
+  void after(fuzz::Ctx& c, const Op& op) override {
+    std::string n = fuzz::op_name(op);
+    if (n == "out_of_memory") {
+      int live = live_tasks(c, false);
+      if (killable_before > 0 && live != live_before - 1)
+        fuzz::fail(c, "sysrq OOM kill with " + std::to_string(killable_before) +
+                          " killable task(s) left " + std::to_string(live) + " of " +
+                          std::to_string(live_before) + " alive");
+      if (killable_before == 0 && live != live_before)
+        fuzz::fail(c, "sysrq OOM kill with no killable task killed one");
+    } else if (n == "file_read" || n == "file_write") {
+      long& pages = file_pages[op.args[0].str];
+      if (pages >= 0) pages += op.args[2].num;
+    } else if (n == "file_delete") {
+      file_pages[op.args[0].str] = -1;
+    }
+    for (const auto& [name, pages] : file_pages) {
+      const fuzz::Live& l = c.res.at(name);
+      if (l.id <= 0) continue;
+      long cached = file_cached_pages(*c.m, l.id);
+      if (pages < 0 && cached != -ENOENT)
+        fuzz::fail(c, name + ": a deleted file still answers with " + std::to_string(cached));
+      if (pages >= 0 && cached > pages)
+        fuzz::fail(c, name + ": " + std::to_string(cached) + " pages cached, only " +
+                          std::to_string(pages) + " ever read or written");
+    }
+    killable_before = live_tasks(c, true);
+    live_before = live_tasks(c, false);
+  }
+};
+
+const fuzz::Target target{
+    "pressure",
+    {"task_spawn", "task_touch", "task_exit", "oom_score_adj", "oom_score", "out_of_memory",
+     "file_create", "file_read", "file_write", "writeback", "file_delete", "kswapd_run", "reclaim",
+     "proc_write", "proc_read", "write", "read", "fill", "alloc_pages", "free_pages", "kmalloc",
+     "kfree", "vmalloc", "vfree", "cpu"},
+    nullptr,
+    1,
+    fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn) |
+        fuzz::report_bit(ReportKind::Oom),
+    true,
+    [] { return std::unique_ptr<fuzz::Oracle>(new PressureOracle); }};
+
+} // namespace
+
+KMM_FUZZ_TARGET(target)
