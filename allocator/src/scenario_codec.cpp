@@ -241,7 +241,7 @@ std::vector<uint8_t> encode_scenario(const Scenario& s) {
       }
       case FieldType::UInt: {
         uint64_t span = uint_span(f);
-        uint64_t x;
+        uint64_t x = 0; // fail() throws; clang cannot see that
         if (!v.present) x = span - 1;
         else if (v.num < f.min || v.num > f.max) fail("value out of range");
         else x = static_cast<uint64_t>(v.num - f.min);
