@@ -8,15 +8,21 @@
 
 #include "bug.h"
 #include "buddy.h"
+#include "kasan_asan.h"
 #include "kernel.h"
 #include "kmm/machine.h"
 #include "vmalloc.h"
 
 namespace kmm {
 
-std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const char* bug_type) = nullptr;
+std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const char* bug_type,
+                                          std::string* cache, int64_t* offset) = nullptr;
 
 KasanState::~KasanState() {
+  // ASan's copy goes with the machine: its host ranges are unmapped next and may be reused.
+  if (owner)
+    kasan_asan_unregister(*owner, reinterpret_cast<uintptr_t>(owner->mem.direct_map), owner->mem.bytes,
+                          owner->vmalloc ? owner->vmalloc->base : 0, owner->vmalloc ? owner->vmalloc->size : 0);
   if (dm_shadow) munmap(dm_shadow, dm_shadow_size);
   if (vm_shadow) munmap(vm_shadow, vm_shadow_size);
 }
@@ -37,7 +43,9 @@ void kasan_init(Kernel& k) {
   st->dm_shadow = map_shadow(st->dm_shadow_size);
   st->vm_shadow_size = k.vmalloc->size / KASAN_GRANULE_SIZE;
   st->vm_shadow = map_shadow(st->vm_shadow_size);
+  st->owner = &k;
   k.kasan = std::move(st);
+  kasan_asan_register(k);
   kasan_slab_init(k);
   k.log.printk("kasan: KernelAddressSanitizer initialized (generic)");
 }
@@ -70,6 +78,7 @@ void kasan_poison(Kernel& k, const void* addr, size_t size, uint8_t value) {
   uint8_t* s = shadow_slot(k, reinterpret_cast<uintptr_t>(addr), &key);
   if (!s) return;
   std::memset(s, value ^ key, (size + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE);
+  kasan_asan_set(addr, size, value);
 }
 
 void kasan_unpoison(Kernel& k, const void* addr, size_t size) {
@@ -80,6 +89,10 @@ void kasan_unpoison(Kernel& k, const void* addr, size_t size) {
   size_t full = size / KASAN_GRANULE_SIZE;
   std::memset(s, 0 ^ key, full);
   if (size % KASAN_GRANULE_SIZE) s[full] = static_cast<uint8_t>((size % KASAN_GRANULE_SIZE) ^ key);
+  kasan_asan_set(addr, full * KASAN_GRANULE_SIZE, 0);
+  if (size % KASAN_GRANULE_SIZE)
+    kasan_asan_set(static_cast<const char*>(addr) + full * KASAN_GRANULE_SIZE, 1,
+                   static_cast<uint8_t>(size % KASAN_GRANULE_SIZE));
 }
 
 void kasan_alloc_pages(Kernel& k, struct page* page, unsigned order) {
@@ -100,6 +113,9 @@ void kasan_unpoison_vmalloc(Kernel& k, const void* addr, size_t size) {
 
 void kasan_poison_vmalloc(Kernel& k, const void* addr, size_t size) {
   kasan_poison(k, addr, size, KASAN_VMALLOC_INVALID);
+  // The area is unmapped (PROT_NONE) now: a stray access faults and vmalloc_fault reports it.
+  // ASan must not see it first, or one access would give two reports.
+  kasan_asan_clear(addr, size);
 }
 
 // --- reports ---------------------------------------------------------------------------------
@@ -145,10 +161,10 @@ static std::string memory_state(Kernel& k, uintptr_t a) {
   return t;
 }
 
-static std::string describe_addr(Kernel& k, uintptr_t a, const char* type) {
+static std::string describe_addr(Kernel& k, uintptr_t a, const char* type, Report* r) {
   std::string t;
   const void* p = reinterpret_cast<const void*>(a);
-  if (kasan_describe_slab_object) t += kasan_describe_slab_object(k, p, type);
+  if (kasan_describe_slab_object) t += kasan_describe_slab_object(k, p, type, &r->cache, &r->offset);
   if (k.mem.is_direct(p)) {
     if (!t.empty()) t += "\n";
     t += "The buggy address belongs to the physical page:\n";
@@ -162,32 +178,38 @@ static std::string describe_addr(Kernel& k, uintptr_t a, const char* type) {
 }
 
 static void kasan_report(Kernel& k, uintptr_t a, size_t size, bool write, const char* type,
-                         const char* fn, bool described) {
+                         const char* fn, bool described, const std::string& call_trace = "") {
   uint64_t ka = kernel_addr(k, a);
   std::string title = strprintf("BUG: KASAN: %s in %s", type, fn);
+  Report r{ReportKind::Kasan, title, ""};
   std::string t = "==================================================================\n";
   t += title + "\n";
   t += strprintf("%s of size %zu at addr %016llx by task %s/%d\n\n", write ? "Write" : "Read", size,
                  (unsigned long long)ka, k.cpu().current.comm.c_str(), k.cpu().current.pid);
-  t += cpu_line(k) + "\n";
+  t += cpu_line(k);
+  t += call_trace + "\n";
   if (described) {
-    std::string d = describe_addr(k, a, type);
+    std::string d = describe_addr(k, a, type, &r);
     if (!d.empty()) t += d + "\n";
     t += memory_state(k, a);
   }
   t += "==================================================================\n";
-  Report r{ReportKind::Kasan, title, t};
+  r.text = t;
   r.addr = ka;
   emit_report(k, std::move(r));
 }
 
-bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const char* fn) {
+// check_region_inline() and kasan_report(): reports the access if KASAN's shadow forbids it.
+// `trace` is the call trace of an access ASan caught; `always` reports even an access the shadow
+// allows (ASan saw poison there, so something is off: "unknown-crash" keeps it visible).
+static bool check_access(Kernel& k, const void* addr, size_t size, bool write, const char* fn,
+                         const std::string& trace, bool always) {
   if (!k.kasan || !size) return true;
   uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   uint8_t key;
   if (!shadow_slot(k, a, &key)) {
     const char* type = a < PAGE_SIZE_ ? "null-ptr-deref" : "wild-memory-access";
-    kasan_report(k, a, size, write, type, fn, false);
+    kasan_report(k, a, size, write, type, fn, false, trace);
     return false;
   }
   // Find the first inaccessible byte, granule by granule.
@@ -196,7 +218,7 @@ bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const cha
     uint8_t key2;
     uint8_t* s = shadow_slot(k, g, &key2);
     if (!s) {
-      kasan_report(k, a, size, write, "wild-memory-access", fn, false);
+      kasan_report(k, a, size, write, "wild-memory-access", fn, false, trace);
       return false;
     }
     uint8_t v = static_cast<uint8_t>(*s ^ key2);
@@ -211,10 +233,35 @@ bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const cha
       meaning = n ? static_cast<uint8_t>(*n ^ key2) : v;
     }
     (void)first;
-    kasan_report(k, a, size, write, bug_type_for(meaning), fn, true);
+    kasan_report(k, a, size, write, bug_type_for(meaning), fn, true, trace);
     return false;
   }
-  return true;
+  if (always) kasan_report(k, a, size, write, "unknown-crash", fn, true, trace);
+  return !always;
+}
+
+// The last access an explicit check reported on this thread. Code that checks and then makes
+// the access (the scenario language, the harness) is reported once: ASan, seeing the same
+// access, stays quiet about it.
+namespace {
+struct CheckedRange {
+  const Kernel* k = nullptr;
+  uintptr_t lo = 0, hi = 0;
+};
+thread_local CheckedRange last_reported;
+} // namespace
+
+bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const char* fn) {
+  bool ok = check_access(k, addr, size, write, fn, "", false);
+  uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  last_reported = ok ? CheckedRange{} : CheckedRange{&k, a, a + size};
+  return ok;
+}
+
+void kasan_report_asan(Kernel& k, uintptr_t addr, size_t size, bool write, const char* fn,
+                       const std::string& call_trace) {
+  if (last_reported.k == &k && addr >= last_reported.lo && addr < last_reported.hi) return;
+  check_access(k, reinterpret_cast<const void*>(addr), size, write, fn, call_trace, true);
 }
 
 void kasan_report_invalid_free(Kernel& k, const void* addr, const char* type, const char* fn) {
@@ -226,12 +273,13 @@ void kasan_report_invalid_free(Kernel& k, const void* addr, const char* type, co
   t += strprintf("Free of addr %016llx by task %s/%d\n\n", (unsigned long long)ka,
                  k.cpu().current.comm.c_str(), k.cpu().current.pid);
   t += cpu_line(k) + "\n";
-  std::string d = describe_addr(k, a, type);
+  Report r{ReportKind::Kasan, title, ""};
+  std::string d = describe_addr(k, a, type, &r);
   if (!d.empty()) t += d + "\n";
   uint8_t key;
   if (shadow_slot(k, a, &key)) t += memory_state(k, a);
   t += "==================================================================\n";
-  Report r{ReportKind::Kasan, title, t};
+  r.text = t;
   r.addr = ka;
   emit_report(k, std::move(r));
 }

@@ -34,6 +34,7 @@ inline constexpr uint8_t KASAN_SLAB_FREE_META = 0xFA;
 inline constexpr uint8_t KASAN_VMALLOC_INVALID = 0xF8;
 
 struct KasanState {
+  Kernel* owner = nullptr;
   uint8_t* dm_shadow = nullptr; // direct map: mem/8 bytes, stored XOR KASAN_PAGE_FREE
   size_t dm_shadow_size = 0;
   uint8_t* vm_shadow = nullptr; // vmalloc range: size/8 bytes, stored XOR KASAN_VMALLOC_INVALID
@@ -60,12 +61,18 @@ void kasan_poison_vmalloc(Kernel& k, const void* addr, size_t size);
 // Checks an access; returns false (after reporting) if it touches poisoned memory. `fn` is the
 // function named in the report title ("BUG: KASAN: <type> in <fn>").
 bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const char* fn);
+// A bad access ASan caught in an ASan build (kasan_asan.cpp): the KASAN report for it, its type
+// taken from KASAN's shadow, with the call trace ASan gave.
+void kasan_report_asan(Kernel& k, uintptr_t addr, size_t size, bool write, const char* fn,
+                       const std::string& call_trace);
 // The "double-free" / "invalid-free" reports of kfree and kmem_cache_free.
 void kasan_report_invalid_free(Kernel& k, const void* addr, const char* type, const char* fn);
 
 // Lets the slab layer describe the object around a buggy address; set by the slab layer.
-// Returns the description block ("The buggy address belongs to the object at ...") or "".
-extern std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const char* bug_type);
+// Returns the description block ("The buggy address belongs to the object at ...") or "", and
+// sets *cache and *offset (the address's offset from the object's start) when it is a slab object.
+extern std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const char* bug_type,
+                                                 std::string* cache, int64_t* offset);
 
 // The quarantine (mm/kasan/quarantine.c): freed slab objects wait here, oldest first, until
 // they hold more than 1/32 of RAM; then the oldest go back to SLUB.

@@ -12,11 +12,13 @@
 //   quarantine full      the oldest objects go back to SLUB (their shadow stays 0xfb)
 // kmalloc_large: the pages are unpoisoned by the page allocator; [round_up(size, 8), end of
 // the pages) becomes KASAN_PAGE_REDZONE (0xfe).
+#include <cstring>
 #include <deque>
 #include <mutex>
 
 #include "bug.h"
 #include "kasan.h"
+#include "kasan_asan.h"
 #include "kasan_hooks.h"
 #include "kfence.h"
 #include "kernel.h"
@@ -98,6 +100,13 @@ bool kasan_kfree_large_hook(Kernel& k, const void* p) {
   return true;
 }
 
+// A quarantined object goes back to SLUB, which writes its free pointer and (slub_debug) its
+// patterns into memory KASAN keeps poisoned: SLUB is not instrumented in the kernel either.
+static void release(Kernel& k, kmem_cache* s, struct page* slab, void* obj) {
+  KasanMetadataAccess scope(static_cast<char*>(obj) - s->red_left_pad, s->size);
+  do_slab_free(k, s, slab, obj, 0);
+}
+
 // Releases the oldest quarantined objects until the quarantine fits its budget.
 static void quarantine_reduce(Kernel& k, size_t budget) {
   KasanQuarantine& q = *k.kasan_quarantine;
@@ -111,13 +120,13 @@ static void quarantine_reduce(Kernel& k, size_t budget) {
       q.bytes -= e.cache->size;
     }
     struct page* slab = slab_of(k, e.object);
-    if (slab) do_slab_free(k, e.cache, slab, e.object, 0);
+    if (slab) release(k, e.cache, slab, e.object);
   }
 }
 
 static size_t quarantine_budget(Kernel& k) { return k.mem.bytes / 32; }
 
-bool kasan_slab_free_hook(Kernel& k, kmem_cache* s, void* obj, bool) {
+bool kasan_slab_free_hook(Kernel& k, kmem_cache* s, void* obj, bool init) {
   struct page* slab = slab_of(k, obj);
   // check_slab_allocation(): a pointer inside an object is an invalid free; an object whose
   // first byte is already poisoned is a double free. Either way SLUB must not free it.
@@ -132,6 +141,8 @@ bool kasan_slab_free_hook(Kernel& k, kmem_cache* s, void* obj, bool) {
   // Objects of SLAB_TYPESAFE_BY_RCU caches may be used until a grace period passes: they are
   // neither poisoned nor delayed.
   if (s->flags & SLAB_TYPESAFE_BY_RCU) return false;
+  // slab_free_hook(): init_on_free wipes the object now, before the quarantine delays its reuse.
+  if (init) std::memset(obj, 0, s->object_size);
   kasan_poison(k, obj, round_up_granule(s->object_size), KASAN_SLAB_FREE);
   KasanQuarantine& q = *k.kasan_quarantine;
   {
@@ -170,7 +181,7 @@ void kasan_quarantine_remove_cache(Kernel& k, kmem_cache* s) {
     }
   }
   for (auto& e : mine)
-    if (struct page* slab = slab_of(k, e.object)) do_slab_free(k, s, slab, e.object, 0);
+    if (struct page* slab = slab_of(k, e.object)) release(k, s, slab, e.object);
 }
 
 size_t kasan_quarantine_bytes(Kernel& k) {
@@ -180,7 +191,8 @@ size_t kasan_quarantine_bytes(Kernel& k) {
 }
 
 // describe_object_addr(): where the address lies relative to the object around it.
-static std::string describe_slab_object(Kernel& k, const void* addr, const char* bug_type) {
+static std::string describe_slab_object(Kernel& k, const void* addr, const char* bug_type,
+                                        std::string* cache, int64_t* offset) {
   if (!k.mem.is_direct(addr) || is_kfence_address(k, addr)) return "";
   struct page* slab = slab_of(k, addr);
   if (!slab) return "";
@@ -208,6 +220,8 @@ static std::string describe_slab_object(Kernel& k, const void* addr, const char*
     rel_type = "inside";
     rel_bytes = a - obj;
   }
+  *cache = s->name;
+  *offset = a - obj;
   std::string state;
   if (std::string(bug_type) == "slab-out-of-bounds") state = "allocated ";
   else if (std::string(bug_type) == "slab-use-after-free") state = "freed ";
