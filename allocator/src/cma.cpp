@@ -22,6 +22,7 @@
 
 #include "bug.h"
 #include "buddy.h"
+#include "kasan.h"
 #include "kernel.h"
 #include "kmm/machine.h"
 #include "page_alloc.h"
@@ -203,6 +204,7 @@ int alloc_contig_range(Kernel& k, unsigned long start, unsigned long end) {
             pg->private_ = 0;
             pg->_refcount = 1;
             pg->owner = PageOwner::Cma;
+            kasan_alloc_pages(k, pg, 0); // post_alloc_hook(): the range becomes accessible
           } else {
             __free_one_page(k, z, p, 0, k.mem.get_pageblock_migratetype(p));
           }

@@ -240,27 +240,12 @@ static bool check_access(Kernel& k, const void* addr, size_t size, bool write, c
   return !always;
 }
 
-// The last access an explicit check reported on this thread. Code that checks and then makes
-// the access (the scenario language, the harness) is reported once: ASan, seeing the same
-// access, stays quiet about it.
-namespace {
-struct CheckedRange {
-  const Kernel* k = nullptr;
-  uintptr_t lo = 0, hi = 0;
-};
-thread_local CheckedRange last_reported;
-} // namespace
-
 bool kasan_check(Kernel& k, const void* addr, size_t size, bool write, const char* fn) {
-  bool ok = check_access(k, addr, size, write, fn, "", false);
-  uintptr_t a = reinterpret_cast<uintptr_t>(addr);
-  last_reported = ok ? CheckedRange{} : CheckedRange{&k, a, a + size};
-  return ok;
+  return check_access(k, addr, size, write, fn, "", false);
 }
 
 void kasan_report_asan(Kernel& k, uintptr_t addr, size_t size, bool write, const char* fn,
                        const std::string& call_trace) {
-  if (last_reported.k == &k && addr >= last_reported.lo && addr < last_reported.hi) return;
   check_access(k, reinterpret_cast<const void*>(addr), size, write, fn, call_trace, true);
 }
 

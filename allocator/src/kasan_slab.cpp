@@ -142,7 +142,10 @@ bool kasan_slab_free_hook(Kernel& k, kmem_cache* s, void* obj, bool init) {
   // neither poisoned nor delayed.
   if (s->flags & SLAB_TYPESAFE_BY_RCU) return false;
   // slab_free_hook(): init_on_free wipes the object now, before the quarantine delays its reuse.
-  if (init) std::memset(obj, 0, s->object_size);
+  if (init) { // the whole object, past a kmalloc request into its red zone, as SLUB does
+    KasanMetadataAccess scope(obj, s->object_size);
+    std::memset(obj, 0, s->object_size);
+  }
   kasan_poison(k, obj, round_up_granule(s->object_size), KASAN_SLAB_FREE);
   KasanQuarantine& q = *k.kasan_quarantine;
   {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "bug.h"
+#include "kasan_asan.h"
 #include "kasan_hooks.h"
 #include "kfence.h"
 #include "kernel.h"
@@ -202,6 +203,7 @@ void* __krealloc(Kernel& k, const void* p, size_t new_size, gfp_t flags, uintptr
   }
   if (new_size <= ks) {
     char* q = static_cast<char*>(const_cast<void*>(p));
+    KasanMetadataAccess scope(q, ks); // kasan_disable_current(): the tail may be poisoned
     if ((flags & __GFP_ZERO) || k.params.init_on_alloc) {
       if (orig_size && orig_size < new_size) std::memset(q + orig_size, 0, new_size - orig_size);
       else std::memset(q + new_size, 0, ks - new_size);
@@ -216,6 +218,7 @@ void* __krealloc(Kernel& k, const void* p, size_t new_size, gfp_t flags, uintptr
   }
   void* ret = __kmalloc(k, new_size, flags, caller);
   if (ret) {
+    KasanMetadataAccess scope(p, orig_size ? orig_size : ks); // the old bucket's red zone too
     std::memcpy(ret, p, orig_size ? orig_size : ks);
     kfree_internal(k, p, caller);
   }

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "bug.h"
+#include "kasan_asan.h"
 #include "kernel.h"
 #include "kmalloc.h"
 #include "kmm/linux.h"
@@ -92,7 +93,10 @@ void kfree(const void* objp) { kmm::kfree_internal(K(), objp, CALLER); }
 void kfree_sensitive(const void* objp) {
   Kernel& k = K();
   size_t ks = kmm::__ksize(k, objp);
-  if (ks) std::memset(const_cast<void*>(objp), 0, ks); // memzero_explicit: the whole bucket
+  if (ks) { // kasan_unpoison_range() + memzero_explicit: the whole bucket, red zone included
+    kmm::KasanMetadataAccess scope(objp, ks);
+    std::memset(const_cast<void*>(objp), 0, ks);
+  }
   kmm::kfree_internal(k, objp, CALLER);
 }
 

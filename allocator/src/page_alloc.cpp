@@ -18,6 +18,7 @@
 #include "bug.h"
 #include "buddy.h"
 #include "kasan.h"
+#include "kasan_asan.h"
 #include "kernel.h"
 #include "pcp.h"
 #include "watermark.h"
@@ -86,8 +87,10 @@ static void prep_new_page(Kernel& k, unsigned long pfn, unsigned order, gfp_t gf
                           PageOwner owner) {
   struct page* p = k.mem.pfn_to_page(pfn);
   const unsigned long n = 1ul << order;
-  if (k.params.page_poison)
+  if (k.params.page_poison) {
+    KasanMetadataAccess scope(k.mem.page_address(p), n << PAGE_SHIFT_); // free pages are poisoned
     for (unsigned long i = 0; i < n; i++) check_page_poison(k, p + i);
+  }
   p->flags = PG_alloc;
   p->private_ = order;
   p->_refcount = 1;
@@ -430,8 +433,10 @@ static void free_pages_prepare(Kernel& k, struct page* p, unsigned order) {
       p[i].compound_head = 0;
     }
   kasan_free_pages(k, p, order);
-  if (k.params.page_poison) std::memset(k.mem.page_address(p), PAGE_POISON, n << PAGE_SHIFT_);
-  else if (k.params.init_on_free) std::memset(k.mem.page_address(p), 0, n << PAGE_SHIFT_);
+  if (k.params.page_poison || k.params.init_on_free) {
+    KasanMetadataAccess scope(k.mem.page_address(p), n << PAGE_SHIFT_); // poisoned just above
+    std::memset(k.mem.page_address(p), k.params.page_poison ? PAGE_POISON : 0, n << PAGE_SHIFT_);
+  }
   p->flags = 0;
   p->private_ = 0;
   p->_refcount = 0;

@@ -33,6 +33,7 @@
 #include <cstring>
 
 #include "bug.h"
+#include "kasan_asan.h"
 #include "kasan_hooks.h"
 #include "kfence.h"
 #include "kernel.h"
@@ -62,12 +63,13 @@ static inline uintptr_t freelist_ptr(const kmem_cache* s, uintptr_t v, uintptr_t
   return v ^ s->random ^ __builtin_bswap64(ptr_addr);
 }
 
-void* get_freepointer(const kmem_cache* s, void* obj) {
+// Free pointers live in free objects, which KASAN keeps poisoned: not ASan-instrumented.
+KMM_NO_SANITIZE_ADDRESS void* get_freepointer(const kmem_cache* s, void* obj) {
   uintptr_t addr = reinterpret_cast<uintptr_t>(obj) + s->offset;
   return reinterpret_cast<void*>(freelist_ptr(s, *reinterpret_cast<uintptr_t*>(addr), addr));
 }
 
-void set_freepointer(const kmem_cache* s, void* obj, void* fp) {
+KMM_NO_SANITIZE_ADDRESS void set_freepointer(const kmem_cache* s, void* obj, void* fp) {
   uintptr_t addr = reinterpret_cast<uintptr_t>(obj) + s->offset;
   *reinterpret_cast<uintptr_t*>(addr) = freelist_ptr(s, reinterpret_cast<uintptr_t>(fp), addr);
 }
@@ -276,6 +278,7 @@ static struct page* new_slab(Kernel& k, kmem_cache* s, gfp_t flags) {
                         long(PAGE_SIZE_ << order));
   char* base = static_cast<char*>(slab_address(k, slab));
   kasan_poison_slab(k, s, slab);
+  KasanMetadataAccess slab_setup(base, PAGE_SIZE_ << order); // debug patterns in the red zones
   if (kmem_cache_debug(s)) setup_slab_debug(k, s, slab);
   for (unsigned i = 0; i < objects; i++) {
     void* obj = fixup_red_left(s, base + size_t(i) * s->size);
@@ -533,6 +536,8 @@ void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_
   if (!obj) return nullptr;
   bool init = (gfp & __GFP_ZERO) || s->init_on_alloc;
   obj = kasan_slab_alloc(k, s, obj, gfp, init);
+  if (s->init_on_free && !freeptr_outside_object(s)) // maybe_wipe_obj_freeptr(): the word SLUB
+    std::memset(static_cast<char*>(obj) + s->offset, 0, sizeof(void*)); // wrote after the wipe
   if (init) {
     // Zero only what the caller asked for in a kmalloc cache with a tracked size, so the kmalloc
     // red zone after it keeps 0xcc.

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "bug.h"
+#include "kasan_asan.h"
 #include "kernel.h"
 #include "slub.h"
 
@@ -32,23 +33,27 @@ static unsigned orig_size_offset(const kmem_cache* s) {
 void set_orig_size(const kmem_cache* s, void* obj, unsigned orig) {
   if (!slub_debug_orig_size(s)) return;
   unsigned long v = orig;
+  KasanMetadataAccess scope(static_cast<char*>(obj) + orig_size_offset(s), sizeof v);
   std::memcpy(static_cast<char*>(obj) + orig_size_offset(s), &v, sizeof v);
 }
 
 unsigned get_orig_size(const kmem_cache* s, void* obj) {
   if (!slub_debug_orig_size(s)) return s->object_size;
   unsigned long v;
+  KasanMetadataAccess scope(static_cast<char*>(obj) + orig_size_offset(s), sizeof v);
   std::memcpy(&v, static_cast<char*>(obj) + orig_size_offset(s), sizeof v);
   return unsigned(v);
 }
 
 void init_tracking(const kmem_cache* s, void* obj) {
   if (!(s->flags & SLAB_STORE_USER)) return;
+  KasanMetadataAccess scope(get_track(s, obj, TRACK_ALLOC), 2 * sizeof(track));
   std::memset(get_track(s, obj, TRACK_ALLOC), 0, 2 * sizeof(track));
 }
 
 void set_track(Kernel& k, const kmem_cache* s, void* obj, track_item t, uintptr_t addr) {
   track* p = get_track(s, obj, t);
+  KasanMetadataAccess scope(p, sizeof *p);
   p->addr = addr;
   p->handle = 0;
   p->cpu = int32_t(k.cpu_id());
@@ -60,6 +65,7 @@ void set_track(Kernel& k, const kmem_cache* s, void* obj, track_item t, uintptr_
 // allocated kmalloc object with a tracked size the bytes after it get 0xcc: the kmalloc red zone.
 void init_object(const kmem_cache* s, void* obj, uint8_t val) {
   uint8_t* p = static_cast<uint8_t*>(obj);
+  KasanMetadataAccess scope(p - s->red_left_pad, s->red_left_pad + s->inuse);
   unsigned poison_size = s->object_size;
   if (s->flags & SLAB_RED_ZONE) {
     std::memset(p - s->red_left_pad, val, s->red_left_pad);
@@ -76,6 +82,7 @@ void init_object(const kmem_cache* s, void* obj, uint8_t val) {
 void setup_slab_debug(Kernel& k, kmem_cache* s, struct page* slab) {
   if (!(s->flags & SLAB_POISON)) return;
   unsigned order = (slab->flags & PG_head) ? slab->compound_order : 0;
+  KasanMetadataAccess scope(slab_address(k, slab), PAGE_SIZE_ << order);
   std::memset(slab_address(k, slab), POISON_INUSE, PAGE_SIZE_ << order);
 }
 
@@ -98,6 +105,7 @@ static std::string where(Kernel& k, const kmem_cache* s, const void* obj) {
 static bool check_bytes_and_report(DebugCtx& d, kmem_cache* s, struct page* slab, void* obj,
                                    const char* what, uint8_t* start, uint8_t value, size_t bytes) {
   uint8_t* fault = nullptr;
+  KasanMetadataAccess scope(start, bytes); // red zones and free objects are KASAN-poisoned
   for (size_t i = 0; i < bytes; i++)
     if (start[i] != value) {
       fault = start + i;
@@ -137,6 +145,7 @@ static void slab_pad_check(DebugCtx& d, kmem_cache* s, struct page* slab) {
   size_t remainder = length % s->size;
   if (!remainder) return;
   uint8_t* pad = start + length - remainder;
+  KasanMetadataAccess scope(pad, remainder);
   uint8_t* fault = nullptr;
   for (size_t i = 0; i < remainder; i++)
     if (pad[i] != POISON_INUSE) {

@@ -12,6 +12,7 @@
 
 #include "buddy.h"
 #include "bug.h"
+#include "kasan_asan.h"
 #include "kernel.h"
 #include "slub.h"
 
@@ -64,6 +65,7 @@ static std::string print_slab_info(Kernel& k, const kmem_cache* s, const struct 
 
 // print_hex_dump(KERN_ERR, text, DUMP_PREFIX_ADDRESS, 16, 1, addr, len, 1)
 static std::string print_section(Kernel& k, const char* text, const uint8_t* addr, size_t len) {
+  KasanMetadataAccess scope(addr, len); // red zones, padding and free objects are KASAN-poisoned
   std::string t;
   for (size_t row = 0; row < len; row += 16) {
     t += strprintf("%s%016llx: ", text, kva(k, addr + row));
@@ -80,6 +82,7 @@ static std::string print_section(Kernel& k, const char* text, const uint8_t* add
 std::string slab_print_tracking(Kernel& k, const kmem_cache* s, void* obj) {
   if (!(s->flags & SLAB_STORE_USER)) return "";
   const auto* t = reinterpret_cast<const track*>(static_cast<char*>(obj) + get_info_end(s));
+  KasanMetadataAccess scope(t, 2 * sizeof(track));
   uint64_t now = k.slab->jiffies.load(std::memory_order_relaxed);
   std::string out;
   const char* what[2] = {"Allocated", "Freed"};
