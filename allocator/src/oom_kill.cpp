@@ -72,7 +72,7 @@ static void report_oom_kill_Locked(Kernel& k, std::string header, const Task& vi
 }
 
 // Nobody to kill: the kernel's message, then (except for sysrq) the panic.
-static void report_oom_no_victim(Kernel& k, std::string header) {
+static void report_oom_no_victim(Kernel& k, const std::string& header) {
   std::string title = "Out of memory and no killable processes...";
   emit_report(k, Report{ReportKind::Oom, title, header + title + "\n"});
 }
@@ -108,7 +108,7 @@ static bool oom_invoke(Kernel& k, gfp_t gfp, int order, bool sysrq) {
       task_release_Locked(k, victim);
       return true;
     }
-    report_oom_no_victim(k, std::move(header));
+    report_oom_no_victim(k, header);
   }
   if (no_victim && !sysrq) report_panic(k, "System is deadlocked on memory");
   return false;
