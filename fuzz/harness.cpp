@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "cma.h"
 #include "kernel.h"
 #include "kmm/linux.h"
 #include "kmm/pressure.h"
@@ -147,6 +148,12 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
   auto ref = [&](size_t i) -> Live& { return c.res.at(op.args[i].str); };
 
   if (n == "corrupt") return misuse("deliberate corruption");
+  // Kernel memory asked for with __GFP_MOVABLE may land in CMA pageblocks, where nothing can
+  // migrate it: cma_alloc would fail and validate() names the unmovable page. A caller bug.
+  if (c.r->k.cma && c.r->k.cma->default_area)
+    for (size_t i = 0; i < spec.fields.size(); i++)
+      if (spec.fields[i].type == scn::FieldType::Gfp && (op.args[i].num & __GFP_MOVABLE))
+        return misuse("__GFP_MOVABLE kernel memory on a machine with CMA");
   if (n == "spin_unlock") return c.r->lock_held ? Verdict::Ok : misuse("spin_unlock of a free lock");
   if (n == "local_irq_enable")
     return c.r->k.cpus[c.r->cpu].irq_disable_depth > 0 ? Verdict::Ok
@@ -494,6 +501,13 @@ void check_reports(Ctx& c, const Op* op) {
     if ((ok & report_bit(ReportKind::Oom)) &&
         check_oom(c, rep, c.reports_seen ? &reps[c.reports_seen - 1] : nullptr))
       continue;
+    // SLAB_PANIC: a cache that cannot be created panics, as asked. The run ends there.
+    if (rep.kind == ReportKind::Panic && op && std::string(op_name(*op)) == "kmem_cache_create" &&
+        (static_cast<uint64_t>(op->args[3].num) & SLAB_PANIC) &&
+        rep.title.find("kmem_cache_create: Failed to create slab") != std::string::npos) {
+      c.stop = true;
+      continue;
+    }
     if (!(ok & report_bit(rep.kind)))
       fail(c, std::string("unexpected report \"") + rep.title + "\"" +
                   (op ? " after " + op_text(c, *op) : std::string(" at the end")));

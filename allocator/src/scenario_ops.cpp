@@ -830,10 +830,13 @@ int64_t size_none(const Op&, const SymTab&) { return 0; }
 
 // Limits of the new subsystems' arguments. Sizes stay below 16 MiB so every offset of an
 // allocation fits the binary form's 3 bytes (kMaxWindow).
-constexpr int64_t kMaxVmallocSize = int64_t(8) << 20;
+// They are also kept small enough for fuzzing speed: a vmalloc maps its pages one mmap per
+// physically contiguous run, and a task_touch faults pages one by one.
+constexpr int64_t kMaxVmallocSize = int64_t(1) << 20;   // 256 pages
+constexpr int64_t kMaxKvmallocSize = int64_t(4) << 20;  // above MAX_PAGE_ORDER's 4 MiB block
 constexpr int64_t kMaxCmaCount = 4096;  // pages; more than any fuzz machine's area
-constexpr int64_t kMaxTouch = 16384;    // pages per task_touch: 64 MiB, enough to OOM any machine
-constexpr int64_t kMaxFilePages = 4096;
+constexpr int64_t kMaxTouch = 4096;     // pages per task_touch: 16 MiB; a few OOM any machine
+constexpr int64_t kMaxFilePages = 1024;
 
 // Field shorthands for the table.
 Field ref(uint16_t mask) { return {nullptr, FieldType::Ref, Need::Required, 0, 0, 0, mask}; }
@@ -928,9 +931,9 @@ const std::vector<OpSpec>& op_table() {
     {"vzalloc", Kind::Vmalloc, {uint_("size", 0, kMaxVmallocSize)},
      exec_vzalloc, size_of_arg0, "V = vzalloc size=N"},
     {"vfree", Kind::None, {ref(R_VMALLOC)}, exec_vfree, nullptr, "vfree V"},
-    {"kvmalloc", Kind::Kvmalloc, {uint_("size", 0, kMaxVmallocSize), gfp()},
+    {"kvmalloc", Kind::Kvmalloc, {uint_("size", 0, kMaxKvmallocSize), gfp()},
      exec_kvmalloc, size_of_arg0, "K = kvmalloc size=N [gfp=FLAGS]   (kmalloc, or vmalloc when that fails)"},
-    {"kvzalloc", Kind::Kvmalloc, {uint_("size", 0, kMaxVmallocSize), gfp()},
+    {"kvzalloc", Kind::Kvmalloc, {uint_("size", 0, kMaxKvmallocSize), gfp()},
      exec_kvzalloc, size_of_arg0, "K = kvzalloc size=N [gfp=FLAGS]"},
     {"kvfree", Kind::None, {ref(R_KVMALLOC)}, exec_kvfree, nullptr, "kvfree K"},
     {"cma_alloc", Kind::Cma, {uint_("count", 1, kMaxCmaCount), {"align", FieldType::UInt, Need::Default, 0, kMaxOrderArg, 0}},
