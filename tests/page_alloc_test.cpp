@@ -91,9 +91,9 @@ TEST(PageAlloc, ZonelistFallbackOrderFollowsTheWatermarks) {
   auto m = Machine::boot("mem=64M nr_cpus=1 kmm.pcp=0");
   kmm::MachineScope scope(*m);
   auto zi = kmm::test::zoneinfo(*m);
-  const auto& dma = zi["DMA"];
-  const auto& dma32 = zi["DMA32"];
-  const auto& normal = zi["Normal"];
+  const auto dma = zi["DMA"];
+  const auto dma32 = zi["DMA32"];
+  const auto normal = zi["Normal"];
   std::vector<int> expected;
   expected.insert(expected.end(), normal.free - normal.low, 2);
   expected.insert(expected.end(), dma32.free - (dma32.low + dma32.protection[2]), 1);
