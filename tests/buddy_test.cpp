@@ -234,6 +234,37 @@ TEST(Buddy, ReclaimableFallsBackToUnmovableFirst) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+TEST(Buddy, UnmovableFallsBackToReclaimableBeforeMovable) {
+  // fallbacks[UNMOVABLE] = {RECLAIMABLE, MOVABLE}: offered a Reclaimable and a Movable pageblock
+  // of the same order (and no Unmovable block), an unmovable request steals the Reclaimable one.
+  // Whole pageblocks (order 9), so that ALLOC_NOFRAGMENT does not send the request to DMA32.
+  auto m = Machine::boot("mem=16M nr_cpus=1 kmm.pcp=0");
+  kmm::MachineScope scope(*m);
+  ASSERT_EQ(buddyinfo(*m, "Normal"), (V{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}));
+  // A movable order-9 request splits one Movable order-10 block: its upper half stays Movable.
+  struct page* mov = alloc_pages(GFP_HIGHUSER_MOVABLE, 9);
+  ASSERT_NE(mov, nullptr);
+  const unsigned long movable_half = page_to_pfn(mov) + 512;
+  // A reclaimable order-9 request steals the other order-10 block whole (both pageblocks turn
+  // Reclaimable): its upper half stays free as a Reclaimable order-9 block.
+  struct page* rec = alloc_pages(GFP_KERNEL | __GFP_RECLAIMABLE, 9);
+  ASSERT_NE(rec, nullptr);
+  const unsigned long reclaimable_half = page_to_pfn(rec) + 512;
+  ASSERT_TRUE(is_free_block(*m, movable_half, 9));
+  ASSERT_TRUE(is_free_block(*m, reclaimable_half, 9));
+  ASSERT_EQ(m->kernel().mem.get_pageblock_migratetype(reclaimable_half), kmm::MIGRATE_RECLAIMABLE);
+  ASSERT_EQ(m->kernel().mem.get_pageblock_migratetype(movable_half), kmm::MIGRATE_MOVABLE);
+  // The unmovable request takes the Reclaimable block; the Movable one is untouched.
+  struct page* u = alloc_pages(GFP_KERNEL, 0);
+  ASSERT_NE(u, nullptr);
+  EXPECT_EQ(page_to_pfn(u), reclaimable_half);
+  EXPECT_TRUE(is_free_block(*m, movable_half, 9));
+  __free_pages(u, 0);
+  __free_pages(rec, 9);
+  __free_pages(mov, 9);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 TEST(Buddy, PageblocksOfDifferentNonMergeableTypesDoNotMerge) {
   // At order >= pageblock_order, a HighAtomic pageblock does not merge with its Movable buddy.
   auto m = Machine::boot("mem=8M nr_cpus=1 kmm.pcp=0");

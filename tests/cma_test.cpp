@@ -132,6 +132,45 @@ TEST_F(CmaTest, PinnedPageForcesAnotherRange) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+TEST_F(CmaTest, UnmovablePageRefusesTheRangeBeforeAnyMigration) {
+  // has_unmovable_pages(): isolating a range that holds a page which cannot move (here a kernel
+  // page allocated with __GFP_MOVABLE: not on an LRU, no owner to update, the classic way a
+  // driver breaks CMA) fails at once, before any of the range's movable pages is migrated for
+  // nothing.
+  std::vector<struct page*> outside;
+  struct page* stuck = nullptr;
+  while (!stuck) {
+    struct page* p = alloc_pages(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN, 0);
+    ASSERT_NE(p, nullptr);
+    if (page_to_pfn(p) >= base() && page_to_pfn(p) < base() + 2048) stuck = p;
+    else outside.push_back(p);
+  }
+  // A task whose pages also land in the area: movable pages the failed cma_alloc must not touch.
+  int pid = kmm::task_spawn(*m, "bystander");
+  unsigned long in_cma = 0;
+  for (int i = 0; i < 4096 && in_cma < 8; i++) {
+    ASSERT_EQ(kmm::task_touch(*m, pid, 1), 1);
+    uint32_t pfn = anon(pid).back();
+    if (pfn >= base() && pfn < base() + 2048) in_cma++;
+  }
+  ASSERT_GE(in_cma, 8u);
+  std::vector<uint32_t> before = anon(pid);
+  long moved = kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_success");
+  long failed = kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_fail");
+  EXPECT_EQ(cma_alloc(area(), 2048, 0, true), nullptr);
+  EXPECT_EQ(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_success"), moved);
+  EXPECT_EQ(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_fail"), failed);
+  EXPECT_EQ(anon(pid), before);
+  // validate() flags the page itself: a CMA pageblock may hold only pages that can move.
+  auto errors = kmm::validate(*m);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("holds an unmovable kernel page"), std::string::npos) << errors[0];
+  kmm::task_exit(*m, pid);
+  __free_page(stuck);
+  for (struct page* p : outside) __free_page(p);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 TEST_F(CmaTest, FailureIsReportedWithTheAreaMap) {
   struct page* a = cma_alloc(area(), 2048, 0, false);
   ASSERT_NE(a, nullptr);

@@ -245,3 +245,23 @@ TEST(Watermark, ZoneWatermarkOkBoundaries) {
   // ALLOC_NON_BLOCK alone does not lower the mark.
   EXPECT_FALSE(__zone_watermark_ok(k, z, 0, 100, kmm::ZONE_DMA, kmm::ALLOC_NON_BLOCK, 100));
 }
+
+TEST(Watermark, FreeCmaPagesCountOnlyForAllocCma) {
+  // __zone_watermark_ok(): free CMA pages are usable only by ALLOC_CMA (movable) requests, so
+  // for every other request they are subtracted from the free count before the mark is tested.
+  auto m = Machine::boot("mem=32M nr_cpus=1 cma=8M kmm.pcp=0");
+  kmm::Kernel& k = m->kernel();
+  kmm::zone& z = k.zones[kmm::ZONE_NORMAL];
+  using kmm::__zone_watermark_ok;
+  const long cma = z.vm_stat[kmm::NR_FREE_CMA_PAGES].load();
+  ASSERT_EQ(cma, 2048); // cma=8M sits in Normal
+  const long free = z.free_pages();
+  ASSERT_GT(free, cma + 100);
+  ASSERT_EQ(z.lowmem_reserve[kmm::ZONE_NORMAL], 0u);
+  // Without ALLOC_CMA: free - cma must stay above the mark.
+  EXPECT_TRUE(__zone_watermark_ok(k, z, 0, free - cma - 1, kmm::ZONE_NORMAL, 0, free));
+  EXPECT_FALSE(__zone_watermark_ok(k, z, 0, free - cma, kmm::ZONE_NORMAL, 0, free));
+  // With ALLOC_CMA the whole free count counts.
+  EXPECT_TRUE(__zone_watermark_ok(k, z, 0, free - 1, kmm::ZONE_NORMAL, kmm::ALLOC_CMA, free));
+  EXPECT_FALSE(__zone_watermark_ok(k, z, 0, free, kmm::ZONE_NORMAL, kmm::ALLOC_CMA, free));
+}
