@@ -1,7 +1,7 @@
 // Fuzz target: memory pressure. Tasks that fault in anonymous memory (with oom_score_adj from
 // -1000 to 1000), page-cache files read and written, writeback, drop_caches and the other vm
 // sysctls, kswapd and direct reclaim, the OOM killer (by sysrq and by allocations that find no
-// memory), among page, kmalloc and vmalloc allocations, on the machine the input chooses.
+// memory), among page, kmalloc and vmalloc allocations, on an 8 MiB machine.
 //
 // Oracles, beyond the harness's (liveness, no overlap, content of allocations and of tasks'
 // anonymous pages, new anonymous pages zeroed, the OOM killer never choosing an adj=-1000 task
@@ -71,7 +71,9 @@ const fuzz::Target target{
      "file_create", "file_read", "file_write", "writeback", "file_delete", "kswapd_run", "reclaim",
      "proc_write", "proc_read", "write", "read", "fill", "alloc_pages", "free_pages", "kmalloc",
      "kfree", "vmalloc", "vfree", "cpu"},
-    nullptr,
+    // A small machine: OOM and reclaim come after a few thousand page faults, and every page an
+    // input touches costs a host page fault on the memfd at each run.
+    "mem=8M nr_cpus=2",
     1,
     fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn) |
         fuzz::report_bit(ReportKind::Oom),
