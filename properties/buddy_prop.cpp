@@ -8,6 +8,9 @@
 //                                   boot /proc/buddyinfo, and validate holds
 //   WatermarkProp.NonReserveKeepsMin a non-reserve allocation never leaves its zone below min
 //                                   (free + pcp pages >= min + lowmem_reserve)
+//   BuddyProp.FallbackOrder         (disabled: see below) a block comes from the smallest free block of its own
+//                                   migratetype that fits; with none, from the largest order any
+//                                   fallback type has, the first of fallbacks[] that has one there
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -35,6 +38,7 @@ struct Block {
 
 struct BuddySut : Sut {
   PageModel pm;
+  int checked = 0; // fallbacks checked (FallbackOrder)
   std::map<std::string, Block> blocks;
   explicit BuddySut(const std::string& boot) : Sut(boot) { pm = PageModel::from_boot(*this); }
 };
@@ -175,6 +179,153 @@ void free_all_and_compare(BuddySut& s) {
   s.check_valid();
 }
 
+// ---- migratetype fallback -------------------------------------------------------------------
+
+// fallbacks[] of mm/page_alloc.c: where each pcp migratetype steals from, in preference order.
+const int kFallbacks[MIGRATE_PCPTYPES][2] = {
+    {MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE},   // UNMOVABLE
+    {MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE}, // MOVABLE
+    {MIGRATE_UNMOVABLE, MIGRATE_MOVABLE},     // RECLAIMABLE
+};
+const char* const kMtNames[] = {"Unmovable", "Movable", "Reclaimable"};
+
+// The free blocks of the buddy lists before an allocation: for each pfn, the block holding it.
+struct FreeBlocks {
+  struct B {
+    unsigned long pfn;
+    unsigned order;
+    int mt;
+  };
+  std::vector<B> blocks;
+  std::map<unsigned long, size_t> by_start;
+  // has[zone][order][mt]: some free block of that order on that list.
+  bool has[MAX_NR_ZONES][MAX_PAGE_ORDER + 1][MIGRATE_PCPTYPES] = {};
+
+  static FreeBlocks take(Sut& s) {
+    FreeBlocks f;
+    Kernel& k = s.k();
+    for (int zi = 0; zi < MAX_NR_ZONES; zi++) {
+      zone& z = k.zones[zi];
+      if (!z.managed_pages) continue;
+      for (unsigned long pfn = z.zone_start_pfn; pfn < z.end_pfn();) {
+        struct page* p = pfn_to_page(pfn);
+        if (p && (p->flags & PG_buddy)) {
+          unsigned o = p->private_;
+          int mt = p->list_mt;
+          f.by_start[pfn] = f.blocks.size();
+          f.blocks.push_back(B{pfn, o, mt});
+          if (mt < MIGRATE_PCPTYPES && o <= MAX_PAGE_ORDER) f.has[zi][o][mt] = true;
+          pfn += 1ul << o;
+        } else {
+          pfn++;
+        }
+      }
+    }
+    return f;
+  }
+  // The free block that held pfn, or nullptr.
+  const B* holding(unsigned long pfn) const {
+    auto it = by_start.upper_bound(pfn);
+    if (it == by_start.begin()) return nullptr;
+    const B& b = blocks[std::prev(it)->second];
+    return pfn < b.pfn + (1ul << b.order) ? &b : nullptr;
+  }
+};
+
+// Orders above PAGE_ALLOC_COSTLY_ORDER bypass the pcp lists, so every block comes straight from
+// the free lists (which the property drains the pcp lists into first).
+const gfp_t kFallbackGfps[] = {
+    GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN,                      // Unmovable
+    GFP_KERNEL | __GFP_RECLAIMABLE | __GFP_NORETRY | __GFP_NOWARN,  // Reclaimable
+    GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN,            // Movable
+};
+
+struct AllocHigh : Cmd {
+  std::string name;
+  unsigned order = *rc::gen::inRange(4u, 9u);
+  gfp_t gfp = *rc::gen::elementOf(std::vector<gfp_t>(std::begin(kFallbackGfps), std::end(kFallbackGfps)));
+  uint8_t byte = *rc::gen::inRange<int>(1, 256);
+  explicit AllocHigh(const BuddyGen& g) : name("p" + std::to_string(g.next)) {}
+  void checkPreconditions(const BuddyGen& g) const override { RC_PRE(!g.live.count(name)); }
+  void apply(BuddyGen& g) const override {
+    g.live[name] = order;
+    g.next = std::max(g.next, unsigned(std::stoul(name.substr(1))) + 1);
+  }
+  void run(const BuddyGen&, BuddySut& s) const override {
+    s.step(*this);
+    FreeBlocks before = FreeBlocks::take(s);
+    struct page* p = alloc_pages(gfp, order);
+    Block b{p, 0, order, byte};
+    s.blocks[name] = b;
+    if (!p) return;
+    b.pfn = page_to_pfn(p);
+    stamp(p, order, byte);
+    s.blocks[name] = b;
+    std::string why = check_new_block(s.pm, b.pfn, order, gfp);
+    RC_LOG() << (why.empty() ? "" : "# model: " + why + "\n");
+    RC_ASSERT(why.empty());
+    s.pm.take(b.pfn, order);
+    const FreeBlocks::B* from = before.holding(b.pfn);
+    if (!from) RC_LOG() << "# pfn " << hex(b.pfn) << " was in no free block\n";
+    RC_ASSERT(from != nullptr);
+    RC_ASSERT(b.pfn + (1ul << order) <= from->pfn + (1ul << from->order));
+    int zi = s.pm.zone_of(b.pfn);
+    int mt = gfp_migratetype(gfp);
+    const auto& has = before.has[zi];
+    // __rmqueue_smallest: the smallest order >= order on mt's own list.
+    int own = -1;
+    for (unsigned o = order; o <= MAX_PAGE_ORDER && own < 0; o++)
+      if (has[o][mt]) own = static_cast<int>(o);
+    if (own >= 0) {
+      if (from->mt != mt || static_cast<int>(from->order) != own)
+        RC_LOG() << "# " << kMtNames[mt] << " order-" << order << " request: own list has order "
+                 << own << ", block came from " << kMtNames[from->mt] << " order "
+                 << from->order << "\n";
+      RC_ASSERT(from->mt == mt);
+      RC_ASSERT(static_cast<int>(from->order) == own);
+      return;
+    }
+    s.checked++;
+    // __rmqueue_fallback: the largest order any fallback type has, the first such type there.
+    // steal_suitable_fallback moves that block (or its whole pageblock's free blocks) to mt's
+    // list and the smallest fitting one is taken: the block lies in the stolen block, or in its
+    // pageblock.
+    int want = -1, cur = -1;
+    for (int o = MAX_PAGE_ORDER; o >= static_cast<int>(order) && want < 0; o--)
+      for (int fmt : kFallbacks[mt])
+        if (has[o][fmt]) {
+          want = fmt;
+          cur = o;
+          break;
+        }
+    RC_ASSERT(want >= 0); // the block came from some free list
+    unsigned long pb = b.pfn & ~(pageblock_nr_pages - 1);
+    bool ok = false;
+    for (const auto& x : before.blocks) {
+      if (x.mt != want || static_cast<int>(x.order) != cur) continue;
+      unsigned long end = x.pfn + (1ul << x.order);
+      if ((b.pfn >= x.pfn && b.pfn < end) || (x.pfn >= pb && x.pfn < pb + pageblock_nr_pages))
+        ok = true;
+    }
+    if (!ok) {
+      for (const auto& x : before.blocks)
+        if (s.pm.zone_of(x.pfn) == zi)
+          RC_LOG() << "#   free before: pfn " << hex(x.pfn) << " order " << x.order << " list "
+                   << x.mt << " pageblock mt " << s.k().mem.get_pageblock_migratetype(x.pfn) << "\n";
+      RC_LOG() << "#   got pfn " << hex(b.pfn) << "\n";
+    }
+    if (!ok)
+      RC_LOG() << "# " << kMtNames[mt] << " order-" << order << " request, own lists empty: "
+               << "fallbacks[] says " << kMtNames[want] << " at order " << cur
+               << ", the block came from a " << kMtNames[from->mt] << " order-" << from->order
+               << " block\n";
+    RC_ASSERT(ok);
+  }
+  void show(std::ostream& os) const override {
+    os << name << " = alloc_pages order=" << order << " gfp=" << gfp_names(gfp);
+  }
+};
+
 auto buddy_cmds() { return rc::state::gen::execOneOfWithArgs<AllocPages, AllocPages, FreePages>(); }
 
 } // namespace
@@ -205,6 +356,25 @@ RC_GTEST_PROP(WatermarkProp, NonReserveKeepsMin, ()) {
   auto cmds = *rc::gen::resize(200 * scale(), rc::state::gen::commands(g, gen));
   rc::state::runAll(cmds, g, s);
   s.check_valid();
+}
+
+// Migratetype fallback: order-4..8 requests of the three pcp types (no pcp lists involved) on a
+// small machine, so that own lists run dry and pageblocks of every type hold free blocks.
+//
+// DISABLED until buddy.cpp's move_freepages() stops at its pageblock: for a pageblock that
+// straddles a zone boundary (mem=8M: pfns 0x0-0x1ff hold DMA and DMA32) it clips the start to
+// the zone but keeps the length, so it moves the free blocks of the next pageblock too, and the
+// request is served from a block fallbacks[] did not choose (properties/README.md, "Known
+// failures"). The kernel's prep_move_freepages_block() refuses such a pageblock (single-block
+// steal). With that fixed this property passes and catches buddy-fallback-order-swapped.
+RC_GTEST_PROP(BuddyProp, DISABLED_FallbackOrder, ()) {
+  BuddySut s("mem=8M nr_cpus=2");
+  BuddyGen g;
+  auto gen = rc::state::gen::execOneOfWithArgs<AllocHigh, AllocHigh, AllocHigh, FreePages>();
+  auto cmds = *rc::gen::resize(80 * scale(), rc::state::gen::commands(g, gen));
+  rc::state::runAll(cmds, g, s);
+  RC_CLASSIFY(s.checked > 0, "fallback checked");
+  free_all_and_compare(s);
 }
 
 } // namespace kmm::prop
