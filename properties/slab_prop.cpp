@@ -103,8 +103,25 @@ void check_placement(SlabSut& s, const std::string& name, const Live& o) {
   }
 }
 
+// kmalloc_index(): the kmalloc-N cache serving a request of `size` bytes (1..8k): powers of two
+// from 8, with kmalloc-96 for 65..96 and kmalloc-192 for 129..192.
+size_t kmalloc_class(size_t size) {
+  if (size > 64 && size <= 96) return 96;
+  if (size > 128 && size <= 192) return 192;
+  size_t c = 8;
+  while (c < size) c <<= 1;
+  return c;
+}
+
 rc::Gen<size_t> gen_size() {
-  return rc::gen::weightedOneOf<size_t>({{6, rc::gen::inRange<size_t>(1, 257)},
+  // Size-class boundaries (kmalloc-N exactly, and one byte more) are where off-by-ones show.
+  std::vector<size_t> edges;
+  for (size_t c : {8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192}) {
+    edges.push_back(c);
+    edges.push_back(c + 1);
+  }
+  return rc::gen::weightedOneOf<size_t>({{2, rc::gen::elementOf(edges)},
+                                         {6, rc::gen::inRange<size_t>(1, 257)},
                                          {2, rc::gen::inRange<size_t>(257, 8193)},
                                          {1, rc::gen::inRange<size_t>(8193, 40000)}});
 }
@@ -134,7 +151,13 @@ struct Alloc : Cmd {
     else if (cache >= 0 && kCaches[cache].ctor) RC_ASSERT(all_bytes(o.p, o.size, kCtorByte));
     if (cache < 0) {
       RC_ASSERT(ksize(p) >= size);
-      if (size <= KMALLOC_MAX_CACHE_SIZE) check_placement(s, name, o);
+      if (size <= KMALLOC_MAX_CACHE_SIZE) {
+        check_placement(s, name, o);
+        const struct kmem_cache* c = compound_head(virt_to_page(p))->slab.slab_cache;
+        if (c->object_size != kmalloc_class(size))
+          RC_LOG() << "# kmalloc(" << size << ") came from " << c->name << "\n";
+        RC_ASSERT(c->object_size == kmalloc_class(size));
+      }
     } else {
       check_placement(s, name, o);
     }
