@@ -362,8 +362,8 @@ RC_GTEST_PROP(WatermarkProp, NonReserveKeepsMin, ()) {
 // small machine, so that own lists run dry and pageblocks of every type hold free blocks.
 //
 // DISABLED until buddy.cpp's move_freepages() stops at its pageblock: for a pageblock that
-// straddles a zone boundary (mem=8M: pfns 0x0-0x1ff hold DMA and DMA32) it clips the start to
-// the zone but keeps the length, so it moves the free blocks of the next pageblock too, and the
+// straddles a zone boundary (mem=8M: DMA is pfns 0x0-0x7f) it clips the start to the zone but
+// keeps the length, so it moves the free blocks of the next pageblock too, and the
 // request is served from a block fallbacks[] did not choose (properties/README.md, "Known
 // failures"). The kernel's prep_move_freepages_block() refuses such a pageblock (single-block
 // steal). With that fixed this property passes and catches buddy-fallback-order-swapped.
