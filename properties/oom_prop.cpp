@@ -38,6 +38,9 @@ namespace {
 
 const char* const kOomBoot = "mem=16M nr_cpus=2";
 const std::string kNoVictim = "Out of memory and no killable processes...";
+// The scenario language's bounds (scenario_ops.cpp): task_touch pages=1..4096, file_read/write
+// pages=1..1024, so every printed reproducer parses.
+constexpr unsigned long kMaxTouch = 4096, kMaxFilePages = 1024;
 
 // mm_pgtables_bytes() / PAGE_SIZE of a task whose `rss` anonymous pages were faulted in from
 // index 0 (x86_64, 4 levels; the pgd is not counted): one PUD, a PMD per 512 * 512 pages and a
@@ -291,14 +294,13 @@ rc::Gen<int> gen_adj(const OomGen& g) {
 }
 
 // Pages per touch: small, round (page-table boundaries), and big enough to exhaust the machine
-// (mem=16M has about 3900 pages; more than that in one request is refused by the overcommit
-// heuristic).
+// (mem=16M has 4095 pages; a request for more in one go is refused by the overcommit heuristic).
 rc::Gen<unsigned long> gen_pages() {
   return rc::gen::weightedOneOf<unsigned long>(
       {{2, rc::gen::inRange(1ul, 64ul)},
        {4, rc::gen::element(100ul, 511ul, 512ul, 513ul, 1000ul)},
        {3, rc::gen::inRange(64ul, 1500ul)},
-       {2, rc::gen::inRange(1500ul, 4500ul)}});
+       {2, rc::gen::inRange(1500ul, kMaxTouch + 1)}});
 }
 
 // ---- commands ------------------------------------------------------------------------------
@@ -405,7 +407,7 @@ struct Twin : Cmd {
   unsigned long pages = 0;
   explicit Twin(const OomGen& g) : name("t" + std::to_string(g.next)), of(pick(g.tasks)) {
     adj = g.adj.at(of);
-    pages = g.asked.count(of) ? g.asked.at(of) : 0;
+    pages = std::min(g.asked.count(of) ? g.asked.at(of) : 0, kMaxTouch);
     RC_PRE(pages > 0u);
   }
   void checkPreconditions(const OomGen& g) const override {
@@ -516,7 +518,7 @@ struct FileIo : Cmd {
   bool write = *rc::gen::arbitrary<bool>();
   unsigned long index = *rc::gen::inRange(0ul, 2000ul);
   unsigned long pages = *rc::gen::weightedOneOf<unsigned long>(
-      {{2, rc::gen::inRange(1ul, 64ul)}, {1, rc::gen::inRange(64ul, 2000ul)}});
+      {{2, rc::gen::inRange(1ul, 64ul)}, {1, rc::gen::inRange(64ul, kMaxFilePages + 1)}});
   explicit FileIo(const OomGen& g) : name(pick(g.files)) {}
   void checkPreconditions(const OomGen& g) const override { RC_PRE(has(g.files, name)); }
   void run(const OomGen&, OomSut& s) const override {
