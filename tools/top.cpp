@@ -79,6 +79,9 @@ void print_top(Machine& m, size_t limit) {
   auto pct = [](unsigned long a, unsigned long b) { return b ? 100.0 * double(a) / double(b) : 0.0; };
   std::printf(" Active / Total Objects (%% used)    : %lu / %lu (%.1f%%)\n", active, total,
               pct(active, total));
+  // SLUB reports every slab of a cache as active (slabinfo's active_slabs == num_slabs).
+  std::printf(" Active / Total Slabs (%% used)      : %lu / %lu (%.1f%%)\n", slabs, slabs,
+              pct(slabs, slabs));
   std::printf(" Active / Total Caches (%% used)     : %lu / %zu (%.1f%%)\n", active_caches,
               rows.size(), pct(active_caches, rows.size()));
   std::printf(" Total Size                         : %lu.00K\n", size_kb);
