@@ -41,8 +41,11 @@ static kmalloc_cache_type kmalloc_type(gfp_t flags) {
   return KMALLOC_NORMAL;
 }
 
-kmem_cache* kmalloc_slab(Kernel& k, size_t size, gfp_t flags) {
+static inline kmem_cache* kmalloc_slab_inline(Kernel& k, size_t size, gfp_t flags) {
   return k.slab->kmalloc_caches[kmalloc_type(flags)][kmalloc_index(size)];
+}
+kmem_cache* kmalloc_slab(Kernel& k, size_t size, gfp_t flags) {
+  return kmalloc_slab_inline(k, size, flags);
 }
 
 // create_kmalloc_caches: 8, 16, 32, 64, 96, 128, 192, 256 ... 8k for each type, in the kernel's
@@ -90,16 +93,25 @@ static void* kmalloc_large(Kernel& k, size_t size, gfp_t flags) {
   return p;
 }
 
-void* __kmalloc_cache(Kernel& k, kmem_cache* s, gfp_t flags, size_t size, uintptr_t caller) {
+static __attribute__((noinline)) void* kmalloc_cache_kasan(Kernel& k, kmem_cache* s, gfp_t flags,
+                                                            size_t size, uintptr_t caller) {
   void* p = slab_alloc(k, s, flags, size, caller);
   if (p) kasan_kmalloc(k, s, p, size, flags);
   return p;
 }
 
+// Without KASAN there is nothing to do after slab_alloc: a tail call.
+void* __kmalloc_cache(Kernel& k, kmem_cache* s, gfp_t flags, size_t size, uintptr_t caller) {
+  if (__builtin_expect(k.kasan != nullptr, 0)) return kmalloc_cache_kasan(k, s, flags, size, caller);
+  return slab_alloc(k, s, flags, size, caller);
+}
+
 void* __kmalloc(Kernel& k, size_t size, gfp_t flags, uintptr_t caller) {
-  if (__builtin_expect(size > KMALLOC_MAX_CACHE_SIZE, 0)) return kmalloc_large(k, size, flags);
-  if (__builtin_expect(size == 0, 0)) return ZERO_SIZE_PTR;
-  return __kmalloc_cache(k, kmalloc_slab(k, size, flags), flags, size, caller);
+  if (__builtin_expect(size - 1 >= KMALLOC_MAX_CACHE_SIZE, 0)) { // 0 or above 8k
+    if (size == 0) return ZERO_SIZE_PTR;
+    return kmalloc_large(k, size, flags);
+  }
+  return __kmalloc_cache(k, kmalloc_slab_inline(k, size, flags), flags, size, caller);
 }
 
 static void free_large_kmalloc(Kernel& k, struct page* page, const void* p) {
@@ -112,9 +124,9 @@ static void free_large_kmalloc(Kernel& k, struct page* page, const void* p) {
   kmm::__free_pages(k, page, order);
 }
 
-void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
-  if (ZERO_OR_NULL_PTR(p)) return;
-  if (__builtin_expect(is_kfence_address(k, p), 0)) {
+// kfree of anything but a slab object outside KFENCE: every case, in the kernel's order.
+static __attribute__((noinline)) void kfree_general(Kernel& k, const void* p, uintptr_t caller) {
+  if (is_kfence_address(k, p)) {
     kfence_free(k, p, "kfree");
     return;
   }
@@ -125,7 +137,7 @@ void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
   }
   struct page* page = k.mem.virt_to_page(p);
   if (page->flags & PG_tail) page = k.mem.pfn_to_page(page->compound_head);
-  if (__builtin_expect(page->flags & PG_slab, 1)) {
+  if (page->flags & PG_slab) {
     slab_free(k, page->slab.slab_cache, page, const_cast<void*>(p), caller);
     return;
   }
@@ -137,6 +149,18 @@ void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
   report_warn(k, "mm/slub.c", "free_large_kmalloc",
               dump_page(k, page, "Not a kmalloc allocation") +
                   strprintf("object pointer: 0x%llx", (unsigned long long)k.mem.kva(p)));
+}
+
+// The fast path: a slab object (no KFENCE pool) goes straight to slab_free, a tail call.
+void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
+  if (ZERO_OR_NULL_PTR(p)) return;
+  if (__builtin_expect(!k.kfence && k.mem.is_direct(p), 1)) {
+    struct page* page = k.mem.virt_to_page(p);
+    if (page->flags & PG_tail) page = k.mem.pfn_to_page(page->compound_head);
+    if (__builtin_expect(page->flags & PG_slab, 1))
+      return slab_free(k, page->slab.slab_cache, page, const_cast<void*>(p), caller);
+  }
+  kfree_general(k, p, caller);
 }
 
 size_t __ksize(Kernel& k, const void* p) {

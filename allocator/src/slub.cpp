@@ -50,12 +50,13 @@ void* fixup_red_left(const kmem_cache* s, void* slot) {
   return static_cast<char*>(slot) + s->red_left_pad;
 }
 
-struct page* virt_to_slab(Kernel& k, const void* p) {
+static inline struct page* slab_of(Kernel& k, const void* p) {
   if (!k.mem.is_direct(p)) return nullptr;
   struct page* pg = k.mem.virt_to_page(p);
   if (pg->flags & PG_tail) pg = k.mem.pfn_to_page(pg->compound_head);
   return (pg->flags & PG_slab) ? pg : nullptr;
 }
+struct page* virt_to_slab(Kernel& k, const void* p) { return slab_of(k, p); }
 
 // Hardened free pointer: the stored word is next ^ s->random ^ bswap64(&word). Worked example
 // with random 0: the slot at 0x1000 pointing to 0x2000 stores 0x2000 ^ 0x0010000000000000.
@@ -63,16 +64,20 @@ static inline uintptr_t freelist_ptr(const kmem_cache* s, uintptr_t v, uintptr_t
   return v ^ s->random ^ __builtin_bswap64(ptr_addr);
 }
 
-// Free pointers live in free objects, which KASAN keeps poisoned: not ASan-instrumented.
-KMM_NO_SANITIZE_ADDRESS void* get_freepointer(const kmem_cache* s, void* obj) {
+// Free pointers live in free objects, which KASAN keeps poisoned: not ASan-instrumented. The
+// inline forms are for this file's fast paths (an out-of-line call per pop or push costs as
+// much as the rest of the fast path); other files use get_freepointer / set_freepointer.
+static inline KMM_NO_SANITIZE_ADDRESS void* freepointer_load(const kmem_cache* s, void* obj) {
   uintptr_t addr = reinterpret_cast<uintptr_t>(obj) + s->offset;
   return reinterpret_cast<void*>(freelist_ptr(s, *reinterpret_cast<uintptr_t*>(addr), addr));
 }
-
-KMM_NO_SANITIZE_ADDRESS void set_freepointer(const kmem_cache* s, void* obj, void* fp) {
+static inline KMM_NO_SANITIZE_ADDRESS void freepointer_store(const kmem_cache* s, void* obj,
+                                                             void* fp) {
   uintptr_t addr = reinterpret_cast<uintptr_t>(obj) + s->offset;
   *reinterpret_cast<uintptr_t*>(addr) = freelist_ptr(s, reinterpret_cast<uintptr_t>(fp), addr);
 }
+void* get_freepointer(const kmem_cache* s, void* obj) { return freepointer_load(s, obj); }
+void set_freepointer(const kmem_cache* s, void* obj, void* fp) { freepointer_store(s, obj, fp); }
 
 // Index of an object whose offset in the slab is an exact multiple of s->size. The reciprocal
 // ceil(2^32/size) makes this a multiply: offset 448*3 = 1344 with size 448 gives
@@ -419,7 +424,7 @@ static void* slab_alloc_slowpath(Kernel& k, kmem_cache* s, kmem_cache_cpu* c, un
     void* freelist = freeze_slab_locked(s, c->slab, cpu); // remote frees, if any
     n.list_lock.unlock();
     if (freelist) {
-      c->freelist = get_freepointer(s, freelist);
+      c->freelist = freepointer_load(s, freelist);
       return freelist;
     }
     deactivate_slab(k, s, c);
@@ -431,7 +436,7 @@ static void* slab_alloc_slowpath(Kernel& k, kmem_cache* s, kmem_cache_cpu* c, un
     void* freelist = freeze_slab_locked(s, slab, cpu);
     n.list_lock.unlock();
     c->slab = slab;
-    c->freelist = get_freepointer(s, freelist);
+    c->freelist = freepointer_load(s, freelist);
     return freelist;
   }
   n.list_lock.unlock();
@@ -444,7 +449,7 @@ static void* slab_alloc_slowpath(Kernel& k, kmem_cache* s, kmem_cache_cpu* c, un
   if (c->slab) deactivate_slab(k, s, c);
   void* freelist = freeze_slab_locked(s, slab, cpu);
   c->slab = slab;
-  c->freelist = get_freepointer(s, freelist);
+  c->freelist = freepointer_load(s, freelist);
   return freelist;
 }
 
@@ -506,28 +511,43 @@ static void report_naive_double_free(Kernel& k, kmem_cache* s, struct page* slab
                                    (unsigned long long)k.mem.kva(obj)));
 }
 
-void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_t caller) {
-  if ((gfp & __GFP_DIRECT_RECLAIM)) {
-    const CpuState& cs = k.cpu();
-    if (cs.preempt_count > 0 || cs.irq_disable_depth > 0 || cs.in_irq > 0)
-      report_sleep_in_atomic(k, "include/linux/sched/mm.h");
-  }
+// The fast paths below are small functions whose only calls are tail calls to the general
+// paths (noinline, and doing every check again from the start), so the compiler gives them no
+// stack frame and no saved registers. Behaviour is that of the general paths alone.
+
+static inline bool cpu_in_atomic(const CpuState& cs) {
+  return (cs.preempt_count > 0) | (cs.irq_disable_depth > 0) | (cs.in_irq > 0); // no branches
+}
+
+// k.cpu_id() with one read of the thread_local (each read of an extern thread_local goes
+// through its init-function check).
+static inline unsigned this_cpu(const Kernel&) {
+  int cpu = Kernel::current_cpu;
+  return cpu < 0 ? 0u : static_cast<unsigned>(cpu);
+}
+
+// slab_alloc_node() in full: might_alloc(), KFENCE sampling, debug caches, the CPU freelist or
+// the slow path, zeroing and the KASAN hook.
+static __attribute__((noinline)) void* slab_alloc_general(Kernel& k, kmem_cache* s, gfp_t gfp,
+                                                           size_t orig_size, uintptr_t caller,
+                                                           unsigned cpu) {
+  if ((gfp & __GFP_DIRECT_RECLAIM) && cpu_in_atomic(k.cpus[cpu]))
+    report_sleep_in_atomic(k, "include/linux/sched/mm.h");
   void* obj;
-  if (__builtin_expect(k.kfence != nullptr, 0)) { // a sampled allocation (kfence_alloc)
+  if (k.kfence) { // a sampled allocation (kfence_alloc)
     size_t want = orig_size ? orig_size : s->object_size;
     if ((obj = kfence_alloc(k, s->name.c_str(), want, s->align, gfp))) {
       if (s->ctor) s->ctor(obj);
       return obj;
     }
   }
-  if (__builtin_expect(kmem_cache_debug(s), 0)) {
+  if (kmem_cache_debug(s)) {
     obj = slab_alloc_debug(k, s, gfp, unsigned(orig_size), caller);
   } else {
-    unsigned cpu = k.cpu_id();
     kmem_cache_cpu* c = &s->cpu_slab[cpu];
     obj = c->freelist;
-    if (__builtin_expect(obj != nullptr, 1)) {
-      c->freelist = get_freepointer(s, obj);
+    if (obj) {
+      c->freelist = freepointer_load(s, obj);
       c->tid++;
     } else {
       obj = slab_alloc_slowpath(k, s, c, cpu, gfp);
@@ -544,6 +564,24 @@ void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_
     unsigned zero = (slub_debug_orig_size(s) && orig_size) ? unsigned(orig_size) : s->object_size;
     std::memset(obj, 0, zero);
   }
+  return obj;
+}
+
+// The fast path: no KFENCE pool, no KASAN, not a debug cache, no zeroing, not in atomic context
+// for a sleeping allocation, and a non-empty CPU freelist - then one pop, with no lock and no
+// atomic (the CPU freelist is touched only by its CPU). The CPU number (a thread_local) is read
+// once.
+void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_t caller) {
+  const unsigned cpu = this_cpu(k);
+  kmem_cache_cpu* c = &s->cpu_slab[cpu];
+  void* obj = c->freelist;
+  const bool plain = !k.kfence && !k.kasan && !(gfp & __GFP_ZERO) &&
+                     !(s->flags & SLAB_DEBUG_FLAGS) && !s->init_on_alloc && !s->init_on_free &&
+                     !((gfp & __GFP_DIRECT_RECLAIM) && cpu_in_atomic(k.cpus[cpu]));
+  if (__builtin_expect(!plain || obj == nullptr, 0))
+    return slab_alloc_general(k, s, gfp, orig_size, caller, cpu);
+  c->freelist = freepointer_load(s, obj);
+  c->tid++;
   return obj;
 }
 
@@ -615,46 +653,81 @@ static void slab_free_debug(Kernel& k, kmem_cache* s, struct page* slab, void* o
   n.list_lock.unlock();
 }
 
-void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller) {
-  // slab_free_hook(): KASAN sees the free first (double/invalid free, then the quarantine).
-  if (kasan_slab_free(k, s, obj, s->init_on_free)) return;
-  do_slab_free(k, s, slab, obj, caller);
+static __attribute__((noinline)) void report_invalid_object_pointer(Kernel& k, kmem_cache* s,
+                                                                     struct page* slab, void* obj) {
+  report_slab_err(k, s, slab,
+                  strprintf("Invalid object pointer 0x%llx", (unsigned long long)k.mem.kva(obj)),
+                  strprintf("Object at 0x%llx not freed", (unsigned long long)k.mem.kva(obj)));
 }
 
-void do_slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller) {
+// do_slab_free() in full: the pointer check, init_on_free, debug caches, the CPU freelist when
+// the object is in the cpu slab, else the slab's own freelist under list_lock.
+static inline void do_slab_free_inline(Kernel& k, kmem_cache* s, struct page* slab, void* obj,
+                                       uintptr_t caller) {
   if (__builtin_expect(!object_pointer_ok(k, s, slab, obj), 0)) {
-    report_slab_err(k, s, slab,
-                    strprintf("Invalid object pointer 0x%llx", (unsigned long long)k.mem.kva(obj)),
-                    strprintf("Object at 0x%llx not freed", (unsigned long long)k.mem.kva(obj)));
+    report_invalid_object_pointer(k, s, slab, obj);
     return;
   }
-  bool init = s->init_on_free;
-  if (init) std::memset(obj, 0, s->object_size);
+  if (__builtin_expect(s->init_on_free, 0)) std::memset(obj, 0, s->object_size);
   if (__builtin_expect(kmem_cache_debug(s), 0)) {
     slab_free_debug(k, s, slab, obj, caller);
     return;
   }
   kmem_cache_cpu* c = &s->cpu_slab[k.cpu_id()];
-  if (__builtin_expect(slab == c->slab, 1)) {
-    if (__builtin_expect(obj == c->freelist, 0)) {
-      report_naive_double_free(k, s, slab, obj);
-      return;
-    }
-    set_freepointer(s, obj, c->freelist);
+  void* head = c->freelist;
+  if (__builtin_expect(slab == c->slab && obj != head, 1)) {
+    freepointer_store(s, obj, head);
     c->freelist = obj;
     c->tid++;
+    return;
+  }
+  if (slab == c->slab) {
+    report_naive_double_free(k, s, slab, obj);
     return;
   }
   slab_free_slowpath(k, s, slab, obj);
 }
 
+// slab_free() in full: slab_free_hook() first - KASAN sees the free (double/invalid free, then
+// the quarantine) - then do_slab_free().
+static __attribute__((noinline)) void slab_free_general(Kernel& k, kmem_cache* s,
+                                                        struct page* slab, void* obj,
+                                                        uintptr_t caller) {
+  if (kasan_slab_free(k, s, obj, s->init_on_free)) return;
+  do_slab_free_inline(k, s, slab, obj, caller);
+}
+
+// The fast path: no KASAN, a valid object pointer, no init_on_free, not a debug cache, the
+// object in this CPU's cpu slab and not its freelist head (a double free) - then one push.
+static inline void slab_free_fast(Kernel& k, kmem_cache* s, struct page* slab, void* obj,
+                                  uintptr_t caller) {
+  kmem_cache_cpu* c = &s->cpu_slab[this_cpu(k)];
+  void* head = c->freelist;
+  if (__builtin_expect(k.kasan || s->init_on_free || (s->flags & SLAB_DEBUG_FLAGS) ||
+                           slab != c->slab || obj == head || !object_pointer_ok(k, s, slab, obj),
+                       0))
+    return slab_free_general(k, s, slab, obj, caller);
+  freepointer_store(s, obj, head);
+  c->freelist = obj;
+  c->tid++;
+}
+
+void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller) {
+  slab_free_fast(k, s, slab, obj, caller);
+}
+
+void do_slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller) {
+  do_slab_free_inline(k, s, slab, obj, caller);
+}
+
 // kmem_cache_free with cache_from_obj(): the object must be in a slab of `s`.
-void kmem_cache_free_checked(Kernel& k, kmem_cache* s, void* obj, uintptr_t caller) {
-  if (__builtin_expect(is_kfence_address(k, obj), 0)) {
+static __attribute__((noinline)) void kmem_cache_free_general(Kernel& k, kmem_cache* s, void* obj,
+                                                              uintptr_t caller) {
+  if (is_kfence_address(k, obj)) {
     kfence_free(k, obj, "kmem_cache_free");
     return;
   }
-  struct page* slab = virt_to_slab(k, obj);
+  struct page* slab = slab_of(k, obj);
   if (__builtin_expect(!slab, 0)) {
     report_slab_not_slab(k, "kmem_cache_free", s, obj);
     return;
@@ -664,7 +737,14 @@ void kmem_cache_free_checked(Kernel& k, kmem_cache* s, void* obj, uintptr_t call
     report_slab_wrong_cache(k, s, real, obj);
     return; // leaked, as the kernel does
   }
-  slab_free(k, s, slab, obj, caller);
+  slab_free_general(k, s, slab, obj, caller);
+}
+
+void kmem_cache_free_checked(Kernel& k, kmem_cache* s, void* obj, uintptr_t caller) {
+  struct page* slab = slab_of(k, obj);
+  if (__builtin_expect(k.kfence || !slab || slab->slab.slab_cache != s, 0))
+    return kmem_cache_free_general(k, s, obj, caller);
+  slab_free_fast(k, s, slab, obj, caller);
 }
 
 // ---- flush, shrink, shutdown --------------------------------------------------------------------
