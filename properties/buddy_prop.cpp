@@ -361,13 +361,10 @@ RC_GTEST_PROP(WatermarkProp, NonReserveKeepsMin, ()) {
 // Migratetype fallback: order-4..8 requests of the three pcp types (no pcp lists involved) on a
 // small machine, so that own lists run dry and pageblocks of every type hold free blocks.
 //
-// DISABLED until buddy.cpp's move_freepages() stops at its pageblock: for a pageblock that
-// straddles a zone boundary (mem=8M: DMA is pfns 0x0-0x7f) it clips the start to the zone but
-// keeps the length, so it moves the free blocks of the next pageblock too, and the
-// request is served from a block fallbacks[] did not choose (properties/README.md, "Known
-// failures"). The kernel's prep_move_freepages_block() refuses such a pageblock (single-block
-// steal). With that fixed this property passes and catches buddy-fallback-order-swapped.
-RC_GTEST_PROP(BuddyProp, DISABLED_FallbackOrder, ()) {
+// A pageblock that straddles a zone boundary (mem=8M: DMA is pfns 0x0-0x7f) is never moved as
+// a whole (prep_move_freepages_block()); this property found kmm moving the next pageblock's
+// free blocks with it. It also catches buddy-fallback-order-swapped.
+RC_GTEST_PROP(BuddyProp, FallbackOrder, ()) {
   BuddySut s("mem=8M nr_cpus=2");
   BuddyGen g;
   auto gen = rc::state::gen::execOneOfWithArgs<AllocHigh, AllocHigh, AllocHigh, FreePages>();

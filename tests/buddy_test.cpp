@@ -212,6 +212,33 @@ TEST(Buddy, UnmovableRequestStealsAWholeMovablePageblock) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+// Found by BuddyProp.FallbackOrder: on mem=4M, DMA is pfns [0,64) and DMA32 [64,512), so
+// pageblock [0,512) straddles the boundary. Moving "its" free blocks from DMA32 must be refused
+// (prep_move_freepages_block()); clipping the start to 64 and keeping the length walked on
+// into pageblock [512,1024) and moved Normal's free blocks as well.
+TEST(Buddy, PageblockStraddlingAZoneBoundaryIsNeverMovedWhole) {
+  auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");
+  kmm::MachineScope scope(*m);
+  kmm::Kernel& k = m->kernel();
+  kmm::zone& dma32 = k.zones[kmm::ZONE_DMA32];
+  ASSERT_EQ(dma32.zone_start_pfn, 64u);
+  EXPECT_FALSE(kmm::pageblock_within_zone(dma32, 64));
+  EXPECT_TRUE(kmm::pageblock_within_zone(k.zones[kmm::ZONE_NORMAL], 512));
+  const std::string before = m->proc_read("/proc/pagetypeinfo");
+  {
+    std::lock_guard<std::mutex> g(dma32.lock);
+    EXPECT_EQ(kmm::move_freepages_block(k, dma32, 64, kmm::MIGRATE_UNMOVABLE), -1);
+  }
+  EXPECT_EQ(m->proc_read("/proc/pagetypeinfo"), before);
+  // A whole pageblock inside its zone moves: Normal's [512,1024) is one free order-9 block.
+  kmm::zone& normal = k.zones[kmm::ZONE_NORMAL];
+  {
+    std::lock_guard<std::mutex> g(normal.lock);
+    EXPECT_EQ(kmm::move_freepages_block(k, normal, 512, kmm::MIGRATE_UNMOVABLE), 512);
+  }
+  EXPECT_EQ(k.mem.mem_map[512].list_mt, kmm::MIGRATE_UNMOVABLE);
+}
+
 TEST(Buddy, ReclaimableFallsBackToUnmovableFirst) {
   // fallbacks[RECLAIMABLE] = {UNMOVABLE, MOVABLE}: with an Unmovable pageblock present, a
   // reclaimable request takes it rather than a Movable one.

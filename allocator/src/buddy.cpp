@@ -148,20 +148,28 @@ static int find_suitable_fallback(const free_area& area, unsigned order, int mt,
   return -1;
 }
 
-// Walks the pageblock of pfn (clipped to the zone): moves its free blocks to mt, and counts the
-// allocated pages that are movable (on an LRU) in *movable.
-static unsigned long move_freepages(Kernel& k, zone& z, unsigned long pfn, int mt,
-                                    unsigned long* movable) {
-  unsigned long start = std::max(pfn & ~(pageblock_nr_pages - 1), z.zone_start_pfn);
-  unsigned long end = std::min(start + pageblock_nr_pages, z.end_pfn());
-  unsigned long moved = 0;
+// prep_move_freepages_block(): a pageblock is moved only when it lies wholly in the zone. With
+// mem=8M, DMA is pfns 0x0-0x7f, so pageblock 0x0-0x1ff straddles DMA and DMA32 and is never moved
+// (clipping its start to 0x80 and keeping the length would walk into pageblock 0x200).
+bool pageblock_within_zone(const zone& z, unsigned long pfn) {
+  unsigned long start = pfn & ~(pageblock_nr_pages - 1);
+  return start >= z.zone_start_pfn && start + pageblock_nr_pages <= z.end_pfn();
+}
+
+// Walks the pageblock of pfn: moves its free blocks to mt, and counts the allocated pages that
+// are movable (on an LRU) in *movable. -1 when the pageblock straddles a zone boundary.
+static long move_freepages(Kernel& k, zone& z, unsigned long pfn, int mt, unsigned long* movable) {
   if (movable) *movable = 0;
+  if (!pageblock_within_zone(z, pfn)) return -1;
+  unsigned long start = pfn & ~(pageblock_nr_pages - 1);
+  unsigned long end = start + pageblock_nr_pages;
+  long moved = 0;
   for (unsigned long p = start; p < end;) {
     const struct page& pg = k.mem.mem_map[p];
     if (pg.flags & PG_buddy) {
       unsigned order = pg.private_;
       if (pg.list_mt != mt) move_to_free_list(k, z, p, order, mt);
-      moved += 1ul << order;
+      moved += 1l << order;
       p += 1ul << order;
       continue;
     }
@@ -176,7 +184,7 @@ static unsigned long move_freepages(Kernel& k, zone& z, unsigned long pfn, int m
   return moved;
 }
 
-unsigned long move_freepages_block(Kernel& k, zone& z, unsigned long pfn, int mt) {
+long move_freepages_block(Kernel& k, zone& z, unsigned long pfn, int mt) {
   return move_freepages(k, z, pfn, mt, nullptr);
 }
 
@@ -195,8 +203,9 @@ static void steal_suitable_fallback(Kernel& k, zone& z, unsigned long pfn, int s
   }
   if (whole_block) {
     unsigned long movable = 0;
-    unsigned long free_pages = move_freepages(k, z, pfn, start_mt, &movable);
-    if (free_pages == 0) goto single_page;
+    long moved = move_freepages(k, z, pfn, start_mt, &movable);
+    if (moved <= 0) goto single_page; // straddles the zone, or nothing free to claim
+    unsigned long free_pages = static_cast<unsigned long>(moved);
     unsigned long alike;
     if (start_mt == MIGRATE_MOVABLE) alike = movable;
     else if (old_mt == MIGRATE_MOVABLE) alike = pageblock_nr_pages - (free_pages + movable);

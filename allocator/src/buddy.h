@@ -45,8 +45,10 @@ unsigned long __rmqueue_smallest(Kernel& k, zone& z, unsigned order, int mt);
 // As the kernel's __rmqueue: CMA balancing, then mt, then fallback stealing.
 unsigned long __rmqueue(Kernel& k, zone& z, unsigned order, int mt, unsigned alloc_flags);
 
-// Moves the free pages of the pageblock holding pfn to `mt`'s lists; returns pages moved.
-unsigned long move_freepages_block(Kernel& k, zone& z, unsigned long pfn, int mt);
+// Moves the free blocks of pfn's pageblock to mt's lists; the pages moved, or -1 when the
+// pageblock straddles a zone boundary (nothing is moved then).
+long move_freepages_block(Kernel& k, zone& z, unsigned long pfn, int mt);
+bool pageblock_within_zone(const zone& z, unsigned long pfn);
 
 // Adds the pages [start, end) of a zone to the buddy lists at boot, in the largest aligned
 // blocks possible (one write per block).

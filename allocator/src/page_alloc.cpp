@@ -117,6 +117,7 @@ static void reserve_highatomic_pageblock(Kernel& k, zone& z, unsigned long pfn) 
   if (z.nr_reserved_highatomic >= max_managed) return;
   int mt = k.mem.get_pageblock_migratetype(pfn);
   if (mt == MIGRATE_HIGHATOMIC || mt == MIGRATE_ISOLATE || mt == MIGRATE_CMA) return;
+  if (!pageblock_within_zone(z, pfn)) return; // move_freepages_block() would refuse it
   z.nr_reserved_highatomic += pageblock_nr_pages;
   k.mem.set_pageblock_migratetype(pfn, MIGRATE_HIGHATOMIC);
   move_freepages_block(k, z, pfn, MIGRATE_HIGHATOMIC);
