@@ -211,7 +211,7 @@ TEST(ScenarioText, NewSubsystemErrors) {
 
 TEST(ScenarioBinary, EmptyAndTruncatedInputsAreShortScenarios) {
   EXPECT_EQ(kmm::print_scenario(decode({})), "");
-  EXPECT_EQ(decode({3}).boot, "mem=32M nr_cpus=2 page_poison=1");
+  EXPECT_EQ(decode({3}).boot, "mem=8M nr_cpus=2 page_poison=1");
   // opcode 0 = alloc_pages needs 1 (order) + 3 (gfp) bytes: a truncated op ends the scenario.
   EXPECT_EQ(decode({0, 0, 3, 0xc0}).ops.size(), 0u);
   EXPECT_EQ(kmm::print_scenario(decode({0, 0, 3, 0xc0, 0x0c, 0x00})),
