@@ -23,6 +23,10 @@
 #include "procfs.h"
 #include "vmstat.h"
 
+// The kernel's own per-CPU accesses are one instruction; a static TLS slot is the closest a
+// library linked into executables gets.
+#define KMM_TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
+
 namespace kmm {
 
 // The task a CPU runs on behalf of (comm/pid in reports). Tasks with memory come with reclaim/OOM.
@@ -125,9 +129,11 @@ struct Kernel {
   Machine* machine = nullptr; // the owner
   bool panicked = false;  // a panic was reported; allocation stops retrying
 
-  // Per-thread current machine and CPU.
-  static thread_local Kernel* current;
-  static thread_local int current_cpu;
+  // Per-thread current machine and CPU. constinit and initial-exec: every slab fast path reads
+  // them, and an extern thread_local that might need dynamic initialisation is reached through a
+  // wrapper call (the slab_bench 64-byte pair went from ~9 to ~7 ns without it).
+  static constinit thread_local Kernel* current KMM_TLS_INITIAL_EXEC;
+  static constinit thread_local int current_cpu KMM_TLS_INITIAL_EXEC;
 
   CpuState& cpu() { return cpus[current_cpu < 0 ? 0 : current_cpu]; }
   unsigned cpu_id() const { return current_cpu < 0 ? 0 : static_cast<unsigned>(current_cpu); }

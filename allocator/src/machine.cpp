@@ -28,8 +28,8 @@
 
 namespace kmm {
 
-thread_local Kernel* Kernel::current = nullptr;
-thread_local int Kernel::current_cpu = -1;
+constinit thread_local Kernel* Kernel::current KMM_TLS_INITIAL_EXEC = nullptr;
+constinit thread_local int Kernel::current_cpu KMM_TLS_INITIAL_EXEC = -1;
 
 uint64_t Kernel::random() {
   // splitmix64: one 64-bit state, deterministic from kmm.seed.
