@@ -42,7 +42,7 @@ struct BuddyOracle : fuzz::Oracle {
     std::vector<Block> out;
     for (unsigned long pfn = 0; pfn < k.mem.nr_pages;) {
       struct page* p = k.mem.pfn_to_page(pfn);
-      if (p->flags & PG_buddy) {
+      if (PageBuddy(*p)) {
         out.push_back({pfn, p->private_});
         pfn += 1ul << p->private_;
       } else {

@@ -209,7 +209,7 @@ struct FreeBlocks {
       if (!z.managed_pages) continue;
       for (unsigned long pfn = z.zone_start_pfn; pfn < z.end_pfn();) {
         struct page* p = pfn_to_page(pfn);
-        if (p && (p->flags & PG_buddy)) {
+        if (p && PageBuddy(*p)) {
           unsigned o = p->private_;
           int mt = p->list_mt;
           f.by_start[pfn] = f.blocks.size();

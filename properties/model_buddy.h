@@ -43,7 +43,7 @@ struct PageModel {
     return -1;
   }
 
-  // The boot state: after drain_all_pages, every frame inside a PG_buddy block is free and
+  // The boot state: after drain_all_pages, every frame inside a PGTY_buddy block is free and
   // everything else is the machine's.
   static PageModel from_boot(Sut& s) {
     PageModel pm;
@@ -66,7 +66,7 @@ struct PageModel {
     pm.frames.assign(pm.last - pm.first, Frame::Machine);
     for (unsigned long pfn = pm.first; pfn < pm.last;) {
       struct page* p = pfn_to_page(pfn);
-      if (p && (p->flags & PG_buddy)) {
+      if (p && PageBuddy(*p)) {
         unsigned long n = 1ul << p->private_;
         for (unsigned long i = 0; i < n; i++) pm.at(pfn + i) = Frame::Free;
         int zi = pm.zone_of(pfn);

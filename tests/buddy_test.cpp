@@ -30,7 +30,7 @@ const struct page& page_rec(Machine& m, unsigned long pfn) { return m.kernel().m
 // The block at pfn is a free buddy block of exactly `order`.
 bool is_free_block(Machine& m, unsigned long pfn, unsigned order) {
   const struct page& p = page_rec(m, pfn);
-  return (p.flags & kmm::PG_buddy) && p.private_ == order;
+  return kmm::PageBuddy(p) && p.private_ == order;
 }
 
 } // namespace

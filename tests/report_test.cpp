@@ -74,9 +74,9 @@ TEST(Report, DumpPageOfAnAllocatedAndAFreePage) {
             "page dumped because: testing\n");
   EXPECT_EQ(kmm::dump_page(m->kernel(), pfn_to_page(514), "free"),
             "page: refcount:0 mapcount:-128 mapping:0000000000000000 index:0x0 pfn:0x202\n"
-            "flags: 0x1(zone=2)\n"
+            "flags: 0x0(zone=2)\n"
             "page_type: buddy\n"
-            "raw: 0000000000000001 ffffea0000008080\n"
+            "raw: 0000000000000000 ffffea0000008080\n"
             "page dumped because: free\n");
   __free_pages(p, 1);
 }

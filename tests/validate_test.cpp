@@ -57,12 +57,27 @@ protected:
   std::unique_ptr<Machine> m;
 };
 
-TEST_F(ValidatePlanted, FreeBlockHeadWithWrongFlags) {
-  k().mem.mem_map[512].flags = kmm::PG_alloc;
+TEST_F(ValidatePlanted, FreeBlockHeadWithoutTheBuddyType) {
+  k().mem.mem_map[512].page_type = 0;
   auto e = kmm::validate(*m);
   EXPECT_TRUE(has(e, "buddy: zone Normal: pfn 0x200 on the order-9 Movable list is not a free "
                      "block of that order/type"))
       << dump(e);
+  EXPECT_TRUE(has(e, "pages: pfn 0x200 is in no state (flags 0x0 page_type 0x0)")) << dump(e);
+}
+
+TEST_F(ValidatePlanted, FreeBlockHeadAlsoAllocated) {
+  k().mem.mem_map[512].flags = kmm::PG_alloc;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "pages: pfn 0x200 is in more than one state (flags 0x4 page_type 0xf0)"))
+      << dump(e);
+}
+
+TEST_F(ValidatePlanted, BuddyTypeOnATailPage) {
+  k().mem.mem_map[513].page_type = kmm::PGTY_buddy;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "pages: pfn 0x201 inside the order-9 block at 0x200 has flags 0x0 "
+                     "page_type 0xf0")) << dump(e);
 }
 
 TEST_F(ValidatePlanted, FreeBlockHeadWithWrongOrder) {
@@ -148,8 +163,8 @@ TEST_F(ValidatePlanted, PageInTwoStatesOrNone) {
   struct page* q = alloc_pages(GFP_KERNEL, 0);
   q->flags = 0;
   auto e = kmm::validate(*m);
-  EXPECT_TRUE(has(e, "pages: pfn 0x200 is in more than one state (flags 0xc)")) << dump(e);
-  EXPECT_TRUE(has(e, "pages: pfn 0x201 is in no state (flags 0x0)")) << dump(e);
+  EXPECT_TRUE(has(e, "pages: pfn 0x200 is in more than one state (flags 0xc page_type 0x0)")) << dump(e);
+  EXPECT_TRUE(has(e, "pages: pfn 0x201 is in no state (flags 0x0 page_type 0x0)")) << dump(e);
 }
 
 TEST_F(ValidatePlanted, DirtyTailInsideABlock) {

@@ -44,7 +44,8 @@ static void account_freepages(zone& z, long nr, int mt) {
 
 void add_to_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt, bool tail) {
   struct page& p = k.mem.mem_map[pfn];
-  p.flags = PG_buddy;
+  p.flags = 0;
+  p.page_type = PGTY_buddy;
   p.private_ = order;
   p.list_mt = static_cast<uint8_t>(mt);
   free_area& area = z.free_area_[order];
@@ -62,7 +63,7 @@ void del_page_from_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned ord
   area.nr_free--;
   area.nr_free_mt[mt]--;
   account_freepages(z, -(1l << order), mt);
-  p.flags = 0;
+  p.page_type = 0;
   p.private_ = 0;
   p.list_mt = 0;
 }
@@ -77,7 +78,7 @@ static void move_to_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned or
 static bool page_is_buddy(Kernel& k, const zone& z, unsigned long buddy_pfn, unsigned order) {
   if (buddy_pfn < z.zone_start_pfn || buddy_pfn >= z.end_pfn()) return false;
   const struct page& b = k.mem.mem_map[buddy_pfn];
-  return (b.flags & PG_buddy) && b.private_ == order;
+  return PageBuddy(b) && b.private_ == order;
 }
 
 // buddy_merge_likely(): if the block one order up would merge once its buddy is freed, queue this
@@ -166,7 +167,7 @@ static long move_freepages(Kernel& k, zone& z, unsigned long pfn, int mt, unsign
   long moved = 0;
   for (unsigned long p = start; p < end;) {
     const struct page& pg = k.mem.mem_map[p];
-    if (pg.flags & PG_buddy) {
+    if (PageBuddy(pg)) {
       unsigned order = pg.private_;
       if (pg.list_mt != mt) move_to_free_list(k, z, p, order, mt);
       moved += 1l << order;
@@ -301,7 +302,7 @@ void buddy_check_zone(Kernel& k, zone& z, std::vector<std::string>& errors) {
         if (pfn < z.zone_start_pfn || pfn + (1ul << order) > z.end_pfn())
           err("pfn 0x%x order %u lies outside the zone", pfn, order);
         if (pfn & ((1u << order) - 1)) err("pfn 0x%x is not aligned to order %u", pfn, order);
-        if (!(p.flags & PG_buddy) || p.private_ != order || p.list_mt != mt)
+        if (!PageBuddy(p) || p.private_ != order || p.list_mt != mt)
           err("pfn 0x%x on the order-%u %s list is not a free block of that order/type", pfn,
               order, migratetype_names[mt]);
         if (p.lru_prev != prev) err("pfn 0x%x has a broken back link", pfn);

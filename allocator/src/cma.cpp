@@ -96,7 +96,7 @@ static void for_each_block(Kernel& k, unsigned long start, unsigned long end, Fn
   unsigned long pfn = start & ~(MAX_ORDER_NR_PAGES - 1);
   while (pfn < end) {
     struct page* p = k.mem.pfn_to_page(pfn);
-    unsigned order = (p->flags & (PG_buddy | PG_pcp | PG_alloc)) ? p->private_ : 0;
+    unsigned order = (PageBuddy(*p) || (p->flags & (PG_pcp | PG_alloc))) ? p->private_ : 0;
     unsigned long n = 1ul << order;
     if (pfn + n > start) fn(pfn, order, p);
     pfn += n;
@@ -188,7 +188,7 @@ int alloc_contig_range(Kernel& k, unsigned long start, unsigned long end) {
     bool all_free = true;
     std::vector<std::pair<unsigned long, unsigned>> blocks;
     for_each_block(k, start, end, [&](unsigned long pfn, unsigned order, struct page* p) {
-      if (!(p->flags & PG_buddy)) all_free = false;
+      if (!PageBuddy(*p)) all_free = false;
       else blocks.push_back({pfn, order});
     });
     if (!all_free) {

@@ -401,7 +401,7 @@ bool check_free_page(Kernel& k, struct page* p, unsigned order) {
     report_bad_page(k, p, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
     return false;
   }
-  if (p->flags & (PG_buddy | PG_pcp)) {
+  if (PageBuddy(*p) || (p->flags & PG_pcp)) {
     report_bad_page(k, p, "nonzero mapcount");
     return false;
   }

@@ -118,14 +118,14 @@ static std::string page_flags_text(const struct page* p) {
 std::string dump_page(Kernel& k, const struct page* p, const char* reason) {
   unsigned long pfn = k.mem.page_to_pfn(p);
   // The buddy and pcp states live in page_type, which overlays _mapcount: -128 means "buddy".
-  int mapcount = (p->flags & PG_buddy) ? -128 : 0;
+  int mapcount = PageBuddy(*p) ? -128 : 0;
   std::string t = strprintf("page: refcount:%d mapcount:%d mapping:0000000000000000 index:0x0 "
                             "pfn:0x%lx\n",
                             p->_refcount, mapcount, pfn);
   zone& z = page_zone(k, pfn);
   t += strprintf("flags: 0x%x(%s%szone=%d)\n", p->flags, page_flags_text(p).c_str(),
                  page_flags_text(p).empty() ? "" : "|", static_cast<int>(z.idx));
-  if (p->flags & PG_buddy) t += "page_type: buddy\n";
+  if (PageBuddy(*p)) t += "page_type: buddy\n";
   t += strprintf("raw: %016llx %016llx\n", (unsigned long long)p->flags,
                  (unsigned long long)k.mem.page_kva(p));
   t += std::string("page dumped because: ") + reason + "\n";

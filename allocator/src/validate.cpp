@@ -55,13 +55,16 @@ static void check_pcp(Kernel& k, zone& z, std::vector<std::string>& errors) {
 // allocations, are all-zero records; compound tails point at their head.
 static void check_pages(Kernel& k, std::vector<std::string>& errors) {
   const unsigned long nr = k.mem.nr_pages;
-  const uint32_t states = PG_buddy | PG_pcp | PG_alloc | PG_reserved;
+  // A free block is a page type, not a flag: fold it in as bit 0, which no PG_* flag uses.
+  const uint32_t states = PG_pcp | PG_alloc | PG_reserved;
+  constexpr uint32_t BUDDY = 1;
+  static_assert(!(states & BUDDY));
   for (unsigned long pfn = 0; pfn < nr;) {
     const struct page& p = k.mem.mem_map[pfn];
-    uint32_t st = p.flags & states;
+    uint32_t st = (p.flags & states) | (PageBuddy(p) ? BUDDY : 0);
     if (st == 0 || (st & (st - 1))) {
-      errors.push_back(strprintf("pages: pfn 0x%lx is in %s state (flags 0x%x)", pfn,
-                                 st ? "more than one" : "no", p.flags));
+      errors.push_back(strprintf("pages: pfn 0x%lx is in %s state (flags 0x%x page_type 0x%x)",
+                                 pfn, st ? "more than one" : "no", p.flags, p.page_type));
       pfn++;
       continue;
     }
@@ -89,11 +92,13 @@ static void check_pages(Kernel& k, std::vector<std::string>& errors) {
     bool compound = p.flags & PG_head;
     for (unsigned long i = 1; i < (1ul << order); i++) {
       const struct page& t = k.mem.mem_map[pfn + i];
-      bool ok = compound ? (t.flags == PG_tail && t.compound_head == pfn) : t.flags == 0;
+      bool ok = t.page_type == 0 &&
+                (compound ? (t.flags == PG_tail && t.compound_head == pfn) : t.flags == 0);
       if (!ok) {
+        std::string type = t.page_type ? strprintf(" page_type 0x%x", t.page_type) : "";
         errors.push_back(strprintf("pages: pfn 0x%lx inside the order-%u block at 0x%lx has flags "
-                                   "0x%x",
-                                   pfn + i, order, pfn, t.flags));
+                                   "0x%x%s",
+                                   pfn + i, order, pfn, t.flags, type.c_str()));
         break;
       }
     }
