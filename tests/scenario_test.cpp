@@ -410,6 +410,31 @@ TEST(ScenarioRun, GoneTasksAndFailedAllocationsAreSkipped) {
   EXPECT_EQ(r.trace[5], "m0 = cma_alloc count=1 align=0 -> NULL (no cma= area)");
 }
 
+// Each example's output is checked in beside it, so every build flavour (default, asan, ubsan,
+// tsan, coverage, fuzz) compares its run with the same bytes: one machine, one trace, whatever
+// the compiler or sanitizer. Regenerate after a deliberate change with
+//   for f in corpus/examples/*.kmm; do build/default/tools/kmm run $f > ${f%.kmm}.out; done
+// and review the diff.
+TEST(ScenarioExamples, OutputIsByteIdenticalToTheCheckedInRun) {
+  auto files = example_files();
+  ASSERT_FALSE(files.empty());
+  for (const auto& f : files) {
+    auto expected_path = std::filesystem::path(f).replace_extension(".out");
+    ASSERT_TRUE(std::filesystem::exists(expected_path)) << expected_path << " is missing";
+    Scenario s = kmm::parse_scenario(slurp(f), f.string());
+    std::string got = kmm::format_run(kmm::run_scenario(s));
+    std::string want = slurp(expected_path);
+    if (got == want) continue;
+    // Name the first differing line rather than dumping two long logs.
+    std::istringstream g(got), w(want);
+    std::string gl, wl;
+    int line = 1;
+    while (std::getline(g, gl) && std::getline(w, wl) && gl == wl) line++;
+    ADD_FAILURE() << expected_path.string() << ":" << line << ": run differs\n  expected: " << wl
+                  << "\n  got:      " << gl;
+  }
+}
+
 TEST(ScenarioExamples, EachMeetsItsExpectationsAndRunsDeterministically) {
   auto files = example_files();
   ASSERT_FALSE(files.empty());

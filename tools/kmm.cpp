@@ -54,18 +54,7 @@ Scenario load_text(const std::string& path) {
 }
 
 void print_run(const RunResult& r, bool show_dmesg) {
-  for (const auto& line : r.trace) std::printf("%s\n", line.c_str());
-  if (show_dmesg) {
-    std::printf("--- dmesg ---\n%s", r.dmesg.c_str());
-  }
-  std::printf("--- reports: %zu ---\n", r.reports.size());
-  for (const auto& t : r.reports) std::printf("%s\n", t.c_str());
-  if (!r.failures.empty()) {
-    std::printf("--- FAILED ---\n");
-    for (const auto& f : r.failures) std::printf("%s\n", f.c_str());
-  } else {
-    std::printf("--- ok ---\n");
-  }
+  std::fputs(format_run(r, show_dmesg).c_str(), stdout);
 }
 
 bool wants_help(const std::vector<std::string>& args) {

@@ -212,4 +212,15 @@ RunResult run_scenario(const Scenario& s, const RunOptions& opts) {
   return out;
 }
 
+std::string format_run(const RunResult& r, bool show_dmesg) {
+  std::string out;
+  for (const auto& line : r.trace) out += line + "\n";
+  if (show_dmesg) out += "--- dmesg ---\n" + r.dmesg;
+  out += "--- reports: " + std::to_string(r.reports.size()) + " ---\n";
+  for (const auto& t : r.reports) out += t + "\n";
+  out += r.failures.empty() ? "--- ok ---\n" : "--- FAILED ---\n";
+  for (const auto& f : r.failures) out += f + "\n";
+  return out;
+}
+
 } // namespace kmm

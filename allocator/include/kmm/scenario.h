@@ -102,6 +102,11 @@ struct RunResult {
 // boot line the machine refuses gives exit_status 2 and the message in failures.
 RunResult run_scenario(const Scenario& s, const RunOptions& opts = {});
 
+// What `kmm run` prints: the trace, "--- dmesg ---" and the log (unless show_dmesg is false), the
+// report titles, then "--- ok ---" or "--- FAILED ---" with each failure. The same scenario gives
+// the same bytes in every build flavour; corpus/examples/<name>.out holds them for each example.
+std::string format_run(const RunResult& r, bool show_dmesg = true);
+
 // The operation names, for --help.
 std::vector<std::string> scenario_op_names();
 std::string scenario_op_usage(); // one line per operation: its syntax
