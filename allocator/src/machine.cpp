@@ -85,13 +85,13 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   k->rng_state = k->params.seed;
   k->watermark_scale_factor = static_cast<unsigned>(k->params.watermark_scale_factor);
   log_banner(*k);
-  k->mem.init(k->params.mem);
+  // page_poison: all RAM starts poisoned, as the kernel poisons every page it frees at boot.
+  k->mem.init(k->params.mem, k->params.page_poison ? 0xaa : 0);
   setup_zones(*k);
 
   cma_reserve(*k); // marks the CMA pageblocks before their pages reach the free lists
   // pfn 0 is reserved; everything else goes to the buddy allocator.
   k->mem.mem_map[0].flags = PG_reserved;
-  if (k->params.page_poison) std::memset(k->mem.direct_map, 0xaa, k->mem.bytes);
   for (auto& z : k->zones) {
     if (!z.populated()) continue;
     std::lock_guard<std::mutex> guard(z.lock);

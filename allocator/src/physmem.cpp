@@ -1,27 +1,168 @@
 // Physical memory and zone layout (see physmem.h).
 #include "physmem.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "kernel.h"
 #include "kmm/machine.h"
 
 namespace kmm {
 
+namespace {
+
+// The host memory of one destroyed machine, cleaned and kept for the next boot of that size.
+struct HostRam {
+  int memfd;
+  uint8_t* direct_map;
+  uint64_t bytes;
+  struct page* mem_map;
+  size_t mem_map_bytes;
+  uint8_t fill; // every RAM byte reads as this
+};
+
+// Small enough that the pool never holds much: fuzz machines are 8-64 MiB, and cleaned RAM with
+// fill 0 holds no host pages at all (only a poisoned 8 MiB machine keeps its RAM resident).
+constexpr size_t kPoolEntries = 8;
+constexpr uint64_t kPoolMaxBytes = 1ull << 30;
+
+std::mutex pool_lock;
+std::vector<HostRam> pool;
+std::atomic<uint64_t> reuses{0};
+
+const long kHostPage = sysconf(_SC_PAGESIZE);
+
+void unmap(const HostRam& h) {
+  munmap(h.direct_map, h.bytes);
+  munmap(h.mem_map, h.mem_map_bytes);
+  close(h.memfd);
+}
+
+bool host_has_swap() {
+  struct sysinfo si;
+  return sysinfo(&si) != 0 || si.totalswap != 0;
+}
+
+// Zeroes the struct pages that are backed (anonymous memory reads as zero elsewhere): cost in
+// what the machine touched, not in mem=. A swapped-out page is not resident but not zero
+// either: with swap, the gaps are discarded too.
+bool zero_mem_map(struct page* mem_map, size_t len) {
+  static const bool swap = host_has_swap();
+  const size_t pg = size_t(kHostPage);
+  std::vector<unsigned char> resident((len + pg - 1) / pg);
+  if (mincore(mem_map, len, resident.data()) != 0) return false;
+  auto* base = reinterpret_cast<uint8_t*>(mem_map);
+  for (size_t i = 0; i < resident.size();) {
+    const bool in = resident[i] & 1;
+    size_t j = i;
+    while (j < resident.size() && bool(resident[j] & 1) == in) j++;
+    const size_t end = std::min(j * pg, len);
+    if (in) std::memset(base + i * pg, 0, end - i * pg);
+    else if (swap && madvise(base + i * pg, (j - i) * pg, MADV_DONTNEED) != 0) return false;
+    i = j;
+  }
+  return true;
+}
+
+// Makes every RAM byte read as `fill`. Fill 0 punches the whole file: the kernel frees only the
+// pages that exist. Any other fill (page poisoning) rewrites the pages that differ.
+bool fill_ram(HostRam& h, uint8_t fill) {
+  if (fill == 0) {
+    if (fallocate(h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, off_t(h.bytes)) != 0)
+      return false;
+  } else if (h.fill != fill) {
+    std::memset(h.direct_map, fill, h.bytes);
+  } else {
+    static thread_local std::vector<uint8_t> want;
+    want.assign(size_t(PAGE_SIZE_), fill);
+    for (uint64_t off = 0; off < h.bytes; off += PAGE_SIZE_)
+      if (std::memcmp(h.direct_map + off, want.data(), PAGE_SIZE_) != 0)
+        std::memset(h.direct_map + off, fill, PAGE_SIZE_);
+  }
+  h.fill = fill;
+  return true;
+}
+
+// Cleans a destroyed machine's memory back to its state before boot and pools it, or unmaps it.
+void release(HostRam h) {
+  bool keep = h.bytes <= kPoolMaxBytes &&
+              // KFENCE leaves PROT_NONE guard pages in the direct map.
+              mprotect(h.direct_map, h.bytes, PROT_READ | PROT_WRITE) == 0 &&
+              fill_ram(h, h.fill) && zero_mem_map(h.mem_map, h.mem_map_bytes);
+  if (keep) {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    if (pool.size() < kPoolEntries) {
+      pool.push_back(h);
+      return;
+    }
+  }
+  unmap(h);
+}
+
+// A pooled memory of `size` bytes, preferring one already holding `fill`.
+bool take_pooled(uint64_t size, uint8_t fill, HostRam* out) {
+  std::lock_guard<std::mutex> guard(pool_lock);
+  auto best = pool.end();
+  for (auto it = pool.begin(); it != pool.end(); ++it)
+    if (it->bytes == size && (best == pool.end() || it->fill == fill)) best = it;
+  if (best == pool.end()) return false;
+  *out = *best;
+  pool.erase(best);
+  return true;
+}
+
+} // namespace
+
+size_t physmem_drain_pool() {
+  std::vector<HostRam> all;
+  {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    all.swap(pool);
+  }
+  for (const HostRam& h : all) unmap(h);
+  return all.size();
+}
+
+uint64_t physmem_reuse_count() { return reuses.load(std::memory_order_relaxed); }
+
 PhysMem::~PhysMem() {
+  if (direct_map && mem_map && memfd >= 0) {
+    release({memfd, direct_map, bytes, mem_map, mem_map_bytes, fill});
+    return;
+  }
   if (direct_map) munmap(direct_map, bytes);
   if (mem_map) munmap(mem_map, mem_map_bytes);
   if (memfd >= 0) close(memfd);
 }
 
-void PhysMem::init(uint64_t size) {
+void PhysMem::init(uint64_t size, uint8_t ram_fill) {
   bytes = size;
   nr_pages = static_cast<unsigned long>(size >> PAGE_SHIFT_);
+  mem_map_bytes = nr_pages * sizeof(struct page);
+  pageblock_mt.assign((nr_pages + pageblock_nr_pages - 1) / pageblock_nr_pages, MIGRATE_MOVABLE);
+  HostRam h;
+  if (take_pooled(size, ram_fill, &h)) {
+    if (h.fill != ram_fill && !fill_ram(h, ram_fill)) {
+      unmap(h);
+      throw BootError(std::string("cannot clean simulated RAM: ") + std::strerror(errno));
+    }
+    reuses.fetch_add(1, std::memory_order_relaxed);
+    memfd = h.memfd;
+    direct_map = h.direct_map;
+    mem_map = h.mem_map;
+    fill = ram_fill;
+    return;
+  }
   memfd = memfd_create("kmm-ram", MFD_CLOEXEC);
   if (memfd < 0) throw BootError(std::string("memfd_create failed: ") + std::strerror(errno));
   if (ftruncate(memfd, static_cast<off_t>(size)) != 0)
@@ -33,13 +174,13 @@ void PhysMem::init(uint64_t size) {
   direct_map = static_cast<uint8_t*>(dm);
   // Anonymous memory reads as zero and is backed only when touched: a zeroed struct page is a
   // valid "tail of a free block", so boot writes only the head of each free block.
-  mem_map_bytes = nr_pages * sizeof(struct page);
   void* mm = mmap(nullptr, mem_map_bytes, PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mm == MAP_FAILED)
     throw BootError(std::string("cannot map struct pages: ") + std::strerror(errno));
   mem_map = static_cast<struct page*>(mm);
-  pageblock_mt.assign((nr_pages + pageblock_nr_pages - 1) / pageblock_nr_pages, MIGRATE_MOVABLE);
+  if (ram_fill) std::memset(direct_map, ram_fill, bytes);
+  fill = ram_fill;
 }
 
 void setup_zones(Kernel& k) {

@@ -1,6 +1,13 @@
 // Physical memory: one memfd of mem= bytes, mapped once as the direct map, and the struct page
 // array (mem_map). Physical address == offset into the memfd; pfn == physical address >> 12.
 //
+// Host memory is recycled: a machine's destructor cleans its memfd and mem_map back to their
+// state before boot (RAM all `fill`, every struct page zero) and keeps them in a small pool, so
+// the next boot of the same size skips memfd_create, mmap and munmap and the page faults on the
+// mem_map. Cleaning costs what the machine touched: RAM with fill 0 is hole-punched (only resident
+// pages cost anything), only the resident part of mem_map is zeroed. A reused machine is byte for
+// byte a fresh one (tests/physmem_test.cpp): fuzz targets boot one per input (issue #8).
+//
 // Addresses printed in reports are the kernel's, never host pointers: the direct map at
 // PAGE_OFFSET (0xffff888000000000 + phys) and struct pages in the vmemmap
 // (0xffffea0000000000 + pfn * 64), as on an x86_64 kernel without KASLR.
@@ -25,13 +32,16 @@ struct PhysMem {
   unsigned long nr_pages = 0;
   struct page* mem_map = nullptr;  // nr_pages records, lazily backed anonymous memory
   size_t mem_map_bytes = 0;
+  uint8_t fill = 0;                // what RAM read as at boot (recycling restores it)
   std::vector<uint8_t> pageblock_mt; // migratetype of each pageblock
 
   PhysMem() = default;
   PhysMem(const PhysMem&) = delete;
   PhysMem& operator=(const PhysMem&) = delete;
   ~PhysMem();
-  void init(uint64_t size); // throws BootError if the host refuses the memory
+  // RAM reads as `fill` everywhere (page_poison boots with PAGE_POISON), struct pages as zero.
+  // Throws BootError if the host refuses the memory.
+  void init(uint64_t size, uint8_t fill = 0);
 
   struct page* pfn_to_page(unsigned long pfn) const { return mem_map + pfn; }
   unsigned long page_to_pfn(const struct page* p) const {
@@ -70,6 +80,12 @@ struct PhysMem {
     pageblock_mt[pfn >> pageblock_order] = static_cast<uint8_t>(mt);
   }
 };
+
+// Unmaps the pooled host memory of destroyed machines: the next boot of any size starts from a
+// new memfd (tests compare such a fresh boot with a recycled one). Returns how many were freed.
+size_t physmem_drain_pool();
+// Boots so far that reused pooled host memory (for tests and benchmarks).
+uint64_t physmem_reuse_count();
 
 struct Kernel;
 
