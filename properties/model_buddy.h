@@ -26,7 +26,8 @@ struct PageModel {
     bool populated = false;
     unsigned long start = 0, end = 0; // pfns [start, end)
     unsigned long min = 0;            // WMARK_MIN
-    unsigned long reserve[MAX_NR_ZONES] = {};
+    unsigned long managed = 0;        // managed_pages
+    unsigned long reserve[MAX_NR_ZONES] = {}; // lowmem_reserve, computed by the model
     long free = 0;                    // model free frames in the zone
   };
   Zone zones[MAX_NR_ZONES];
@@ -58,11 +59,12 @@ struct PageModel {
       mz.start = z.zone_start_pfn;
       mz.end = z.end_pfn();
       mz.min = z.wmark(WMARK_MIN);
-      for (int j = 0; j < MAX_NR_ZONES; j++) mz.reserve[j] = z.lowmem_reserve[j];
+      mz.managed = z.managed_pages;
       if (!any || mz.start < pm.first) pm.first = mz.start;
       if (!any || mz.end > pm.last) pm.last = mz.end;
       any = true;
     }
+    pm.setup_lowmem_reserve();
     pm.frames.assign(pm.last - pm.first, Frame::Machine);
     for (unsigned long pfn = pm.first; pfn < pm.last;) {
       struct page* p = pfn_to_page(pfn);
@@ -79,6 +81,44 @@ struct PageModel {
     pm.boot_buddyinfo = buddyinfo(s);
     return pm;
   }
+
+  // setup_per_zone_lowmem_reserve() (mm/page_alloc.c), computed here rather than read from the
+  // machine: zone i keeps back from a request whose highest zone is j > i the pages managed by
+  // the zones i+1..j divided by sysctl_lowmem_reserve_ratio[i] (DMA 256, DMA32 256, Normal 32).
+  // mem=8M: DMA32 keeps 1024 / 256 = 4 pages from a GFP_KERNEL request, DMA (1920) / 256 = 7.
+  void setup_lowmem_reserve() {
+    static const unsigned long ratio[MAX_NR_ZONES] = {256, 256, 32, 0};
+    for (int i = 0; i < MAX_NR_ZONES; i++) {
+      unsigned long above = 0;
+      for (int j = 0; j < MAX_NR_ZONES; j++) {
+        if (j > i) above += zones[j].managed;
+        zones[i].reserve[j] = (j > i && ratio[i] && zones[i].managed) ? above / ratio[i] : 0;
+      }
+    }
+  }
+
+  // __zone_watermark_ok() (mm/page_alloc.c) at ALLOC_WMARK_MIN, the most a request is ever
+  // allowed (no __GFP_MEMALLOC, no OOM victim, no __GFP_NOFAIL here): the pages zone zi must
+  // still count as usable after serving `gfp`. __GFP_HIGH (ALLOC_MIN_RESERVE) may take half of
+  // min, and a non-blocking one (ALLOC_NON_BLOCK: GFP_ATOMIC) a quarter of the rest; then the
+  // lowmem reserve for the request's highest zone. Min 40: GFP_KERNEL keeps 40, __GFP_HIGH 20,
+  // GFP_ATOMIC 15 (plus the reserve).
+  long floor_after(int zi, gfp_t gfp) const {
+    long m = static_cast<long>(zones[zi].min);
+    if (gfp & __GFP_HIGH) {
+      m -= m / 2;
+      if (non_blocking(gfp)) m -= m / 4;
+    }
+    return m + static_cast<long>(zones[zi].reserve[highest_zone(gfp)]);
+  }
+  // ALLOC_NON_BLOCK: no direct reclaim and not __GFP_NOMEMALLOC.
+  static bool non_blocking(gfp_t gfp) {
+    return !(gfp & __GFP_DIRECT_RECLAIM) && !(gfp & __GFP_NOMEMALLOC);
+  }
+  // ALLOC_RESERVES: __GFP_HIGH or non-blocking; such a request may count the highatomic reserve.
+  static bool uses_reserves(gfp_t gfp) { return (gfp & __GFP_HIGH) || non_blocking(gfp); }
+  // ALLOC_CMA: only a movable request may count free CMA pages.
+  static bool may_use_cma(gfp_t gfp) { return gfp_migratetype(gfp) == MIGRATE_MOVABLE; }
 
   // Zones a request may use: gfp_zone() and every populated zone below it (the zonelist).
   static int highest_zone(gfp_t gfp) { return gfp_zone(gfp); }
@@ -150,6 +190,18 @@ inline std::string check_new_block(const PageModel& pm, unsigned long pfn, unsig
 inline long zone_free_with_pcp(Sut& s, int zi) {
   zone& z = s.k().zones[zi];
   return z.free_pages() + zone_pcp_pages(s.k(), z);
+}
+
+// What __zone_watermark_ok() does not let `gfp` count of zone zi's free pages (besides the
+// 2^order - 1 of its own block): the highatomic reserve unless it uses reserves, the free CMA
+// pages unless it is movable. Both are the machine's counters; the rule is the model's.
+inline long zone_unusable(Sut& s, int zi, gfp_t gfp) {
+  zone& z = s.k().zones[zi];
+  long x = 0;
+  if (!PageModel::uses_reserves(gfp)) x += static_cast<long>(z.nr_reserved_highatomic);
+  if (!PageModel::may_use_cma(gfp))
+    x += z.vm_stat[NR_FREE_CMA_PAGES].load(std::memory_order_relaxed);
+  return x;
 }
 
 } // namespace kmm::prop

@@ -5,7 +5,13 @@
 //                                 slab of their cache; a ctor cache's fresh objects are in the
 //                                 ctor state; kzalloc/zalloc zeroed; ksize >= requested; krealloc
 //                                 keeps the prefix; a wrong-cache free and a double free are each
-//                                 reported once and change nothing else (contents, validate)
+//                                 reported once and change nothing else (contents, validate); a
+//                                 freed object's free pointer is the hardened encoding; after
+//                                 kmem_cache_shrink, /sys/kernel/slab/<c>/objects equals the
+//                                 model's live (and leaked) objects of c
+//   SlabProp.CountsAcrossCpus     the same without slub_debug (the lock-free fast paths) on two
+//                                 CPUs: objects freed on another CPU than the one that allocated
+//                                 them (remote frees to a slab that is not the CPU slab)
 //   SlabDetect.RedZoneWriteReported   any byte of a live object's left or right red zone written,
 //                                 then the object freed: exactly one "... Redzone overwritten"
 //   SlabDetect.UseAfterFreeReported   any byte of a freed (poisoned) object written, then the cache
@@ -54,6 +60,7 @@ struct SlabSut : Sut {
   struct kmem_cache* caches[2] = {};
   std::map<std::string, Live> objs;
   std::vector<std::pair<uint8_t*, int>> leaked; // wrong-cache frees leak the object, as the kernel
+  std::unique_ptr<CpuScope> cpu;                // the CPU the commands run on (OnCpu), else 0
   explicit SlabSut(const std::string& boot) : Sut(boot) {
     for (int i = 0; i < 2; i++) {
       caches[i] = kmem_cache_create(kCaches[i].name, kCaches[i].size, kCaches[i].align, 0,
@@ -65,6 +72,30 @@ struct SlabSut : Sut {
   }
 };
 using Cmd = rc::state::Command<SlabGen, SlabSut>;
+
+// CONFIG_SLAB_FREELIST_HARDENED (mm/slub.c freelist_ptr_encode): the free pointer of a free
+// object, at object + s->offset, is stored as next ^ s->random ^ swab64(address of the pointer)
+// (slub.cpp freelist_ptr). Decoded, it must be NULL or another object of the same slab: a plain
+// pointer stored in the clear decodes to garbage.
+void check_free_pointer(const std::string& name, void* obj) {
+  struct page* pg = virt_to_page(obj);
+  if (!pg) return;
+  pg = compound_head(pg);
+  if (!(pg->flags & PG_slab)) return; // the slab went back to the page allocator
+  const struct kmem_cache* c = pg->slab.slab_cache;
+  uintptr_t at = reinterpret_cast<uintptr_t>(obj) + c->offset;
+  uint64_t raw;
+  std::memcpy(&raw, reinterpret_cast<void*>(at), sizeof raw);
+  uintptr_t next = raw ^ c->random ^ __builtin_bswap64(at);
+  if (!next) return;
+  uintptr_t first = reinterpret_cast<uintptr_t>(page_address(pg)) + c->red_left_pad;
+  bool ok = next >= first && (next - first) % c->size == 0 &&
+            (next - first) / c->size < pg->slab.objects && next != reinterpret_cast<uintptr_t>(obj);
+  if (!ok)
+    RC_LOG() << "# " << name << " freed: stored free pointer " << hex(raw) << " decodes to "
+             << hex(next) << ", not an object of its slab (plain pointer in the clear?)\n";
+  RC_ASSERT(ok);
+}
 
 bool all_bytes(const uint8_t* p, size_t n, uint8_t b) {
   for (size_t i = 0; i < n; i++)
@@ -201,6 +232,8 @@ struct Free : Cmd {
       kmem_cache_free(s.caches[o.cache], o.p);
     }
     RC_ASSERT(s.nreports() == r0);
+    if (!ZERO_OR_NULL_PTR(o.p) && (o.cache >= 0 || o.size <= KMALLOC_MAX_CACHE_SIZE))
+      check_free_pointer(name, o.p);
     check_all_contents(s);
   }
   void show(std::ostream& os) const override {
@@ -256,6 +289,11 @@ struct WrongCacheFree : Cmd {
     kmem_cache_free(s.caches[1 - o.cache], o.p);
     RC_LOG() << s.dump_reports(r0);
     RC_ASSERT(s.nreports() == r0 + 1);
+    // cache_from_obj(): the WARN names the cache the object really belongs to.
+    const std::string& text = s.m->reports()[r0].text;
+    std::string want = std::string("object belongs to different cache ") + kCaches[o.cache].name;
+    if (text.find(want) == std::string::npos) RC_LOG() << "# report, not \"" << want << "\":\n" << text;
+    RC_ASSERT(text.find(want) != std::string::npos);
     RC_ASSERT(buddyinfo(s) == buddy0);
     RC_ASSERT(all_bytes(o.p, o.size, o.byte)); // untouched
     s.leaked.push_back({o.p, o.cache});
@@ -288,13 +326,65 @@ struct DoubleFree : Cmd {
   }
 };
 
+// The next commands run as CPU n (kmm::CpuScope): frees of objects another CPU allocated go
+// the remote way (__slab_free), to a slab that is not this CPU's slab.
+struct OnCpu : Cmd {
+  unsigned n = *rc::gen::inRange(0u, 2u);
+  explicit OnCpu(const SlabGen&) {}
+  void run(const SlabGen&, SlabSut& s) const override {
+    s.step(*this);
+    s.cpu.reset();
+    s.cpu = std::make_unique<CpuScope>(*s.m, n);
+  }
+  void show(std::ostream& os) const override { os << "cpu " << n; }
+};
+
+// kmem_cache_shrink flushes every CPU slab back to the node lists (and frees empty slabs); then
+// /sys/kernel/slab/<c>/objects (active_objs: total minus the free objects of partial slabs,
+// from each slab's inuse) counts exactly the objects the model has live in c, leaked ones too.
+struct Counts : Cmd {
+  explicit Counts(const SlabGen&) {}
+  void run(const SlabGen&, SlabSut& s) const override {
+    s.step(*this);
+    for (int i = 0; i < 2; i++) {
+      kmem_cache_shrink(s.caches[i]);
+      long want = 0;
+      for (auto& [n, o] : s.objs) want += o.cache == i;
+      for (auto& [p, c] : s.leaked) want += c == i;
+      std::string path = std::string("/sys/kernel/slab/") + kCaches[i].name + "/objects";
+      long got = std::strtol(s.m->proc_read(path).c_str(), nullptr, 10);
+      if (got != want) RC_LOG() << "# " << path << ": " << got << ", model " << want << "\n";
+      RC_ASSERT(got == want);
+    }
+    check_all_contents(s);
+  }
+  void show(std::ostream& os) const override {
+    os << "kmem_cache_shrink c0\nkmem_cache_shrink c1\nproc_read /sys/kernel/slab/prop_ctor/objects\n"
+       << "proc_read /sys/kernel/slab/prop_plain/objects";
+  }
+};
+
 } // namespace
+
+RC_GTEST_PROP(SlabProp, CountsAcrossCpus, ()) {
+  SlabSut s("mem=64M nr_cpus=2 slab_nomerge"); // prop_plain would merge into kmalloc-128
+  SlabGen g;
+  auto gen = rc::state::gen::execOneOfWithArgs<Alloc, Alloc, Alloc, Free, Free, OnCpu, OnCpu,
+                                               WrongCacheFree, Counts>();
+  auto cmds = *rc::gen::resize(60 * scale(), rc::state::gen::commands(g, gen));
+  rc::state::runAll(cmds, g, s);
+  Counts(g).run(g, s);
+  s.cpu.reset();
+  check_all_contents(s);
+  s.check_valid();
+  RC_ASSERT(s.titles().empty());
+}
 
 RC_GTEST_PROP(SlabProp, MatchesObjectModel, ()) {
   SlabSut s("mem=64M nr_cpus=2 slub_debug=FZPU");
   SlabGen g;
   auto gen = rc::state::gen::execOneOfWithArgs<Alloc, Alloc, Alloc, Free, Free, Krealloc,
-                                               WrongCacheFree, DoubleFree>();
+                                               WrongCacheFree, DoubleFree, Counts>();
   auto cmds = *rc::gen::resize(50 * scale(), rc::state::gen::commands(g, gen));
   rc::state::runAll(cmds, g, s);
   check_all_contents(s);
