@@ -453,8 +453,8 @@ RC_GTEST_PROP(WatermarkProp, NonReserveKeepsMin, ()) {
 // of Normal.
 RC_GTEST_PROP(WatermarkProp, ReservesMatchModel, ()) {
   const bool cma = *rc::gen::arbitrary<bool>();
-  // cma=4M on mem=16M is exactly the top order-10 block of Normal (a smaller area shares a boot
-  // block with Movable memory: see properties/README.md, "Known failure: boot merges CMA").
+  // cma=4M on mem=16M is exactly the top order-10 block of Normal (cma=2M on mem=8M found boot
+  // merging the CMA pageblock into a Movable block: properties/README.md, now fixed).
   BuddySut s(std::string("mem=16M nr_cpus=2 kmm.pcp=0") + (cma ? " cma=4M" : ""));
   BuddyGen g;
   g.reserves = true;

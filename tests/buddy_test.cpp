@@ -35,6 +35,22 @@ bool is_free_block(Machine& m, unsigned long pfn, unsigned order) {
 
 } // namespace
 
+TEST(Buddy, BootNeverMergesACmaPageblockWithAnotherType) {
+  // mem=8M: Normal is pfns 0x400-0x7ff, one order-10 block; cma=2M is its upper pageblock.
+  // Boot frees the CMA pageblock as a block of its own (found by WatermarkProp: it went onto the
+  // Movable list inside the order-10 block, and an Unmovable request stole both pageblocks).
+  auto m = Machine::boot("mem=8M nr_cpus=1 kmm.pcp=0 cma=2M");
+  kmm::MachineScope scope(*m);
+  EXPECT_TRUE(is_free_block(*m, 0x600, 9));
+  EXPECT_FALSE(is_free_block(*m, 0x400, 10));
+  struct page* p = alloc_pages(GFP_NOWAIT | __GFP_NOWARN, 4);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(m->kernel().mem.get_pageblock_migratetype(0x600), kmm::MIGRATE_CMA);
+  auto errors = kmm::validate(*m);
+  EXPECT_TRUE(errors.empty()) << errors[0];
+  __free_pages(p, 4);
+}
+
 TEST(Buddy, BootBlocksAreTheLargestAlignedOnes) {
   // pfn 0 is reserved, so DMA [1,64) is 1 + 2 + 4 + 8 + 16 + 32; DMA32 [64,512) is 64+128+256.
   auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");

@@ -266,11 +266,29 @@ unsigned long __rmqueue(Kernel& k, zone& z, unsigned order, int mt, unsigned all
   }
 }
 
+// A boot block above pageblock_order may span pageblocks of different types only if all are
+// mergeable, as __free_one_page() merges: a CMA pageblock (cma=2M on mem=8M: 0x600 inside the
+// order-10 block 0x400) must not go onto the Movable list with its neighbour, where an
+// Unmovable request would steal it whole.
+static bool boot_block_mergeable(Kernel& k, unsigned long pfn, unsigned order) {
+  if (order <= pageblock_order) return true;
+  const int mt = k.mem.get_pageblock_migratetype(pfn);
+  const unsigned long end = pfn + (1ul << order);
+  for (unsigned long pb = pfn + pageblock_nr_pages; pb < end; pb += pageblock_nr_pages) {
+    int bmt = k.mem.get_pageblock_migratetype(pb);
+    if (bmt != mt && (!migratetype_is_mergeable(mt) || !migratetype_is_mergeable(bmt)))
+      return false;
+  }
+  return true;
+}
+
 void free_range_at_boot(Kernel& k, zone& z, unsigned long start, unsigned long end) {
   unsigned long pfn = start;
   while (pfn < end) {
     unsigned order = MAX_PAGE_ORDER_;
-    while (order > 0 && ((pfn & ((1ul << order) - 1)) || pfn + (1ul << order) > end)) order--;
+    while (order > 0 && ((pfn & ((1ul << order) - 1)) || pfn + (1ul << order) > end ||
+                         !boot_block_mergeable(k, pfn, order)))
+      order--;
     // Boot memory goes to the tail, as __free_pages_core() does (FPI_TO_TAIL).
     add_to_free_list(k, z, pfn, order, k.mem.get_pageblock_migratetype(pfn), true);
     pfn += 1ul << order;
