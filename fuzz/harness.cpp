@@ -68,6 +68,14 @@ void add_range(Ctx& c, uintptr_t a, int64_t size, const std::string& owner) {
 
 void del_range(Ctx& c, uintptr_t a) { c.ranges.erase(a); }
 
+// Whether address a lies inside a live allocation.
+bool in_live_range(const Ctx& c, uintptr_t a) {
+  auto it = c.ranges.upper_bound(a);
+  if (it == c.ranges.begin()) return false;
+  --it;
+  return it->first <= a && a < it->second.first;
+}
+
 // ---- content ---------------------------------------------------------------------------------
 
 } // namespace
@@ -146,6 +154,16 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     return Verdict::Misuse;
   };
   auto ref = [&](size_t i) -> Live& { return c.res.at(op.args[i].str); };
+  // A freed result whose address a live allocation now holds (krealloc in place returns the same
+  // pointer; a freed object's slot may be handed out again): the operation would act on that
+  // live object, and neither the kernel nor KASAN can tell the two apart. Not a detectable misuse.
+  for (size_t i = 0; i < spec.fields.size(); i++) {
+    auto t = spec.fields[i].type;
+    if (t != scn::FieldType::Ref && t != scn::FieldType::Access) continue;
+    const Live& l = ref(i);
+    if (!l.live && l.kind != uint8_t(Kind::Cache) && l.addr && in_live_range(c, l.addr))
+      return Verdict::Skip;
+  }
 
   if (n == "corrupt") return misuse("deliberate corruption");
   // Kernel memory asked for with __GFP_MOVABLE may land in CMA pageblocks, where nothing can
@@ -182,7 +200,9 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     Live& l = ref(0);
     if (!l.addr) return Verdict::Ok;
     if (!l.live) return misuse("split_page of a freed block");
-    if (l.split) return Verdict::Ok; // splitting again is a no-op on order-0 pages? be strict
+    // Splitting again: the kernel's set_page_refcounted() finds the tails already referenced
+    // (and a freed head unreferenced). A caller bug.
+    if (l.split) return misuse("split_page of an already split block");
     if (l.gfp & __GFP_COMP) return misuse("split_page of a compound page");
     for (int r : l.extra_refs)
       if (r) return misuse("split_page with get_page references");
@@ -224,10 +244,13 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
   if (n == "kmem_cache_free") {
     Live& cl = ref(0);
     Live& o = ref(1);
-    if (!cl.addr || !o.addr) return Verdict::Ok;
+    if (!o.addr) return Verdict::Ok;
+    if (!cl.addr) return misuse("kmem_cache_free into a cache that was never created");
     if (!cl.live) return misuse("kmem_cache_free into a destroyed cache");
-    if (!o.live) return misuse("kmem_cache_free of freed " + name_of(op, 1));
+    // The wrong cache first: SLUB warns and leaks the object without looking at its state, so
+    // a wrong-cache free of a freed object is a wrong-cache free, not a double free.
     if (o.cache != name_of(op, 0)) return misuse("kmem_cache_free into the wrong cache");
+    if (!o.live) return misuse("kmem_cache_free of freed " + name_of(op, 1));
     return Verdict::Ok;
   }
   if (n == "vfree" || n == "kvfree" || n == "cma_release" || n == "dma_free_coherent") {
