@@ -80,6 +80,23 @@ TEST(Physmem, FirstPageIsReserved) {
             std::string::npos);
 }
 
+// A host pointer is as aligned as the kernel address it stands for: the direct map sits on a
+// MAX_ORDER boundary, so an order-N block's page_address is 2^N pages aligned on every run, and
+// fresh and recycled machines alike (the host's mmap placement never shows).
+TEST(Physmem, DirectMapIsAlignedToTheLargestBlock) {
+  for (int run = 0; run < 3; run++) {
+    auto m = Machine::boot(run == 2 ? "mem=24M" : "mem=16M");
+    kmm::MachineScope scope(*m);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(m->kernel().mem.direct_map) % (PAGE_SIZE << 10), 0u);
+    for (unsigned order : {0u, 3u, 9u, 10u}) {
+      struct page* p = alloc_pages(GFP_KERNEL, order);
+      ASSERT_NE(p, nullptr) << order;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(page_address(p)) % (PAGE_SIZE << order), 0u) << order;
+      __free_pages(p, order);
+    }
+  }
+}
+
 TEST(Physmem, DirectMapIsRealSharedMemory) {
   auto m = Machine::boot("mem=16M");
   kmm::PhysMem& mem = m->kernel().mem;

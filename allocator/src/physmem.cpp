@@ -121,6 +121,28 @@ bool take_pooled(uint64_t size, uint8_t fill, HostRam* out) {
   return true;
 }
 
+// Maps the RAM file at a host address aligned to the largest buddy block, so that a host pointer
+// is as aligned as the kernel address it stands for (kmalloc(8192) is 8 KiB aligned, an order-9
+// block 2 MiB aligned), whatever address the host's mmap would have picked: reserve the size plus
+// the alignment, map the file at the aligned point inside, give back the slack.
+uint8_t* map_direct(int memfd, uint64_t size) {
+  const uint64_t align = uint64_t(PAGE_SIZE_) << MAX_PAGE_ORDER_;
+  void* r = mmap(nullptr, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED)
+    throw BootError(std::string("cannot reserve simulated RAM: ") + std::strerror(errno));
+  const uintptr_t base = reinterpret_cast<uintptr_t>(r);
+  const uintptr_t at = (base + align - 1) & ~uintptr_t(align - 1);
+  void* dm = mmap(reinterpret_cast<void*>(at), size, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_NORESERVE | MAP_FIXED, memfd, 0);
+  if (dm == MAP_FAILED) {
+    munmap(r, size + align);
+    throw BootError(std::string("cannot map simulated RAM: ") + std::strerror(errno));
+  }
+  if (at > base) munmap(r, at - base);
+  if (base + align > at) munmap(reinterpret_cast<void*>(at + size), base + align - at);
+  return static_cast<uint8_t*>(dm);
+}
+
 } // namespace
 
 size_t physmem_drain_pool() {
@@ -168,10 +190,7 @@ void PhysMem::init(uint64_t size, uint8_t ram_fill) {
   if (ftruncate(memfd, static_cast<off_t>(size)) != 0)
     throw BootError("cannot size simulated RAM to " + std::to_string(size) +
                     " bytes: " + std::strerror(errno));
-  void* dm = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, 0);
-  if (dm == MAP_FAILED)
-    throw BootError(std::string("cannot map simulated RAM: ") + std::strerror(errno));
-  direct_map = static_cast<uint8_t*>(dm);
+  direct_map = map_direct(memfd, size);
   // Anonymous memory reads as zero and is backed only when touched: a zeroed struct page is a
   // valid "tail of a free block", so boot writes only the head of each free block.
   void* mm = mmap(nullptr, mem_map_bytes, PROT_READ | PROT_WRITE,
