@@ -31,6 +31,15 @@
 #define KMM_ASAN 0
 #endif
 
+// Whether a raw bad access to simulated memory is reported and survived: the asan preset builds
+// with -fsanitize-recover=address (KMM_ASAN_RECOVER); the fuzz preset's ASan stops the process
+// at the first one, after kmm has recorded it.
+#if KMM_ASAN && defined(KMM_ASAN_RECOVER)
+#define KMM_ASAN_RECOVERS 1
+#else
+#define KMM_ASAN_RECOVERS 0
+#endif
+
 #if KMM_ASAN
 #define KMM_NO_SANITIZE_ADDRESS __attribute__((no_sanitize("address")))
 #else
