@@ -31,17 +31,14 @@ size_t count_nonzero_bytes(const void* ptr, size_t size) {
 }
 
 // fill_with_garbage_skip(): 0x09A7BA9E per word, 0x9E for the tail, skipping `skip` bytes.
-void fill_with_garbage_skip(void* ptr, int size, size_t skip) {
-  char* p = static_cast<char*>(ptr) + skip;
-  int left = size - int(skip);
-  while (left >= int(sizeof(uint32_t))) {
-    std::memcpy(p, &GARBAGE_INT, sizeof GARBAGE_INT);
-    p += sizeof(uint32_t);
-    left -= int(sizeof(uint32_t));
-  }
-  while (left-- > 0) *p++ = char(GARBAGE_BYTE);
+void fill_with_garbage_skip(void* ptr, size_t size, size_t skip) {
+  char* p = static_cast<char*>(ptr);
+  size_t i = skip;
+  for (; i + sizeof(uint32_t) <= size; i += sizeof(uint32_t))
+    std::memcpy(p + i, &GARBAGE_INT, sizeof GARBAGE_INT);
+  for (; i < size; i++) p[i] = char(GARBAGE_BYTE);
 }
-void fill_with_garbage(void* ptr, size_t size) { fill_with_garbage_skip(ptr, int(size), 0); }
+void fill_with_garbage(void* ptr, size_t size) { fill_with_garbage_skip(ptr, size, 0); }
 
 int do_alloc_pages_order(unsigned order, int* total_failures) {
   size_t size = PAGE_SIZE << order;
