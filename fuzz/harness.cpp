@@ -53,16 +53,25 @@ namespace {
 
 // ---- the live-range map (no two live allocations overlap) ------------------------------------
 
+using RangeIt = decltype(Ctx::ranges)::const_iterator;
+
+// The neighbours of address a in the live-range map: *before, the last range starting at or
+// below a (the only one that can contain a), and *after, the first starting above it; end()
+// where there is none. E.g. ranges at 0x1000 and 0x3000, a = 0x2000: before 0x1000, after 0x3000.
+void range_neighbours(const Ctx& c, uintptr_t a, RangeIt* before, RangeIt* after) {
+  *after = c.ranges.upper_bound(a);
+  *before = *after == c.ranges.begin() ? c.ranges.end() : std::prev(*after);
+}
+
 void add_range(Ctx& c, uintptr_t a, int64_t size, const std::string& owner) {
   if (!a || size <= 0) return;
   uintptr_t e = a + static_cast<uintptr_t>(size);
-  auto it = c.ranges.upper_bound(a);
-  if (it != c.ranges.end() && it->first < e)
-    fail(c, owner + " overlaps live " + it->second.second);
-  if (it != c.ranges.begin()) {
-    auto p = std::prev(it);
-    if (p->second.first > a) fail(c, owner + " overlaps live " + p->second.second);
-  }
+  RangeIt before, after;
+  range_neighbours(c, a, &before, &after);
+  if (after != c.ranges.end() && after->first < e)
+    fail(c, owner + " overlaps live " + after->second.second);
+  if (before != c.ranges.end() && before->second.first > a)
+    fail(c, owner + " overlaps live " + before->second.second);
   c.ranges[a] = {e, owner};
 }
 
@@ -70,10 +79,9 @@ void del_range(Ctx& c, uintptr_t a) { c.ranges.erase(a); }
 
 // Whether address a lies inside a live allocation.
 bool in_live_range(const Ctx& c, uintptr_t a) {
-  auto it = c.ranges.upper_bound(a);
-  if (it == c.ranges.begin()) return false;
-  --it;
-  return it->first <= a && a < it->second.first;
+  RangeIt before, after;
+  range_neighbours(c, a, &before, &after);
+  return before != c.ranges.end() && before->first <= a && a < before->second.first;
 }
 
 // ---- content ---------------------------------------------------------------------------------
