@@ -85,17 +85,63 @@ bool in_live_range(const Ctx& c, uintptr_t a) {
 }
 
 // ---- content ---------------------------------------------------------------------------------
+//
+// The checks look at the machine's memory where it is, piece by piece (scenario_run's span):
+// copying an allocation out first cost a fresh host buffer per check (ASan maps large ones, so
+// every page of it faulted in) and most of a buddy input's time.
+
+// The host pieces of [off, off+len) of a result as the machine has them now.
+bool result_chunks(Ctx& c, const std::string& name, int64_t off, int64_t len,
+                   std::vector<scn::Chunk>* chunks) {
+  auto it = c.r->results.find(name);
+  chunks->clear();
+  if (it == c.r->results.end() || len < 0) return false;
+  if (len == 0) return true;
+  std::string why;
+  return c.r->span(it->second, off, len, chunks, &why);
+}
+
+bool all_zero(const uint8_t* p, size_t n) {
+  static const uint8_t zeros[4096] = {};
+  for (size_t done = 0; done < n; done += sizeof zeros)
+    if (std::memcmp(p + done, zeros, std::min(n - done, sizeof zeros)) != 0) return false;
+  return true;
+}
+
+// Shadows of finished inputs, kept for the next ones (a shadow of an order-9 block would
+// otherwise be a new 2 MiB host mapping every time). Bounded: at most 64 buffers, 64 MiB.
+std::vector<std::vector<uint8_t>> spare_shadows;
+size_t spare_bytes = 0;
+constexpr size_t kMaxSpares = 64, kMaxSpareBytes = size_t(64) << 20;
+
+void keep_spare(std::vector<uint8_t>&& v) {
+  if (v.capacity() < 4096 || spare_shadows.size() >= kMaxSpares ||
+      spare_bytes + v.capacity() > kMaxSpareBytes)
+    return;
+  spare_bytes += v.capacity();
+  v.clear();
+  spare_shadows.push_back(std::move(v));
+}
+
+// Gives l.shadow room for n bytes, from a spare if it has none.
+void reserve_shadow(std::vector<uint8_t>& shadow, size_t n) {
+  if (shadow.capacity() >= n) return;
+  for (size_t i = 0; i < spare_shadows.size(); i++)
+    if (spare_shadows[i].capacity() >= n) {
+      spare_bytes -= spare_shadows[i].capacity();
+      shadow.swap(spare_shadows[i]);
+      spare_shadows.erase(spare_shadows.begin() + std::ptrdiff_t(i));
+      return;
+    }
+  shadow.reserve(n);
+}
 
 } // namespace
 
 bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len, std::vector<uint8_t>* out) {
-  auto it = c.r->results.find(name);
-  if (it == c.r->results.end() || len < 0) return false;
   std::vector<scn::Chunk> chunks;
-  std::string why;
   out->clear();
-  if (len == 0) return true;
-  if (!c.r->span(it->second, off, len, &chunks, &why)) return false;
+  if (!result_chunks(c, name, off, len, &chunks)) return false;
   for (const auto& ch : chunks) out->insert(out->end(), ch.mem, ch.mem + ch.len);
   return true;
 }
@@ -105,24 +151,32 @@ namespace {
 // Snapshots the allocation's bytes on its first write, so later reads have something to match.
 void shadow_init(Ctx& c, const std::string& name, Live& l) {
   if (!l.shadow.empty() || !l.live || l.size <= 0) return;
-  if (!read_result(c, name, 0, l.size, &l.shadow)) l.shadow.clear();
+  std::vector<scn::Chunk> chunks;
+  if (!result_chunks(c, name, 0, l.size, &chunks)) return;
+  reserve_shadow(l.shadow, size_t(l.size));
+  for (const auto& ch : chunks) l.shadow.insert(l.shadow.end(), ch.mem, ch.mem + ch.len);
 }
 
 void check_bytes(Ctx& c, const std::string& name, const Live& l, int64_t off, int64_t len,
                  const char* when) {
   if (l.shadow.empty() || !l.live) return;
-  std::vector<uint8_t> now;
-  if (!read_result(c, name, off, len, &now))
+  std::vector<scn::Chunk> chunks;
+  if (!result_chunks(c, name, off, len, &chunks))
     fail(c, "content: " + name + " cannot be read back (checked " + when + ")");
-  if (std::memcmp(now.data(), l.shadow.data() + off, static_cast<size_t>(len)) == 0) return;
-  for (int64_t i = 0; i < len; i++)
-    if (now[size_t(i)] != l.shadow[size_t(off + i)]) {
-      char buf[160];
-      std::snprintf(buf, sizeof buf, "content: %s+%lld is 0x%02x, written 0x%02x (checked %s)",
-                    name.c_str(), static_cast<long long>(off + i), now[size_t(i)],
-                    l.shadow[size_t(off + i)], when);
-      fail(c, buf);
-    }
+  int64_t at = off;
+  for (const auto& ch : chunks) {
+    const uint8_t* want = l.shadow.data() + at;
+    if (std::memcmp(ch.mem, want, ch.len) != 0)
+      for (size_t i = 0; i < ch.len; i++)
+        if (ch.mem[i] != want[i]) {
+          char buf[160];
+          std::snprintf(buf, sizeof buf, "content: %s+%lld is 0x%02x, written 0x%02x (checked %s)",
+                        name.c_str(), static_cast<long long>(at) + static_cast<long long>(i),
+                        ch.mem[i], want[i], when);
+          fail(c, buf);
+        }
+    at += int64_t(ch.len);
+  }
 }
 
 void check_content(Ctx& c, const std::string& name, const Live& l, const char* when) {
@@ -133,9 +187,11 @@ void check_content(Ctx& c, const std::string& name, const Live& l, const char* w
 }
 
 bool zeroed(Ctx& c, const std::string& name, const Live& l) {
-  std::vector<uint8_t> now;
-  if (!read_result(c, name, 0, l.size, &now)) return true; // not readable: nothing to say
-  return std::all_of(now.begin(), now.end(), [](uint8_t b) { return b == 0; });
+  std::vector<scn::Chunk> chunks;
+  if (!result_chunks(c, name, 0, l.size, &chunks)) return true; // not readable: nothing to say
+  for (const auto& ch : chunks)
+    if (!all_zero(ch.mem, ch.len)) return false;
+  return true;
 }
 
 bool is_task(const Live& l) { return l.kind == uint8_t(Kind::Task); }
@@ -368,19 +424,24 @@ void refresh_tasks(Ctx& c) {
     if (now < l.size) fail(c, name + ": a live task lost anonymous pages");
     int64_t old = l.size;
     l.size = now;
-    std::vector<uint8_t> fresh;
-    if (!read_result(c, name, old, now - old, &fresh))
+    std::vector<scn::Chunk> fresh;
+    if (!result_chunks(c, name, old, now - old, &fresh))
       fail(c, name + ": new anonymous pages cannot be read");
     // A new anonymous page is zeroed, then the task stamps each 512-byte block with
     // (pid << 32 | index) in its first 8 bytes (task.cpp's fill_anon_page).
-    std::vector<uint8_t> want(fresh.size(), 0);
+    std::vector<uint8_t> want(size_t(now - old), 0);
     for (size_t off = 0; off < want.size(); off += 512) {
       uint64_t index = static_cast<uint64_t>(old) / PAGE_SIZE + off / PAGE_SIZE;
       uint64_t stamp = (uint64_t(uint32_t(l.id)) << 32) | index;
       std::memcpy(want.data() + off, &stamp, sizeof stamp);
     }
-    if (fresh != want) fail(c, name + ": a new anonymous page is not zeroed and stamped");
-    if (!l.shadow.empty()) l.shadow.insert(l.shadow.end(), fresh.begin(), fresh.end());
+    size_t at = 0;
+    for (const auto& ch : fresh) {
+      if (std::memcmp(ch.mem, want.data() + at, ch.len) != 0)
+        fail(c, name + ": a new anonymous page is not zeroed and stamped");
+      at += ch.len;
+    }
+    if (!l.shadow.empty()) l.shadow.insert(l.shadow.end(), want.begin(), want.end());
   }
 }
 
@@ -449,9 +510,11 @@ void after(Ctx& c, const Op& op) {
     void* np = c.r->results.at(op.result).ptr;
     int64_t nsize = op.args[1].num;
     Live& o = c.res.at(old);
-    std::vector<uint8_t> old_bytes = o.shadow;
-    bool old_live = o.live;
-    if (np || nsize == 0) kill(c, old); // success (or size 0): the old object is gone
+    bool old_live = o.live, gone = np || nsize == 0; // success (or size 0): the old object is gone
+    // Its shadow is needed only when a new object came back (then the old one is gone).
+    std::vector<uint8_t> old_bytes;
+    if (gone) old_bytes.swap(o.shadow);
+    if (gone) kill(c, old);
     Live& l = born(c, op);
     if (l.live && old_live && !old_bytes.empty()) {
       int64_t keep = std::min<int64_t>(nsize, static_cast<int64_t>(old_bytes.size()));
@@ -462,6 +525,7 @@ void after(Ctx& c, const Op& op) {
     }
     if (l.live && (op.args[2].num & __GFP_ZERO) && old_bytes.empty() && !old_live && !zeroed(c, op.result, l))
       fail(c, op.result + ": krealloc(NULL, __GFP_ZERO) memory not zeroed");
+    keep_spare(std::move(old_bytes));
   } else if (n == "ksize") {
     Live& l = c.res.at(op.args[0].str);
     if (l.live && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)) &&
@@ -668,6 +732,7 @@ int run(const Target& t, const Scenario& input) {
     r.cpu_scope.reset();
     c.r = nullptr;
   }
+  for (auto& [name, l] : c.res) keep_spare(std::move(l.shadow));
   return 0;
 }
 
