@@ -3,8 +3,10 @@
 // and the exact report titles, plus slub_debug= on the boot line and the free/alloc-path checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "bug.h"
 #include "kernel.h"
@@ -337,4 +339,203 @@ TEST(SlubDebug, SlabPaddingOverwritten) {
   EXPECT_EQ(m->reports()[0].title.rfind("BUG pad (Not tainted): Padding overwritten. 0x", 0), 0u);
   EXPECT_NE(m->reports()[0].text.find("FIX pad: Restoring slab padding"), std::string::npos);
   EXPECT_EQ(base[slab_bytes - 1], kmm::POISON_INUSE);
+}
+
+// ---- slub_debug=T, and the planted slab corruptions validate finds (quietly) and repairs --------
+
+TEST(SlubDebug, TraceFlagLogsEachAllocAndFree) {
+  auto m = Machine::boot("slub_debug=T,traced");
+  EXPECT_EQ(m->proc_read("/sys/kernel/slab/kmalloc-64/trace"), "0\n");
+  kmm::MachineScope scope(*m);
+  kmm::Kernel& k = m->kernel();
+  struct kmem_cache* s = kmem_cache_create("traced", 64, 0, 0, nullptr);
+  EXPECT_EQ(m->proc_read("/sys/kernel/slab/traced/trace"), "1\n");
+  void* p = kmem_cache_alloc(s, GFP_KERNEL);
+  ASSERT_NE(p, nullptr);
+  void* next = kmm::virt_to_slab(k, p)->slab.freelist;
+  ASSERT_NE(next, nullptr);
+  EXPECT_NE(m->dmesg().find(kmm::strprintf("TRACE traced alloc 0x%llx inuse=1 fp=0x%llx\n",
+                                           (unsigned long long)k.mem.kva(p),
+                                           (unsigned long long)k.mem.kva(next))),
+            std::string::npos)
+      << m->dmesg();
+  kmem_cache_free(s, p);
+  EXPECT_NE(m->dmesg().find(kmm::strprintf("TRACE traced free 0x%llx inuse=1 fp=0x%llx\n",
+                                           (unsigned long long)k.mem.kva(p),
+                                           (unsigned long long)k.mem.kva(next))),
+            std::string::npos)
+      << m->dmesg();
+  kmem_cache_destroy(s);
+  EXPECT_TRUE(m->reports().empty());
+}
+
+namespace {
+
+// A poisoned debug cache of 64-byte objects whose first slab is full, then all but its last
+// object freed: slab() is that slab, on the partial list with one object in use.
+class SlubPlanted : public ::testing::Test {
+protected:
+  void SetUp() override {
+    m = Machine::boot("mem=64M nr_cpus=2");
+    scope = std::make_unique<kmm::MachineScope>(*m);
+    s = kmem_cache_create("planted", 64, 0, SLAB_POISON | SLAB_CONSISTENCY_CHECKS, nullptr);
+    std::vector<char*> objs;
+    for (unsigned i = 0; i < s->objects; i++) objs.push_back(static_cast<char*>(kmem_cache_alloc(s, GFP_KERNEL)));
+    std::sort(objs.begin(), objs.end());
+    last = objs.back();
+    ASSERT_EQ(kmm::virt_to_slab(k(), objs.front()), kmm::virt_to_slab(k(), last));
+    EXPECT_EQ(kmm::validate_slab_cache(k(), s), 0); // a full slab
+    for (char* o : objs)
+      if (o != last) kmem_cache_free(s, o);
+    ASSERT_EQ(slab()->slab.inuse, 1);
+  }
+  void TearDown() override { scope.reset(); }
+  kmm::Kernel& k() { return m->kernel(); }
+  struct page* slab() { return kmm::virt_to_slab(k(), last); }
+  unsigned long long kva(const void* p) { return (unsigned long long)k().mem.kva(p); }
+  long errors() { return k().slab->slab_errors.load(); }
+  std::vector<std::string> titles() {
+    std::vector<std::string> t;
+    for (auto& r : m->reports()) t.push_back(r.title);
+    return t;
+  }
+  static bool has(const std::vector<std::string>& v, const std::string& e) {
+    return std::find(v.begin(), v.end(), e) != v.end();
+  }
+  std::unique_ptr<Machine> m;
+  std::unique_ptr<kmm::MachineScope> scope;
+  struct kmem_cache* s = nullptr;
+  char* last = nullptr;
+};
+
+} // namespace
+
+TEST_F(SlubPlanted, CleanSlabPassesBothChecks) {
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 0);
+  EXPECT_TRUE(m->reports().empty());
+}
+
+TEST_F(SlubPlanted, InuseAndObjectsBeyondTheSlab) {
+  unsigned objects = s->objects;
+  slab()->slab.inuse = uint16_t(objects + 1);
+  std::string inuse = kmm::strprintf("inuse %u > max %u", objects + 1, objects);
+  EXPECT_TRUE(has(kmm::validate(*m), "slub: planted: " + inuse));
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
+  EXPECT_EQ(titles(), std::vector<std::string>{"BUG planted (Not tainted): " + inuse});
+  slab()->slab.inuse = 1;
+  m->clear_reports();
+
+  slab()->slab.objects = uint16_t(objects + 1);
+  std::string over = kmm::strprintf("objects %u > max %u", objects + 1, objects);
+  EXPECT_TRUE(has(kmm::validate(*m), "slub: planted: " + over));
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
+  EXPECT_EQ(titles(), std::vector<std::string>{"BUG planted (Not tainted): " + over});
+  slab()->slab.objects = uint16_t(objects);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST_F(SlubPlanted, WrongNumberOfObjectsIsAdjusted) {
+  // One object short: the missing slot is the allocated last one, so the freelist stays valid.
+  unsigned objects = s->objects;
+  slab()->slab.objects = uint16_t(objects - 1);
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, kmm::strprintf("slub: planted: Wrong number of objects. Found %u but should be %u",
+                                    objects - 1, objects)));
+  EXPECT_TRUE(has(e, "slub: planted: Wrong object count. Counter is 1 but counted were 0"));
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 2); // the report and its fix
+  EXPECT_EQ(titles(), std::vector<std::string>{kmm::strprintf(
+                          "BUG planted (Not tainted): Wrong number of objects. Found %u but should be %u",
+                          objects - 1, objects)});
+  EXPECT_NE(m->reports()[0].text.find("FIX planted: Number of objects adjusted\n"), std::string::npos);
+  EXPECT_EQ(slab()->slab.objects, objects);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST_F(SlubPlanted, FreelistHeadOutsideTheSlabIsCleared) {
+  slab()->slab.freelist = last + 8; // inside the slab, not an object
+  EXPECT_TRUE(has(kmm::validate(*m), "slub: planted: slab freelist head corrupt"));
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 2);
+  EXPECT_EQ(titles(), std::vector<std::string>{"BUG planted (Not tainted): Freepointer corrupt"});
+  EXPECT_NE(m->reports()[0].text.find("FIX planted: Freelist cleared\n"), std::string::npos);
+  // The kernel's repair: no free objects left, every object counted as used.
+  EXPECT_EQ(slab()->slab.freelist, nullptr);
+  EXPECT_EQ(slab()->slab.inuse, s->objects);
+}
+
+TEST_F(SlubPlanted, FreelistCycleIsCleared) {
+  void* a = slab()->slab.freelist;
+  void* b = kmm::get_freepointer(s, a);
+  ASSERT_NE(b, nullptr);
+  kmm::set_freepointer(s, b, a); // a -> b -> a
+  EXPECT_TRUE(has(kmm::validate(*m), "slub: planted: freelist cycle"));
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 2);
+  EXPECT_EQ(titles(), std::vector<std::string>{"BUG planted (Not tainted): Freelist cycle detected"});
+  EXPECT_NE(m->reports()[0].text.find("FIX planted: Freelist cleared\n"), std::string::npos);
+  EXPECT_EQ(slab()->slab.freelist, nullptr);
+}
+
+TEST_F(SlubPlanted, FreePointerOfAnAllocatedObject) {
+  // With SLAB_POISON the free pointer lives after the object, so it is checked even while the
+  // object is allocated.
+  ASSERT_GE(s->offset, s->inuse);
+  std::memset(last + s->offset, 0x41, sizeof(void*));
+  EXPECT_TRUE(has(kmm::validate(*m), kmm::strprintf("slub: planted: object 0x%llx: free pointer corrupt",
+                                                    kva(last))));
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
+  EXPECT_EQ(titles(), std::vector<std::string>{"BUG planted (Not tainted): Freepointer corrupt"});
+  EXPECT_EQ(kmm::get_freepointer(s, last), nullptr); // the chain is cut there
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST_F(SlubPlanted, ListCountersAreRecounted) {
+  s->node.nr_partial++;
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
+  EXPECT_NE(m->dmesg().find("SLUB planted: 1 partial slabs counted but counter=2\n"), std::string::npos);
+  s->node.nr_partial--;
+  s->node.nr_slabs++;
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
+  EXPECT_NE(m->dmesg().find("SLUB: planted 1 slabs counted but counter=2\n"), std::string::npos);
+  s->node.nr_slabs--;
+  EXPECT_EQ(kmm::validate_slab_cache(k(), s), 0);
+  EXPECT_TRUE(m->reports().empty());
+}
+
+TEST(SlubDebug, AlignmentPaddingOfAPoisonedCache) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  kmm::Kernel& k = m->kernel();
+  // 41 bytes, poison only: the object is padded to 48 bytes with POISON_INUSE.
+  struct kmem_cache* s = kmem_cache_create("pad41", 41, 0, SLAB_POISON, nullptr);
+  ASSERT_EQ(s->inuse, 48u);
+  auto* p = static_cast<uint8_t*>(kmem_cache_alloc(s, GFP_KERNEL));
+  p[43] = 0x11;
+  auto e = kmm::validate(*m);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], kmm::strprintf("slub: pad41: object 0x%llx: Alignment padding overwritten at "
+                                 "offset 43 (0x11 instead of 0x5a)",
+                                 (unsigned long long)k.mem.kva(p)));
+  kmm::validate_slab_cache(k, s);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "BUG pad41 (Not tainted): Alignment padding overwritten");
+  EXPECT_EQ(p[43], kmm::POISON_INUSE); // restored
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  kmem_cache_free(s, p);
+  kmem_cache_destroy(s);
+}
+
+TEST(SlubDebug, SlabPaddingSeenByValidateWithoutRepair) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  struct kmem_cache* s = kmem_cache_create("pad", 328, 0, SLAB_POISON, nullptr);
+  auto* p = static_cast<uint8_t*>(kmem_cache_alloc(s, GFP_KERNEL));
+  uint8_t* base = static_cast<uint8_t*>(kmm::slab_address(m->kernel(), kmm::virt_to_slab(m->kernel(), p)));
+  unsigned long slab_bytes = PAGE_SIZE << s->order;
+  base[slab_bytes - 3] = 0;
+  std::vector<std::string> expect{
+      kmm::strprintf("slub: pad: slab padding overwritten at offset %lu", slab_bytes - 3)};
+  EXPECT_EQ(kmm::validate(*m), expect);
+  EXPECT_EQ(kmm::validate(*m), expect); // still there: kmm::validate repairs nothing
+  EXPECT_TRUE(m->reports().empty());
+  kmem_cache_free(s, p);
 }
