@@ -243,3 +243,38 @@ TEST_F(SlabValidatePlanted, CpuSlabStates) {
   kmem_cache_destroy(s);
   EXPECT_TRUE(m->reports().empty());
 }
+
+TEST_F(SlabValidatePlanted, FastpathFollowsTheDebugFlagsAndTheMachine) {
+  // A plain cache takes the lock-free paths; a debug cache never does.
+  struct kmem_cache* plain = kmem_cache_create("vf", 64, 0, SLAB_NO_MERGE, nullptr);
+  struct kmem_cache* debug = kmem_cache_create("vd", 64, 0, SLAB_RED_ZONE, nullptr);
+  EXPECT_TRUE(plain->fastpath);
+  EXPECT_FALSE(debug->fastpath);
+  EXPECT_EQ(dump(kmm::validate(*m)), "");
+
+  plain->fastpath = false;
+  auto e = kmm::validate(*m);
+  EXPECT_EQ(e, std::vector<std::string>{"slub: vf: fastpath is 0, but debug flags 0x0, init_on_alloc "
+                                        "0, init_on_free 0, kasan 0, kfence 0 ask for 1"})
+      << dump(e);
+  plain->fastpath = true;
+  debug->fastpath = true;
+  e = kmm::validate(*m);
+  EXPECT_EQ(e, std::vector<std::string>{"slub: vd: fastpath is 1, but debug flags 0x400, "
+                                        "init_on_alloc 0, init_on_free 0, kasan 0, kfence 0 ask for 0"})
+      << dump(e);
+  debug->fastpath = false;
+  kmem_cache_destroy(plain);
+  kmem_cache_destroy(debug);
+  EXPECT_TRUE(m->reports().empty());
+
+  // KASAN and KFENCE come up after the kmalloc caches: kmem_cache_init_late() turns the caches
+  // made before them over to the general paths, where the hooks run.
+  for (const char* boot : {"mem=64M kasan=on", "mem=64M kfence.sample_interval=1", "mem=64M init_on_free=1"}) {
+    auto mk = Machine::boot(boot);
+    kmm::SlabState& st = *mk->kernel().slab;
+    ASSERT_NE(st.kmalloc_caches[0][6], nullptr) << boot; // kmalloc-64
+    EXPECT_FALSE(st.kmalloc_caches[0][6]->fastpath) << boot;
+    EXPECT_EQ(dump(kmm::validate(*mk)), "") << boot;
+  }
+}

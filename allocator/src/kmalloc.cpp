@@ -77,7 +77,8 @@ static unsigned get_order(size_t size) {
 }
 
 // __kmalloc_large_node: whole pages, compound, accounted in NR_SLAB_UNRECLAIMABLE_B.
-static void* kmalloc_large(Kernel& k, size_t size, gfp_t flags) {
+// Out of line: inlined into __kmalloc its stack frame would cost every small kmalloc.
+static __attribute__((noinline)) void* kmalloc_large(Kernel& k, size_t size, gfp_t flags) {
   unsigned order = get_order(size);
   if (order > MAX_PAGE_ORDER_) {
     if (!(flags & __GFP_NOWARN))
@@ -101,9 +102,13 @@ static __attribute__((noinline)) void* kmalloc_cache_kasan(Kernel& k, kmem_cache
 }
 
 // Without KASAN there is nothing to do after slab_alloc: a tail call.
-void* __kmalloc_cache(Kernel& k, kmem_cache* s, gfp_t flags, size_t size, uintptr_t caller) {
+static inline void* kmalloc_cache_inline(Kernel& k, kmem_cache* s, gfp_t flags, size_t size,
+                                         uintptr_t caller) {
   if (__builtin_expect(k.kasan != nullptr, 0)) return kmalloc_cache_kasan(k, s, flags, size, caller);
   return slab_alloc(k, s, flags, size, caller);
+}
+void* __kmalloc_cache(Kernel& k, kmem_cache* s, gfp_t flags, size_t size, uintptr_t caller) {
+  return kmalloc_cache_inline(k, s, flags, size, caller);
 }
 
 void* __kmalloc(Kernel& k, size_t size, gfp_t flags, uintptr_t caller) {
@@ -111,7 +116,7 @@ void* __kmalloc(Kernel& k, size_t size, gfp_t flags, uintptr_t caller) {
     if (size == 0) return ZERO_SIZE_PTR;
     return kmalloc_large(k, size, flags);
   }
-  return __kmalloc_cache(k, kmalloc_slab_inline(k, size, flags), flags, size, caller);
+  return kmalloc_cache_inline(k, kmalloc_slab_inline(k, size, flags), flags, size, caller);
 }
 
 static void free_large_kmalloc(Kernel& k, struct page* page, const void* p) {

@@ -12,11 +12,16 @@
 
 using kmm::Kernel;
 
+[[noreturn]] static __attribute__((noinline, cold)) void no_machine() {
+  throw std::logic_error("kmm: no current machine on this thread (create a kmm::MachineScope "
+                         "or kmm::CpuScope first)");
+}
+
+// The current machine. The throw is out of line, so the wrappers below need no stack frame and
+// tail-call the allocator.
 static Kernel& K() {
   Kernel* k = Kernel::current;
-  if (__builtin_expect(!k, 0))
-    throw std::logic_error("kmm: no current machine on this thread (create a kmm::MachineScope "
-                           "or kmm::CpuScope first)");
+  if (__builtin_expect(!k, 0)) no_machine();
   return *k;
 }
 

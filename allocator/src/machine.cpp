@@ -110,6 +110,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   register_vmalloc_procfs(*k);
   kasan_init(*k);
   kfence_init(*k);
+  kmem_cache_init_late(*k); // the slab fast paths know whether KASAN or KFENCE must see them
   pressure_init(*k); // tasks, page cache, reclaim, kswapd, OOM (installs the pressure hooks)
   register_cma_procfs(*k);
   log_smp(*k);

@@ -165,6 +165,7 @@ kmem_cache* create_cache(Kernel& k, const char* name, unsigned size, unsigned al
   bool keep = s->ctor || (flags & (SLAB_TYPESAFE_BY_RCU | SLAB_POISON));
   s->init_on_alloc = k.params.init_on_alloc && !keep;
   s->init_on_free = k.params.init_on_free && !keep;
+  s->fastpath = slab_wants_fastpath(k, s);
   st.slab_caches.insert(st.slab_caches.begin(), s);
   st.all.push_back(std::move(owned));
   return s;
@@ -350,6 +351,15 @@ void kmem_cache_init(Kernel& k) {
   register_slab_procfs(k);
 }
 
+bool slab_wants_fastpath(const Kernel& k, const kmem_cache* s) {
+  return !kmem_cache_debug(s) && !s->init_on_alloc && !s->init_on_free && !k.kasan && !k.kfence;
+}
+
+void kmem_cache_init_late(Kernel& k) {
+  std::lock_guard<std::mutex> guard(k.slab->slab_mutex);
+  for (kmem_cache* s : k.slab->slab_caches) s->fastpath = slab_wants_fastpath(k, s);
+}
+
 // ---- kmm::validate --------------------------------------------------------------------------------
 
 void slab_validate(Kernel& k, std::vector<std::string>& errors) {
@@ -359,6 +369,12 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
   std::set<const kmem_cache*> live(st.slab_caches.begin(), st.slab_caches.end());
   std::set<uint32_t> reached;
   for (kmem_cache* s : st.slab_caches) {
+    if (s->fastpath != slab_wants_fastpath(k, s))
+      errors.push_back(strprintf("slub: %s: fastpath is %d, but debug flags 0x%x, init_on_alloc %d, "
+                                 "init_on_free %d, kasan %d, kfence %d ask for %d",
+                                 s->name.c_str(), s->fastpath, unsigned(s->flags & SLAB_DEBUG_FLAGS),
+                                 s->init_on_alloc, s->init_on_free, k.kasan != nullptr,
+                                 k.kfence != nullptr, !s->fastpath));
     kmem_cache_node& n = s->node;
     n.list_lock.lock();
     unsigned long count = 0, partial = 0;

@@ -567,17 +567,19 @@ static __attribute__((noinline)) void* slab_alloc_general(Kernel& k, kmem_cache*
   return obj;
 }
 
-// The fast path: no KFENCE pool, no KASAN, not a debug cache, no zeroing, not in atomic context
-// for a sleeping allocation, and a non-empty CPU freelist - then one pop, with no lock and no
+// The fast path: a fastpath cache (no KFENCE pool, no KASAN, no debug flag, no init_on_*), no
+// zeroing, not in atomic context for a sleeping allocation, and a non-empty CPU freelist - then one pop, with no lock and no
 // atomic (the CPU freelist is touched only by its CPU). The CPU number (a thread_local) is read
 // once.
 void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_t caller) {
   const unsigned cpu = this_cpu(k);
   kmem_cache_cpu* c = &s->cpu_slab[cpu];
   void* obj = c->freelist;
-  const bool plain = !k.kfence && !k.kasan && !(gfp & __GFP_ZERO) &&
-                     !(s->flags & SLAB_DEBUG_FLAGS) && !s->init_on_alloc && !s->init_on_free &&
-                     !((gfp & __GFP_DIRECT_RECLAIM) && cpu_in_atomic(k.cpus[cpu]));
+  const CpuState& cs = k.cpus[cpu];
+  // Any nesting at all goes to the general path, which decides with cpu_in_atomic().
+  const bool plain = s->fastpath && !(gfp & __GFP_ZERO) &&
+                     !((gfp & __GFP_DIRECT_RECLAIM) &&
+                       (cs.preempt_count | cs.irq_disable_depth | cs.in_irq) != 0);
   if (__builtin_expect(!plain || obj == nullptr, 0))
     return slab_alloc_general(k, s, gfp, orig_size, caller, cpu);
   c->freelist = freepointer_load(s, obj);
@@ -697,15 +699,13 @@ static __attribute__((noinline)) void slab_free_general(Kernel& k, kmem_cache* s
   do_slab_free_inline(k, s, slab, obj, caller);
 }
 
-// The fast path: no KASAN, a valid object pointer, no init_on_free, not a debug cache, the
-// object in this CPU's cpu slab and not its freelist head (a double free) - then one push.
+// The fast path: a fastpath cache, a valid object pointer, the object in this CPU's cpu slab and not its freelist head (a double free) - then one push.
 static inline void slab_free_fast(Kernel& k, kmem_cache* s, struct page* slab, void* obj,
                                   uintptr_t caller) {
   kmem_cache_cpu* c = &s->cpu_slab[this_cpu(k)];
   void* head = c->freelist;
-  if (__builtin_expect(k.kasan || s->init_on_free || (s->flags & SLAB_DEBUG_FLAGS) ||
-                           slab != c->slab || obj == head || !object_pointer_ok(k, s, slab, obj),
-                       0))
+  if (__builtin_expect(!s->fastpath || slab != c->slab || obj == head ||
+                           !object_pointer_ok(k, s, slab, obj), 0))
     return slab_free_general(k, s, slab, obj, caller);
   freepointer_store(s, obj, head);
   c->freelist = obj;
@@ -741,8 +741,8 @@ static __attribute__((noinline)) void kmem_cache_free_general(Kernel& k, kmem_ca
 }
 
 void kmem_cache_free_checked(Kernel& k, kmem_cache* s, void* obj, uintptr_t caller) {
-  struct page* slab = slab_of(k, obj);
-  if (__builtin_expect(k.kfence || !slab || slab->slab.slab_cache != s, 0))
+  struct page* slab = slab_of(k, obj); // KFENCE objects are in no slab: the general path
+  if (__builtin_expect(!slab || slab->slab.slab_cache != s, 0))
     return kmem_cache_free_general(k, s, obj, caller);
   slab_free_fast(k, s, slab, obj, caller);
 }

@@ -118,6 +118,11 @@ struct kmem_cache {
   int refcount = 1;         // merged aliases hold references
   bool is_kmalloc = false;
   bool init_on_alloc = false, init_on_free = false;
+  // The lock-free fast paths may serve this cache: no debug flag, no init_on_alloc/free, and
+  // neither KASAN nor KFENCE on the machine (what the kernel's static keys decide). Always
+  // slab_wants_fastpath(): set at creation and again by kmem_cache_init_late() once KASAN and
+  // KFENCE are up; validate() checks it.
+  bool fastpath = false;
   bool shutdown_failed = false; // destroy found objects: the cache is leaked, as the kernel does
   bool dead = false;            // destroyed; the descriptor is kept to report a second destroy
   std::vector<std::string> aliases; // names merged into this cache (sysfs links)
@@ -149,6 +154,8 @@ struct SlabState {
 
 // ---- slub.cpp: the allocator ----
 void kmem_cache_init(Kernel& k); // boot: parse slub_* params, create the kmalloc caches, /proc
+void kmem_cache_init_late(Kernel& k); // boot, after KASAN and KFENCE: every cache's fastpath
+bool slab_wants_fastpath(const Kernel& k, const kmem_cache* s);
 void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_t caller);
 void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller);
 // slab_free without the KASAN hook: the quarantine's way back into SLUB.
