@@ -7,8 +7,10 @@
 
 #include <cstring>
 
+#include "bug.h"
 #include "kernel.h"
 #include "pcp.h"
+#include "kmm/pressure.h"
 #include "kmm/validate.h"
 #include "page_test_util.h"
 
@@ -470,4 +472,95 @@ TEST(PageAlloc, GetFreePagesAndAddressRoundTrips) {
   EXPECT_EQ(buddyinfo(*m, "Normal"), (V{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}));
   free_pages(0, 3); // NULL is ignored, as in the kernel
   EXPECT_TRUE(m->reports().empty());
+}
+
+// ---- the slow path's last resorts: __GFP_RETRY_MAYFAIL and __GFP_NOFAIL ----------------------
+
+TEST(PageAlloc, RetryMayfailReclaimsThenFailsWithoutOom) {
+  auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");
+  kmm::MachineScope scope(*m);
+  int ino = kmm::file_create(*m, "data");
+  ASSERT_EQ(kmm::file_read(*m, ino, 0, 1), 1); // one clean page-cache page
+  auto pages = drain_machine();
+  // Direct reclaim frees the cached page (progress), but one page is below the min watermark;
+  // __GFP_RETRY_MAYFAIL keeps the OOM killer out, so the request fails with the warning.
+  EXPECT_EQ(alloc_pages(GFP_KERNEL | __GFP_RETRY_MAYFAIL, 0), nullptr);
+  EXPECT_EQ(kmm::file_cached_pages(*m, ino), 0);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "kmm: page allocation failure: order:0, "
+                                   "mode:0x4cc0(GFP_KERNEL|__GFP_RETRY_MAYFAIL), nodemask=(null)");
+  EXPECT_EQ(kmm::test::count_reports(*m, "oom"), 0u);
+  EXPECT_GE(kmm::test::proc_value(*m, "/proc/vmstat", "allocstall_normal"), 1);
+  for (struct page* p : pages) __free_pages(p, 0);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST(PageAlloc, NofailWithoutDirectReclaimWarnsAndFails) {
+  auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");
+  kmm::MachineScope scope(*m);
+  auto pages = drain_machine();
+  EXPECT_EQ(alloc_pages(GFP_ATOMIC | __GFP_NOFAIL, 0), nullptr);
+  ASSERT_EQ(m->reports().size(), 2u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c __alloc_pages_slowpath");
+  EXPECT_NE(m->reports()[0].text.find("__GFP_NOFAIL without __GFP_DIRECT_RECLAIM\n"), std::string::npos);
+  EXPECT_EQ(m->reports()[1].title.rfind("kmm: page allocation failure: order:0, mode:0x8820(", 0), 0u)
+      << m->reports()[1].title;
+  for (struct page* p : pages) __free_pages(p, 0);
+}
+
+TEST(PageAlloc, NofailCostlyOrderWarnsThenDipsIntoTheReserve) {
+  auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");
+  kmm::MachineScope scope(*m);
+  // Order-4 blocks down to the min watermark: a plain costly request fails now...
+  std::vector<struct page*> blocks;
+  while (struct page* p = alloc_pages(GFP_KERNEL | __GFP_NOWARN, 4)) blocks.push_back(p);
+  auto zones_before = kmm::test::zoneinfo(*m);
+  EXPECT_TRUE(m->reports().empty());
+  // ...__GFP_NOFAIL for a costly order is warned about, then served from below the min mark
+  // (__alloc_pages_cpuset_fallback with ALLOC_MIN_RESERVE).
+  struct page* p = alloc_pages(GFP_KERNEL | __GFP_NOFAIL, 4);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c __alloc_pages_slowpath");
+  EXPECT_NE(m->reports()[0].text.find("__GFP_NOFAIL for a costly order\n"), std::string::npos);
+  ASSERT_NE(p, nullptr);
+  auto zones_after = kmm::test::zoneinfo(*m);
+  long taken = 0;
+  for (auto& [name, z] : zones_before) taken += z.free - zones_after[name].free;
+  EXPECT_EQ(taken, 16);
+  __free_pages(p, 4);
+  for (struct page* b : blocks) __free_pages(b, 4);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+// ---- misuse of the free and split helpers -----------------------------------------------------
+
+TEST(PageAlloc, SplitPageOfTheWrongOrderIsABadPage) {
+  auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");
+  kmm::MachineScope scope(*m);
+  struct page* p = alloc_pages(GFP_KERNEL, 1);
+  ASSERT_NE(p, nullptr);
+  split_page(p, 2);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title,
+            kmm::strprintf("BUG: Bad page state in process kmm  pfn:%05lx", page_to_pfn(p)));
+  EXPECT_NE(m->reports()[0].text.find(
+                "page dumped because: split_page() of a block that is not allocated at this order\n"),
+            std::string::npos);
+  // Nothing was split: the block is still one order-1 allocation.
+  __free_pages(p, 1);
+  EXPECT_EQ(m->reports().size(), 1u);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST(PageAlloc, FreePagesExactOutsideTheDirectMap) {
+  auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");
+  kmm::MachineScope scope(*m);
+  void* v = vmalloc(PAGE_SIZE);
+  ASSERT_NE(v, nullptr);
+  free_pages_exact(v, PAGE_SIZE);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c free_pages_exact");
+  EXPECT_NE(m->reports()[0].text.find("not a direct-map address\n"), std::string::npos);
+  vfree(v); // still a live vmalloc area
+  EXPECT_TRUE(kmm::validate(*m).empty());
 }
