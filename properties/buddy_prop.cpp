@@ -158,19 +158,25 @@ Block alloc_checked(BuddySut& s, gfp_t gfp, unsigned order, uint8_t byte) {
   return b;
 }
 
-struct AllocPages : Cmd {
+// A command that makes one new live result p<N> of a single order (AllocPages, FillPages): its
+// name, request and stamp byte, and its side of the model.
+struct NewBlock : Cmd {
   std::string name;
-  unsigned order = *gen_order();
+  unsigned order;
   gfp_t gfp;
   uint8_t byte = *rc::gen::inRange<int>(1, 256);
 
-  explicit AllocPages(const BuddyGen& g)
-      : name("p" + std::to_string(g.next)), gfp(*gen_gfp(g.reserves)) {}
+  NewBlock(const BuddyGen& g, unsigned order_)
+      : name("p" + std::to_string(g.next)), order(order_), gfp(*gen_gfp(g.reserves)) {}
   void checkPreconditions(const BuddyGen& g) const override { RC_PRE(!g.live.count(name)); }
   void apply(BuddyGen& g) const override {
     g.live[name] = order;
     g.next = std::max(g.next, unsigned(std::stoul(name.substr(1))) + 1);
   }
+};
+
+struct AllocPages : NewBlock {
+  explicit AllocPages(const BuddyGen& g) : NewBlock(g, *gen_order()) {}
   void run(const BuddyGen&, BuddySut& s) const override {
     s.step(*this);
     s.blocks[name] = alloc_checked(s, gfp, order, byte);
@@ -219,19 +225,9 @@ struct FreePages : Cmd {
 
 // Up to `count` requests of one kind in a row, until one fails: drives the zones down to the
 // floor of that kind of request (GFP_ATOMIC's is 3/8 of min), each success checked; freed as one.
-struct FillPages : Cmd {
-  std::string name;
-  unsigned order = *rc::gen::inRange(0u, 3u);
+struct FillPages : NewBlock {
   unsigned count = *rc::gen::inRange(1u, 600u);
-  gfp_t gfp;
-  uint8_t byte = *rc::gen::inRange<int>(1, 256);
-  explicit FillPages(const BuddyGen& g)
-      : name("p" + std::to_string(g.next)), gfp(*gen_gfp(g.reserves)) {}
-  void checkPreconditions(const BuddyGen& g) const override { RC_PRE(!g.live.count(name)); }
-  void apply(BuddyGen& g) const override {
-    g.live[name] = order;
-    g.next = std::max(g.next, unsigned(std::stoul(name.substr(1))) + 1);
-  }
+  explicit FillPages(const BuddyGen& g) : NewBlock(g, *rc::gen::inRange(0u, 3u)) {}
   void run(const BuddyGen&, BuddySut& s) const override {
     s.step(*this);
     auto& v = s.fills[name];
