@@ -205,4 +205,9 @@ TEST_F(CmaTest, ProcCmaSummary) {
   cma_release(area(), a, 100);
 }
 
+TEST_F(CmaTest, CmaGetSize) {
+  EXPECT_EQ(cma_get_size(area()), 8ul << 20);
+  EXPECT_EQ(cma_get_size(nullptr), 0u);
+}
+
 } // namespace

@@ -70,3 +70,29 @@ TEST(Devres, ReleaseRunsWithTheMachineCurrentEvenWithoutAScope) {
   EXPECT_TRUE(m->reports().empty());
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
+
+TEST(Devres, DevmKcallocZeroesAndChecksOverflow) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  kmm::Device dev(*m, "probe2", 32);
+  auto* a = static_cast<unsigned char*>(kmalloc(96, GFP_KERNEL));
+  std::memset(a, 0xee, 96);
+  kfree(a);
+  auto* z = static_cast<unsigned char*>(devm_kcalloc(&dev, 12, 8, GFP_KERNEL));
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(ksize(z), 96u);
+  for (int i = 0; i < 96; i++) EXPECT_EQ(z[i], 0) << i;
+  EXPECT_EQ(dev.devres_count(), 1u);
+  EXPECT_EQ(devm_kcalloc(&dev, SIZE_MAX / 2, 4, GFP_KERNEL), nullptr); // n * size overflows
+  EXPECT_EQ(dev.devres_count(), 1u);
+  EXPECT_TRUE(m->reports().empty());
+}
+
+TEST(Devres, DevmKmallocWithoutADeviceIsAWarning) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  EXPECT_EQ(devm_kmalloc(nullptr, 64, GFP_KERNEL), nullptr);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at drivers/base/devres.c devm_kmalloc");
+  EXPECT_NE(m->reports()[0].text.find("devm_kmalloc() without a device\n"), std::string::npos);
+}

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "kmm/device.h"
 #include "kmm/linux.h"
@@ -83,6 +85,49 @@ TEST(Dma, ImpossibleRequestsAreNullWithTheWarning) {
   EXPECT_EQ(kmm::test::count_reports(*m, "WARNING"), 1u);
   dma_free_coherent(&dev, 64, p, h);
   EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST(Dma, MaskInsideZoneDma32RetriesLower) {
+  // mem=256M: DMA [0, 16M), DMA32 [16M, 128M). A 26-bit device reaches only [0, 64M): DMA32
+  // pages above 64M are given back and the request retried in ZONE_DMA, until that is full too.
+  auto m = Machine::boot("mem=256M");
+  kmm::MachineScope scope(*m);
+  kmm::Device dev(*m, "dma26", 32);
+  EXPECT_EQ(dma_set_mask_and_coherent(&dev, DMA_BIT_MASK(26)), 0);
+  EXPECT_EQ(dev.coherent_dma_mask, DMA_BIT_MASK(26));
+  EXPECT_EQ(dev.dma_mask, DMA_BIT_MASK(26));
+  std::vector<std::pair<void*, dma_addr_t>> bufs;
+  for (;;) {
+    dma_addr_t h = 0;
+    void* p = dma_alloc_coherent(&dev, 2 << 20, &h, GFP_KERNEL | __GFP_NOWARN);
+    if (!p) break;
+    EXPECT_LE(h + (2 << 20) - 1, DMA_BIT_MASK(26));
+    bufs.emplace_back(p, h);
+    ASSERT_LT(bufs.size(), 64u);
+  }
+  // 48 MiB of DMA32 below the mask and most of the 16 MiB of ZONE_DMA: at least 24 + 4 buffers.
+  EXPECT_GE(bufs.size(), 28u);
+  size_t in_dma = 0;
+  for (auto& [p, h] : bufs) in_dma += h < (16u << 20);
+  EXPECT_GE(in_dma, 4u);
+  EXPECT_TRUE(m->reports().empty());
+  for (auto& [p, h] : bufs) dma_free_coherent(&dev, 2 << 20, p, h);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST(Dma, NoDeviceHandleOrSizeIsAWarning) {
+  auto m = Machine::boot("mem=16M");
+  kmm::MachineScope scope(*m);
+  kmm::Device dev(*m, "dev", 32);
+  dma_addr_t h = 0;
+  EXPECT_EQ(dma_alloc_coherent(nullptr, 64, &h, GFP_KERNEL), nullptr);
+  EXPECT_EQ(dma_alloc_coherent(&dev, 64, nullptr, GFP_KERNEL), nullptr);
+  EXPECT_EQ(dma_alloc_coherent(&dev, 0, &h, GFP_KERNEL), nullptr);
+  ASSERT_EQ(m->reports().size(), 3u);
+  for (auto& r : m->reports()) {
+    EXPECT_EQ(r.title, "WARNING: CPU: 0 PID: 1 at kernel/dma/mapping.c dma_alloc_attrs");
+    EXPECT_NE(r.text.find("dma_alloc_coherent() without a device, handle or size\n"), std::string::npos);
+  }
 }
 
 } // namespace

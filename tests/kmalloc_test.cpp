@@ -191,6 +191,24 @@ TEST(Kmalloc, KmemdupAndKstrdup) {
   kfree(b);
 }
 
+TEST(Kmalloc, KstrndupStopsAtMaxOrTheNul) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  char* cut = kstrndup("interface-name-too-long", 9, GFP_KERNEL);
+  EXPECT_STREQ(cut, "interface");
+  EXPECT_EQ(ksize(cut), 16u); // 10 bytes with the NUL: kmalloc-16
+  char* whole = kstrndup("eth0", 64, GFP_KERNEL);
+  EXPECT_STREQ(whole, "eth0");
+  EXPECT_EQ(ksize(whole), 8u);
+  EXPECT_EQ(kstrndup(nullptr, 4, GFP_KERNEL), nullptr);
+  kfree(cut);
+  kfree(whole);
+  struct kmem_cache* s = kmem_cache_create("named_cache", 40, 0, SLAB_NO_MERGE, nullptr);
+  EXPECT_STREQ(kmem_cache_name(s), "named_cache");
+  kmem_cache_destroy(s);
+  EXPECT_TRUE(m->reports().empty());
+}
+
 TEST(Kmalloc, KmallocRedzoneWithSlubDebugZU) {
   auto m = Machine::boot("slub_debug=ZU");
   kmm::MachineScope scope(*m);

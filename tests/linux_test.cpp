@@ -3,6 +3,9 @@
 // CPU, and a spinlock is a real lock that host threads acting as CPUs contend on.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
 #include <thread>
 
 #include "kernel.h"
@@ -130,4 +133,65 @@ TEST(Linux, SpinlockExcludesThreadsActingAsCpus) {
   EXPECT_EQ(counter, 8000);
   EXPECT_TRUE(m->reports().empty());
   EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST(Linux, EveryApiFileNeedsACurrentMachine) {
+  // Each wrapper file of <kmm/linux.h> finds its machine the same way: none on this thread is a
+  // programming error of the caller, thrown, never a crash.
+  ASSERT_EQ(kmm::current_machine(), nullptr);
+  dma_addr_t h = 0;
+  EXPECT_THROW(kmalloc(8, GFP_KERNEL), std::logic_error);                  // linux_slab.cpp
+  EXPECT_THROW(vmalloc(PAGE_SIZE), std::logic_error);                      // linux_vmalloc.cpp
+  EXPECT_THROW(kvmalloc(PAGE_SIZE, GFP_KERNEL), std::logic_error);         // util.cpp
+  EXPECT_THROW(dev_get_cma_area(nullptr), std::logic_error);               // linux_cma.cpp
+  EXPECT_THROW(dma_alloc_coherent(nullptr, 8, &h, GFP_KERNEL), std::logic_error); // dma.cpp
+  EXPECT_THROW(devm_kmalloc(nullptr, 8, GFP_KERNEL), std::logic_error);    // devres.cpp
+  EXPECT_THROW(rcu_barrier(), std::logic_error);                           // rcu.cpp
+  char c = 0;
+  EXPECT_THROW(kasan_check_read(&c, 1), std::logic_error);                 // linux_kasan.cpp
+  try {
+    kmalloc(8, GFP_KERNEL);
+  } catch (const std::logic_error& e) {
+    EXPECT_STREQ(e.what(), "kmm: no current machine on this thread (create a kmm::MachineScope "
+                           "or kmm::CpuScope first)");
+  }
+}
+
+TEST(Linux, SpinLockIrqDisablesInterruptsWhileHeld) {
+  auto m = Machine::boot("mem=16M");
+  kmm::MachineScope scope(*m);
+  spinlock_t lock;
+  spin_lock_init(&lock);
+  spin_lock_irq(&lock);
+  EXPECT_TRUE(irqs_disabled());
+  EXPECT_TRUE(in_atomic());
+  spin_unlock_irq(&lock);
+  EXPECT_FALSE(irqs_disabled());
+  EXPECT_FALSE(in_atomic());
+  EXPECT_TRUE(m->reports().empty());
+}
+
+TEST(Linux, SpinLockWaitsForTheHolder) {
+  auto m = Machine::boot("mem=16M nr_cpus=2");
+  kmm::MachineScope scope(*m);
+  spinlock_t lock;
+  spin_lock_init(&lock);
+  std::atomic<bool> waiting{false};
+  int value = 0; // written under the lock
+  int seen = -1;
+  spin_lock(&lock);
+  std::thread cpu1([&] {
+    kmm::CpuScope c(*m, 1);
+    waiting = true;
+    spin_lock(&lock); // spins until CPU 0 lets go
+    seen = value;
+    spin_unlock(&lock);
+  });
+  while (!waiting) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20)); // let CPU 1 reach the spin
+  value = 42;
+  spin_unlock(&lock);
+  cpu1.join();
+  EXPECT_EQ(seen, 42);
+  EXPECT_TRUE(m->reports().empty());
 }

@@ -149,6 +149,24 @@ TEST_F(VmallocTest, VmapMapsGivenPages) {
   EXPECT_TRUE(m->reports().empty());
 }
 
+TEST_F(VmallocTest, GfpVmallocAndVmallocToPfn) {
+  // __vmalloc() with the caller's flags: __GFP_ZERO zeroes, GFP_DMA32 keeps every page below
+  // 4 GiB (here: inside ZONE_DMA32), and vmalloc_to_pfn() names each page's frame.
+  auto* p = static_cast<unsigned char*>(__vmalloc(4 * PAGE_SIZE, GFP_KERNEL | __GFP_ZERO | GFP_DMA32));
+  ASSERT_NE(p, nullptr);
+  for (unsigned long i = 0; i < 4 * PAGE_SIZE; i++) ASSERT_EQ(p[i], 0) << i;
+  for (unsigned i = 0; i < 4; i++) {
+    unsigned long pfn = vmalloc_to_pfn(p + i * PAGE_SIZE + 17);
+    EXPECT_EQ(pfn, page_to_pfn(vmalloc_to_page(p + i * PAGE_SIZE)));
+    EXPECT_GE(pfn, 512u); // mem=32M: DMA32 is [2M, 16M) (pfns 512..4095)
+    EXPECT_LT(pfn, 4096u);
+  }
+  EXPECT_EQ(vmalloc_to_pfn(p + 4 * PAGE_SIZE), 0u); // the guard page
+  EXPECT_NE(m->proc_read("/proc/vmallocinfo").find(" __vmalloc+0x0/0x0 pages=4 vmalloc N0=4\n"),
+            std::string::npos);
+  vfree(p);
+}
+
 TEST_F(VmallocTest, ZeroAndHugeSizesFail) {
   EXPECT_EQ(vmalloc(0), nullptr);
   EXPECT_EQ(vmalloc(1ul << 40), nullptr);
