@@ -1,9 +1,16 @@
 // Tests for allocator/src/pagecache.cpp: clean and dirty pages, writeback, meminfo lines.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "bug.h"
+#include "kernel.h"
 #include "kmm/machine.h"
 #include "kmm/pressure.h"
 #include "kmm/validate.h"
+#include "pagecache.h"
 #include "test_util.h"
 
 using kmm::Machine;
@@ -42,5 +49,44 @@ TEST(PageCache, ReadWriteWritebackDelete) {
   EXPECT_EQ(kmm::file_read(*m, a, 0, 1), -ENOENT);
   EXPECT_EQ(kmm::writeback(*m, a), -ENOENT);
   EXPECT_EQ(proc_value(*m, "/proc/meminfo", "Cached"), 50 * 4);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+namespace {
+
+bool has(const std::vector<std::string>& v, const std::string& e) {
+  return std::find(v.begin(), v.end(), e) != v.end();
+}
+
+} // namespace
+
+TEST(PageCache, ValidateNamesEachPlantedCorruption) {
+  auto m = Machine::boot("mem=16M");
+  kmm::Kernel& k = m->kernel();
+  int ino = kmm::file_create(*m, "f");
+  ASSERT_EQ(kmm::file_write(*m, ino, 0, 2), 2); // two dirty pages
+  ASSERT_TRUE(kmm::validate(*m).empty());
+  kmm::File& f = *k.pagecache->files.at(ino);
+
+  f.nr_dirty++;
+  EXPECT_TRUE(has(kmm::validate(*m), "pagecache: file 1 has 2 dirty pages, nr_dirty says 3"));
+  f.nr_dirty--;
+
+  k.mod_node_page_state(kmm::NR_FILE_DIRTY, 1);
+  EXPECT_TRUE(has(kmm::validate(*m), "pagecache: 2 dirty pages, nr_dirty says 3"));
+  k.mod_node_page_state(kmm::NR_FILE_DIRTY, -1);
+
+  k.mod_node_page_state(kmm::NR_FILE_PAGES, -1);
+  EXPECT_TRUE(has(kmm::validate(*m), "pagecache: files hold 2 pages, nr_file_pages says 1"));
+  k.mod_node_page_state(kmm::NR_FILE_PAGES, 1);
+
+  uint32_t pfn = f.pages.at(1);
+  struct page& p = k.mem.mem_map[pfn];
+  p.mapped.index = 7; // the page thinks it is index 7 of its file
+  EXPECT_TRUE(has(kmm::validate(*m),
+                  kmm::strprintf("pagecache: file 1 index 1: pfn 0x%x is not its page (flags 0x%x "
+                                 "owner pagecache)",
+                                 pfn, p.flags)));
+  p.mapped.index = 1;
   EXPECT_TRUE(kmm::validate(*m).empty());
 }

@@ -1,9 +1,16 @@
 // Tests for allocator/src/task.cpp: spawn, touch, exit, page tables and their accounting.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "bug.h"
+#include "kernel.h"
 #include "kmm/machine.h"
 #include "kmm/pressure.h"
 #include "kmm/validate.h"
+#include "task.h"
 #include "test_util.h"
 
 using kmm::Machine;
@@ -59,4 +66,49 @@ TEST(Task, PageTablesForLargeAddressSpaces) {
   EXPECT_EQ(proc_value(*m, "/proc/meminfo", "PageTables"), (513 + 2 + 1 + 1) * 4);
   EXPECT_EQ(kmm::task_exit(*m, pid), 0);
   EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+namespace {
+
+bool has(const std::vector<std::string>& v, const std::string& e) {
+  return std::find(v.begin(), v.end(), e) != v.end();
+}
+
+} // namespace
+
+TEST(Task, ValidateNamesEachPlantedCorruption) {
+  auto m = Machine::boot("mem=16M");
+  kmm::Kernel& k = m->kernel();
+  int pid = kmm::task_spawn(*m, "t", 0);
+  ASSERT_EQ(kmm::task_touch(*m, pid, 3), 3); // 3 pages, pgd + PUD + PMD + PTE
+  ASSERT_TRUE(kmm::validate(*m).empty());
+  kmm::Task& t = *k.tasks->tasks.at(pid);
+  ASSERT_EQ(t.pgtables.size(), 4u);
+
+  uint32_t pte = t.pgtables.back();
+  k.mem.mem_map[pte].owner_data = 12345; // owned by another pid
+  EXPECT_TRUE(has(kmm::validate(*m),
+                  kmm::strprintf("task: pid %d page table pfn 0x%x is not its page table", pid, pte)));
+  k.mem.mem_map[pte].owner_data = static_cast<uint32_t>(pid);
+
+  t.nr_ptes++;
+  EXPECT_TRUE(has(kmm::validate(*m),
+                  kmm::strprintf("task: pid %d has 4 page-table pages, counts say 5", pid)));
+  t.nr_ptes--;
+
+  unsigned long total_vm = t.total_vm;
+  t.total_vm = 2;
+  EXPECT_TRUE(has(kmm::validate(*m), kmm::strprintf("task: pid %d has 3 pages but reserved only 2", pid)));
+  t.total_vm = total_vm;
+
+  k.mod_node_page_state(kmm::NR_ANON_MAPPED, 1);
+  EXPECT_TRUE(has(kmm::validate(*m), "task: tasks hold 3 anonymous pages, nr_anon_pages says 4"));
+  k.mod_node_page_state(kmm::NR_ANON_MAPPED, -1);
+
+  k.mod_node_page_state(kmm::NR_PAGETABLE, 1);
+  EXPECT_TRUE(has(kmm::validate(*m), "task: tasks hold 4 page-table pages, nr_page_table_pages says 5"));
+  k.mod_node_page_state(kmm::NR_PAGETABLE, -1);
+
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  EXPECT_EQ(kmm::task_exit(*m, pid), 0);
 }

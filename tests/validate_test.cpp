@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "buddy.h"
+#include "bug.h"
 #include "kernel.h"
 #include "kmm/validate.h"
 #include "page_test_util.h"
@@ -207,4 +211,54 @@ TEST(ValidatePcp, CountMismatchAndForeignPages) {
   EXPECT_TRUE(e[0].rfind("pcp: zone Normal cpu 0: pfn 0x", 0) == 0 &&
               e[0].find(" on the order-0 list is not a pcp block of that order") != std::string::npos)
       << dump(e);
+}
+
+TEST(ValidatePcp, CycleOutsideTheZoneAndAboveHigh) {
+  auto m = Machine::boot("mem=1G nr_cpus=2");
+  kmm::MachineScope scope(*m);
+  __free_pages(alloc_pages(GFP_KERNEL, 0), 0); // 31 pages on cpu 0's Normal order-0 list
+  kmm::Kernel& k = m->kernel();
+  kmm::per_cpu_pages& pcp = k.zones[kmm::ZONE_NORMAL].pcp[0];
+  ASSERT_EQ(pcp.count, 31);
+  unsigned idx = kmm::order_to_pindex(kmm::MIGRATE_UNMOVABLE, 0);
+  ASSERT_NE(pcp.lists[idx].head, kmm::PFN_NIL);
+
+  int high = pcp.high;
+  pcp.high = 31;
+  EXPECT_EQ(kmm::validate(*m), std::vector<std::string>{"pcp: zone Normal cpu 0: count 31 not below high 31"});
+  pcp.high = high;
+
+  // The same list seen from DMA32's cpu 0 as well: every page is outside that zone.
+  kmm::per_cpu_pages& dma32 = k.zones[kmm::ZONE_DMA32].pcp[0];
+  ASSERT_EQ(dma32.lists[idx].head, kmm::PFN_NIL);
+  dma32.lists[idx] = pcp.lists[idx];
+  dma32.count = 31;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, kmm::strprintf("pcp: zone DMA32 cpu 0: pfn 0x%x is outside the zone",
+                                    pcp.lists[idx].head)))
+      << dump(e);
+  dma32.lists[idx] = kmm::pfn_list{};
+  dma32.count = 0;
+
+  // The last page points back at the first.
+  uint32_t tail = pcp.lists[idx].tail;
+  k.mem.mem_map[tail].lru_next = pcp.lists[idx].head;
+  e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, kmm::strprintf("pcp: zone Normal cpu 0 list %u is cyclic", idx))) << dump(e);
+  k.mem.mem_map[tail].lru_next = kmm::PFN_NIL;
+  EXPECT_EQ(dump(kmm::validate(*m)), "");
+}
+
+TEST(Validate, PageOwnerNames) {
+  // The owner names validate() and the bad-page reports print.
+  using kmm::PageOwner;
+  const std::vector<std::pair<PageOwner, std::string>> names = {
+      {PageOwner::None, "none"},         {PageOwner::Kernel, "kernel"},
+      {PageOwner::Slab, "slab"},         {PageOwner::KmallocLarge, "kmalloc-large"},
+      {PageOwner::Vmalloc, "vmalloc"},   {PageOwner::Anon, "anon"},
+      {PageOwner::PageCache, "pagecache"}, {PageOwner::PageTable, "pagetable"},
+      {PageOwner::Cma, "cma"},           {PageOwner::Dma, "dma"},
+      {PageOwner::Kfence, "kfence"}};
+  for (auto& [owner, name] : names) EXPECT_EQ(kmm::page_owner_name(owner), name);
+  EXPECT_STREQ(kmm::page_owner_name(static_cast<PageOwner>(200)), "?");
 }

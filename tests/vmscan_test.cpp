@@ -2,14 +2,18 @@
 // high, direct reclaim, the LRU second chance, and the threaded kswapd.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
+#include "bug.h"
+#include "kernel.h"
 #include "kmm/linux.h"
 #include "kmm/machine.h"
 #include "kmm/pressure.h"
 #include "kmm/validate.h"
 #include "test_util.h"
+#include "vmscan.h"
 
 using kmm::Machine;
 using kmm::test::proc_value;
@@ -198,4 +202,39 @@ TEST(Vmscan, KswapdModeIsABootParameter) {
   EXPECT_THROW(Machine::boot("kmm.kswapd=sometimes"), kmm::BootError);
   EXPECT_THROW(Machine::boot("nr_cpus=64 kmm.kswapd=thread"), kmm::BootError);
   EXPECT_NO_THROW(Machine::boot("nr_cpus=63 kmm.kswapd=thread"));
+}
+
+TEST(Vmscan, LruValidateNamesEachPlantedCorruption) {
+  auto m = Machine::boot("mem=16M");
+  kmm::Kernel& k = m->kernel();
+  int ino = kmm::file_create(*m, "f");
+  ASSERT_EQ(kmm::file_read(*m, ino, 0, 3), 3); // three pages on the inactive file list
+  ASSERT_TRUE(kmm::validate(*m).empty());
+  kmm::pfn_list& l = k.reclaim->lru.lists[kmm::LRU_INACTIVE_FILE];
+  auto has = [](const std::vector<std::string>& v, const std::string& e) {
+    return std::find(v.begin(), v.end(), e) != v.end();
+  };
+
+  k.reclaim->lru.nr[kmm::LRU_INACTIVE_FILE]++;
+  EXPECT_TRUE(has(kmm::validate(*m), "lru: inactive_file holds 3 pages, nr says 4"));
+  k.reclaim->lru.nr[kmm::LRU_INACTIVE_FILE]--;
+
+  k.mod_node_page_state(kmm::NR_INACTIVE_FILE, 1);
+  EXPECT_TRUE(has(kmm::validate(*m), "lru: inactive_file holds 3 pages, node counter nr_inactive_file says 4"));
+  k.mod_node_page_state(kmm::NR_INACTIVE_FILE, -1);
+
+  uint32_t tail = l.tail;
+  l.tail = l.head;
+  EXPECT_TRUE(has(kmm::validate(*m), "lru: inactive_file: tail is not the last page"));
+  l.tail = tail;
+
+  uint32_t second = k.mem.mem_map[l.head].lru_next;
+  k.mem.mem_map[second].lru_prev = kmm::PFN_NIL;
+  EXPECT_TRUE(has(kmm::validate(*m), kmm::strprintf("lru: inactive_file: pfn 0x%x has a bad back link", second)));
+  k.mem.mem_map[second].lru_prev = l.head;
+
+  k.mem.mem_map[tail].lru_next = l.head;
+  EXPECT_TRUE(has(kmm::validate(*m), "lru: inactive_file list is cyclic"));
+  k.mem.mem_map[tail].lru_next = kmm::PFN_NIL;
+  EXPECT_TRUE(kmm::validate(*m).empty());
 }
