@@ -2,8 +2,10 @@
 // migration, pinned pages, release, /proc/cma, the debugfs/sysfs files and validate.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "bug.h"
 #include "cma.h"
 #include "kernel.h"
 #include "kmm/linux.h"
@@ -203,6 +205,73 @@ TEST_F(CmaTest, ProcCmaSummary) {
             "name           base_pfn      count       used   maxchunk\n"
             "reserved         0x1800       2048        100       1948\n");
   cma_release(area(), a, 100);
+}
+
+TEST_F(CmaTest, SysfsCountersAndTheAreaMapOnFailure) {
+  struct page* a = cma_alloc(area(), 100, 0, false);
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(cma_release(area(), a + 60, 40));
+  EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/total_pages"), "2048\n");
+  EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/available_pages"), "1988\n");
+  EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/release_pages_success"), "40\n");
+  // 1988 pages free in one run after the 60 in use: 2000 cannot fit.
+  EXPECT_EQ(cma_alloc(area(), 2000, 0, false), nullptr);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "cma_alloc: reserved: alloc failed, req-size: 2000 pages, ret: -12");
+  EXPECT_NE(m->reports()[0].text.find("number of available pages: 1988@60=> 1988 free of 2048 total pages\n"),
+            std::string::npos)
+      << m->reports()[0].text;
+  EXPECT_TRUE(cma_release(area(), a, 60));
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST_F(CmaTest, ReleaseRunningPastTheAreaIsABug) {
+  // The last page of the area, released as two pages.
+  EXPECT_FALSE(cma_release(area(), pfn_to_page(base() + 2047), 2));
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/cma.c cma_release");
+  EXPECT_NE(m->reports()[0].text.find("VM_BUG_ON(pfn + count > cma->base_pfn + cma->count)\n"),
+            std::string::npos);
+  EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/release_pages_success"), "0\n");
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST_F(CmaTest, ValidateNamesAForeignPageblockAndAStrayBitmapBit) {
+  k.mem.set_pageblock_migratetype(base(), kmm::MIGRATE_MOVABLE);
+  auto e = kmm::validate(*m);
+  EXPECT_NE(std::find(e.begin(), e.end(),
+                      kmm::strprintf("cma: reserved: pageblock at pfn 0x%lx is Movable, not CMA", base())),
+            e.end());
+  k.mem.set_pageblock_migratetype(base(), kmm::MIGRATE_CMA);
+  area()->bitmap[5] = true; // handed out, says the bitmap; the page is free
+  e = kmm::validate(*m);
+  EXPECT_EQ(e, std::vector<std::string>{kmm::strprintf(
+                   "cma: reserved: pfn 0x%lx bitmap bit 1 but the page is not handed out", base() + 5)});
+  area()->bitmap[5] = false;
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST_F(CmaTest, NoMigrationTargetMeansBusyThenFailure) {
+  // A task's pages borrow the CMA area; then every page outside it is taken by unmovable
+  // allocations, so no migration target exists: cma_alloc gives up with -EBUSY (printed -ENOMEM).
+  int pid = kmm::task_spawn(*m, "filler");
+  ASSERT_EQ(kmm::task_touch(*m, pid, 3000), 3000);
+  std::vector<uint32_t> before = anon(pid);
+  size_t in_cma = 0;
+  for (uint32_t pfn : before) in_cma += pfn >= base() && pfn < base() + 2048;
+  ASSERT_GT(in_cma, 0u);
+  std::vector<struct page*> pinned;
+  while (struct page* p = alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0)) pinned.push_back(p);
+  kmm::drain_all_pages(k, nullptr);
+  while (struct page* p = alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0)) pinned.push_back(p);
+  EXPECT_EQ(cma_alloc(area(), 2048, 0, false), nullptr);
+  EXPECT_EQ(kmm::test::count_reports(*m, "cma_alloc: reserved: alloc failed, req-size: 2048 pages, ret: -12"), 1u);
+  EXPECT_GT(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_fail"), 0);
+  EXPECT_EQ(anon(pid), before); // nothing moved
+  EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "0\n");
+  for (struct page* p : pinned) __free_page(p);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  EXPECT_EQ(kmm::task_exit(*m, pid), 0);
 }
 
 TEST_F(CmaTest, CmaGetSize) {
