@@ -137,6 +137,32 @@ TEST(ScenarioText, EveryErrorSaysFileLineAndWhat) {
   for (const auto& [text, msg] : cases) EXPECT_EQ(parse_error(text), msg) << "input: " << text;
 }
 
+TEST(ScenarioText, AReferenceOfTheWrongKindNamesBoth) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"p0 = alloc_pages order=0\nvfree p0\n",
+       "t.kmm:2: 'p0' is a page allocation; vfree needs a vmalloc allocation (vmalloc, vzalloc)"},
+      {"p0 = alloc_pages order=0\nkvfree p0\n",
+       "t.kmm:2: 'p0' is a page allocation; kvfree needs a kvmalloc allocation (kvmalloc, kvzalloc)"},
+      {"c0 = kmem_cache_create name=c size=64\nfill c0 byte=1\n",
+       "t.kmm:2: 'c0' is a cache; fill needs memory (an allocation, an object or a task)"},
+      {"k0 = kvmalloc size=10 gfp=GFP_KERNEL\nkfree k0\n",
+       "t.kmm:2: 'k0' is a kvmalloc allocation; kfree needs a slab object (kmalloc, kmem_cache_alloc)"},
+      {"m0 = cma_alloc count=1\nfree_pages_exact m0\n",
+       "t.kmm:2: 'm0' is a CMA range; free_pages_exact needs an alloc_pages_exact allocation"},
+      {"d0 = dma_alloc_coherent size=10\nkmem_cache_destroy d0\n",
+       "t.kmm:2: 'd0' is a coherent DMA buffer; kmem_cache_destroy needs a cache (kmem_cache_create)"},
+      {"t0 = task_spawn comm=a\ncma_release t0\n",
+       "t.kmm:2: 't0' is a task; cma_release needs a CMA range (cma_alloc)"},
+      {"f0 = file_create name=x\ndma_free_coherent f0\n",
+       "t.kmm:2: 'f0' is a file; dma_free_coherent needs a coherent DMA buffer (dma_alloc_coherent)"},
+      {"o0 = kmalloc size=8\nfile_delete o0\n",
+       "t.kmm:2: 'o0' is a slab object; file_delete needs a file (file_create)"},
+      {"v0 = vmalloc size=10\ntask_exit v0\n",
+       "t.kmm:2: 'v0' is a vmalloc allocation; task_exit needs a task (task_spawn)"},
+  };
+  for (const auto& [text, msg] : cases) EXPECT_EQ(parse_error(text), msg) << "input: " << text;
+}
+
 TEST(ScenarioText, CanonicalRenamesInDefinitionOrder) {
   Scenario s = kmm::parse_scenario("buf = alloc_pages order=0\nx = alloc_pages_exact size=10\n"
                                    "free_pages buf\nfree_pages_exact x\n");
@@ -408,6 +434,30 @@ TEST(ScenarioRun, GoneTasksAndFailedAllocationsAreSkipped) {
   EXPECT_EQ(r.trace[3], "write t0+0 len=1 byte=0x01 -> skipped: task 100 is gone");
   EXPECT_EQ(r.trace[4].rfind("task_touch t0 pages=1 -> skipped: pid 100 is gone", 0), 0u);
   EXPECT_EQ(r.trace[5], "m0 = cma_alloc count=1 align=0 -> NULL (no cma= area)");
+}
+
+TEST(ScenarioRun, AccessesTheMachineCannotMakeAreSkippedWithTheReason) {
+  // kmalloc(0) is ZERO_SIZE_PTR, a pointer outside the direct map; the page after the top of
+  // RAM (mem=8M: the order-10 block at pfn 0x400 is Normal, the last 4 MiB) does not exist.
+  auto r = run_text("boot mem=8M\nk0 = kmalloc size=0 gfp=GFP_KERNEL\ncorrupt k0+0 len=1 byte=1\n"
+                    "p0 = alloc_pages order=10 gfp=GFP_ATOMIC|__GFP_MEMALLOC\n"
+                    "corrupt p0+4194304 len=1 byte=1\nexpect no-report\n");
+  EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
+  ASSERT_EQ(r.trace.size(), 5u);
+  EXPECT_EQ(r.trace[1], "corrupt k0+0 len=1 byte=0x01 -> skipped: not in the direct map");
+  EXPECT_EQ(r.trace[2], "p0 = alloc_pages order=10 gfp=GFP_ATOMIC|__GFP_MEMALLOC -> pfn 0x400 (zone Normal)");
+  EXPECT_EQ(r.trace[3], "corrupt p0+4194304 len=1 byte=0x01 -> skipped: outside RAM");
+}
+
+TEST(ScenarioRun, AMismatchedReportOrValueIsAFailure) {
+  auto r = run_text("p0 = alloc_pages order=0\nfree_pages p0\nfree_pages p0\n"
+                    "expect report \"Redzone\"\n"
+                    "o0 = kzalloc size=16 gfp=GFP_KERNEL\nexpect value o0+0 len=16 byte=7\n");
+  EXPECT_EQ(r.exit_status, 1);
+  ASSERT_EQ(r.failures.size(), 2u);
+  EXPECT_EQ(r.failures[0].rfind("t.kmm:4: expectation failed: no report matching \"Redzone\" (got \"BUG: Bad page state", 0), 0u)
+      << r.failures[0];
+  EXPECT_EQ(r.failures[1].rfind("t.kmm:6: expectation failed: ", 0), 0u) << r.failures[1];
 }
 
 // Each example's output is checked in beside it, so every build flavour (default, asan, ubsan,
