@@ -12,6 +12,7 @@
 #include "kernel.h"
 #include "page_alloc.h"
 #include "slub.h"
+#include "slub_fast.h"
 
 namespace kmm {
 
@@ -105,7 +106,7 @@ static __attribute__((noinline)) void* kmalloc_cache_kasan(Kernel& k, kmem_cache
 static inline void* kmalloc_cache_inline(Kernel& k, kmem_cache* s, gfp_t flags, size_t size,
                                          uintptr_t caller) {
   if (__builtin_expect(k.kasan != nullptr, 0)) return kmalloc_cache_kasan(k, s, flags, size, caller);
-  return slab_alloc(k, s, flags, size, caller);
+  return slab_alloc_fast(k, s, flags, size, caller);
 }
 void* __kmalloc_cache(Kernel& k, kmem_cache* s, gfp_t flags, size_t size, uintptr_t caller) {
   return kmalloc_cache_inline(k, s, flags, size, caller);
@@ -163,7 +164,7 @@ void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
     struct page* page = k.mem.virt_to_page(p);
     if (page->flags & PG_tail) page = k.mem.pfn_to_page(page->compound_head);
     if (__builtin_expect(page->flags & PG_slab, 1))
-      return slab_free(k, page->slab.slab_cache, page, const_cast<void*>(p), caller);
+      return slab_free_fast(k, page->slab.slab_cache, page, const_cast<void*>(p), caller);
   }
   kfree_general(k, p, caller);
 }

@@ -9,6 +9,7 @@
 #include "kmalloc.h"
 #include "kmm/linux.h"
 #include "slub.h"
+#include "slub_fast.h"
 
 using kmm::Kernel;
 
@@ -43,14 +44,14 @@ unsigned int kmem_cache_size(struct kmem_cache* s) { return s->object_size; }
 const char* kmem_cache_name(const struct kmem_cache* s) { return s->name.c_str(); }
 
 void* kmem_cache_alloc(struct kmem_cache* s, gfp_t flags) {
-  return kmm::slab_alloc(K(), s, flags, s->object_size, CALLER);
+  return kmm::slab_alloc_fast(K(), s, flags, s->object_size, CALLER);
 }
 void* kmem_cache_alloc_node(struct kmem_cache* s, gfp_t flags, int /*node*/) {
-  return kmm::slab_alloc(K(), s, flags, s->object_size, CALLER);
+  return kmm::slab_alloc_fast(K(), s, flags, s->object_size, CALLER);
 }
 void kmem_cache_free(struct kmem_cache* s, void* objp) {
   if (__builtin_expect(!objp, 0)) return;
-  kmm::kmem_cache_free_checked(K(), s, objp, CALLER);
+  kmm::kmem_cache_free_fast(K(), s, objp, CALLER);
 }
 
 int kmem_cache_alloc_bulk(struct kmem_cache* s, gfp_t flags, size_t size, void** p) {

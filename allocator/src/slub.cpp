@@ -40,6 +40,7 @@
 #include "page_alloc.h"
 #include "pfn_list.h"
 #include "rcu.h"
+#include "slub_fast.h"
 
 namespace kmm {
 
@@ -50,41 +51,10 @@ void* fixup_red_left(const kmem_cache* s, void* slot) {
   return static_cast<char*>(slot) + s->red_left_pad;
 }
 
-static inline struct page* slab_of(Kernel& k, const void* p) {
-  if (!k.mem.is_direct(p)) return nullptr;
-  struct page* pg = k.mem.virt_to_page(p);
-  if (pg->flags & PG_tail) pg = k.mem.pfn_to_page(pg->compound_head);
-  return (pg->flags & PG_slab) ? pg : nullptr;
-}
 struct page* virt_to_slab(Kernel& k, const void* p) { return slab_of(k, p); }
 
-// Hardened free pointer: the stored word is next ^ s->random ^ bswap64(&word). Worked example
-// with random 0: the slot at 0x1000 pointing to 0x2000 stores 0x2000 ^ 0x0010000000000000.
-static inline uintptr_t freelist_ptr(const kmem_cache* s, uintptr_t v, uintptr_t ptr_addr) {
-  return v ^ s->random ^ __builtin_bswap64(ptr_addr);
-}
-
-// Free pointers live in free objects, which KASAN keeps poisoned: not ASan-instrumented. The
-// inline forms are for this file's fast paths (an out-of-line call per pop or push costs as
-// much as the rest of the fast path); other files use get_freepointer / set_freepointer.
-static inline KMM_NO_SANITIZE_ADDRESS void* freepointer_load(const kmem_cache* s, void* obj) {
-  uintptr_t addr = reinterpret_cast<uintptr_t>(obj) + s->offset;
-  return reinterpret_cast<void*>(freelist_ptr(s, *reinterpret_cast<uintptr_t*>(addr), addr));
-}
-static inline KMM_NO_SANITIZE_ADDRESS void freepointer_store(const kmem_cache* s, void* obj,
-                                                             void* fp) {
-  uintptr_t addr = reinterpret_cast<uintptr_t>(obj) + s->offset;
-  *reinterpret_cast<uintptr_t*>(addr) = freelist_ptr(s, reinterpret_cast<uintptr_t>(fp), addr);
-}
 void* get_freepointer(const kmem_cache* s, void* obj) { return freepointer_load(s, obj); }
 void set_freepointer(const kmem_cache* s, void* obj, void* fp) { freepointer_store(s, obj, fp); }
-
-// Index of an object whose offset in the slab is an exact multiple of s->size. The reciprocal
-// ceil(2^32/size) makes this a multiply: offset 448*3 = 1344 with size 448 gives
-// (1344 * 9586981) >> 32 == 3. Exact for multiples of size below 2^32.
-static inline unsigned index_of_offset(const kmem_cache* s, uintptr_t off) {
-  return static_cast<unsigned>((uint64_t(off) * s->reciprocal) >> 32);
-}
 
 unsigned obj_to_index(const kmem_cache* s, const struct page* slab, Kernel& k, const void* obj) {
   uintptr_t base = reinterpret_cast<uintptr_t>(slab_address(k, slab));
@@ -97,15 +67,6 @@ bool check_valid_pointer(Kernel& k, const kmem_cache* s, const struct page* slab
   uintptr_t o = reinterpret_cast<uintptr_t>(p) - s->red_left_pad;
   if (o < base || o >= base + uintptr_t(slab->slab.objects) * s->size) return false;
   return (o - base) % s->size == 0;
-}
-
-// The cheap always-on form for the free fast path: a multiply instead of the modulo.
-static inline bool object_pointer_ok(Kernel& k, const kmem_cache* s, const struct page* slab,
-                                     const void* p) {
-  uintptr_t base = reinterpret_cast<uintptr_t>(k.mem.page_address(slab));
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - s->red_left_pad - base;
-  unsigned idx = index_of_offset(s, off);
-  return idx < slab->slab.objects && uint64_t(idx) * s->size == off;
 }
 
 unsigned slab_ksize(const kmem_cache* s) {
@@ -511,26 +472,14 @@ static void report_naive_double_free(Kernel& k, kmem_cache* s, struct page* slab
                                    (unsigned long long)k.mem.kva(obj)));
 }
 
-// The fast paths below are small functions whose only calls are tail calls to the general
-// paths (noinline, and doing every check again from the start), so the compiler gives them no
-// stack frame and no saved registers. Behaviour is that of the general paths alone.
-
-static inline bool cpu_in_atomic(const CpuState& cs) {
-  return (cs.preempt_count > 0) | (cs.irq_disable_depth > 0) | (cs.in_irq > 0); // no branches
-}
-
-// k.cpu_id() with one read of the thread_local (each read of an extern thread_local goes
-// through its init-function check).
-static inline unsigned this_cpu(const Kernel&) {
-  int cpu = Kernel::current_cpu;
-  return cpu < 0 ? 0u : static_cast<unsigned>(cpu);
-}
+// The general paths. The fast paths (slub_fast.h) hand whatever they do not handle themselves to
+// these, untouched; so these do every check again from the start.
 
 // slab_alloc_node() in full: might_alloc(), KFENCE sampling, debug caches, the CPU freelist or
 // the slow path, zeroing and the KASAN hook.
-static __attribute__((noinline)) void* slab_alloc_general(Kernel& k, kmem_cache* s, gfp_t gfp,
-                                                           size_t orig_size, uintptr_t caller,
-                                                           unsigned cpu) {
+__attribute__((noinline)) void* slab_alloc_general(Kernel& k, kmem_cache* s, gfp_t gfp,
+                                                    size_t orig_size, uintptr_t caller,
+                                                    unsigned cpu) {
   if ((gfp & __GFP_DIRECT_RECLAIM) && cpu_in_atomic(k.cpus[cpu]))
     report_sleep_in_atomic(k, "include/linux/sched/mm.h");
   void* obj;
@@ -567,24 +516,8 @@ static __attribute__((noinline)) void* slab_alloc_general(Kernel& k, kmem_cache*
   return obj;
 }
 
-// The fast path: a fastpath cache (no KFENCE pool, no KASAN, no debug flag, no init_on_*), no
-// zeroing, not in atomic context for a sleeping allocation, and a non-empty CPU freelist - then one pop, with no lock and no
-// atomic (the CPU freelist is touched only by its CPU). The CPU number (a thread_local) is read
-// once.
 void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_t caller) {
-  const unsigned cpu = this_cpu(k);
-  kmem_cache_cpu* c = &s->cpu_slab[cpu];
-  void* obj = c->freelist;
-  const CpuState& cs = k.cpus[cpu];
-  // Any nesting at all goes to the general path, which decides with cpu_in_atomic().
-  const bool plain = s->fastpath && !(gfp & __GFP_ZERO) &&
-                     !((gfp & __GFP_DIRECT_RECLAIM) &&
-                       (cs.preempt_count | cs.irq_disable_depth | cs.in_irq) != 0);
-  if (__builtin_expect(!plain || obj == nullptr, 0))
-    return slab_alloc_general(k, s, gfp, orig_size, caller, cpu);
-  c->freelist = freepointer_load(s, obj);
-  c->tid++;
-  return obj;
+  return slab_alloc_fast(k, s, gfp, orig_size, caller);
 }
 
 // __slab_free: the object's slab is not this CPU's cpu slab.
@@ -692,24 +625,10 @@ static inline void do_slab_free_inline(Kernel& k, kmem_cache* s, struct page* sl
 
 // slab_free() in full: slab_free_hook() first - KASAN sees the free (double/invalid free, then
 // the quarantine) - then do_slab_free().
-static __attribute__((noinline)) void slab_free_general(Kernel& k, kmem_cache* s,
-                                                        struct page* slab, void* obj,
-                                                        uintptr_t caller) {
+__attribute__((noinline)) void slab_free_general(Kernel& k, kmem_cache* s, struct page* slab,
+                                                 void* obj, uintptr_t caller) {
   if (kasan_slab_free(k, s, obj, s->init_on_free)) return;
   do_slab_free_inline(k, s, slab, obj, caller);
-}
-
-// The fast path: a fastpath cache, a valid object pointer, the object in this CPU's cpu slab and not its freelist head (a double free) - then one push.
-static inline void slab_free_fast(Kernel& k, kmem_cache* s, struct page* slab, void* obj,
-                                  uintptr_t caller) {
-  kmem_cache_cpu* c = &s->cpu_slab[this_cpu(k)];
-  void* head = c->freelist;
-  if (__builtin_expect(!s->fastpath || slab != c->slab || obj == head ||
-                           !object_pointer_ok(k, s, slab, obj), 0))
-    return slab_free_general(k, s, slab, obj, caller);
-  freepointer_store(s, obj, head);
-  c->freelist = obj;
-  c->tid++;
 }
 
 void slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintptr_t caller) {
@@ -721,8 +640,8 @@ void do_slab_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj, uintpt
 }
 
 // kmem_cache_free with cache_from_obj(): the object must be in a slab of `s`.
-static __attribute__((noinline)) void kmem_cache_free_general(Kernel& k, kmem_cache* s, void* obj,
-                                                              uintptr_t caller) {
+__attribute__((noinline)) void kmem_cache_free_general(Kernel& k, kmem_cache* s, void* obj,
+                                                       uintptr_t caller) {
   if (is_kfence_address(k, obj)) {
     kfence_free(k, obj, "kmem_cache_free");
     return;
@@ -741,10 +660,7 @@ static __attribute__((noinline)) void kmem_cache_free_general(Kernel& k, kmem_ca
 }
 
 void kmem_cache_free_checked(Kernel& k, kmem_cache* s, void* obj, uintptr_t caller) {
-  struct page* slab = slab_of(k, obj); // KFENCE objects are in no slab: the general path
-  if (__builtin_expect(!slab || slab->slab.slab_cache != s, 0))
-    return kmem_cache_free_general(k, s, obj, caller);
-  slab_free_fast(k, s, slab, obj, caller);
+  kmem_cache_free_fast(k, s, obj, caller);
 }
 
 // ---- flush, shrink, shutdown --------------------------------------------------------------------
