@@ -546,8 +546,4 @@ void free_pages_exact(Kernel& k, void* virt, size_t size) {
   for (unsigned long i = 0; i < nr; i++) __free_pages(k, p + i, 0);
 }
 
-unsigned long zone_free_pages(Kernel& k, int zone_idx) {
-  return static_cast<unsigned long>(k.zones[zone_idx].free_pages());
-}
-
 } // namespace kmm

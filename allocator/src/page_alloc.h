@@ -39,7 +39,4 @@ void free_pages_exact(Kernel& k, void* virt, size_t size);
 // (and reports it).
 bool check_free_page(Kernel& k, struct page* page, unsigned order);
 
-// The number of pages a CPU-local allocation may take before the zone is below min (tests).
-unsigned long zone_free_pages(Kernel& k, int zone_idx);
-
 } // namespace kmm

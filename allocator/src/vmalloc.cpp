@@ -354,10 +354,6 @@ bool is_vmalloc_addr(const Kernel& k, const void* addr) {
   return k.vmalloc && k.vmalloc->contains(reinterpret_cast<uintptr_t>(addr));
 }
 
-uint64_t vmalloc_kva(const Kernel& k, const void* addr) {
-  return k.vmalloc->kva(reinterpret_cast<uintptr_t>(addr));
-}
-
 // /proc/vmallocinfo: busy areas in address order, then the lazily freed ones.
 static std::string proc_vmallocinfo(Kernel& k) {
   VmallocState& st = *k.vmalloc;

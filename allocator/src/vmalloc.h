@@ -58,8 +58,6 @@ void* vmap(Kernel& k, struct page** pages, unsigned int count, unsigned long fla
 void vunmap(Kernel& k, const void* addr);
 struct page* vmalloc_to_page(Kernel& k, const void* addr);
 bool is_vmalloc_addr(const Kernel& k, const void* addr);
-// The kernel address a host pointer into the vmalloc range prints as.
-uint64_t vmalloc_kva(const Kernel& k, const void* addr);
 
 void register_vmalloc_procfs(Kernel& k);
 
