@@ -2,6 +2,9 @@
 // of the pressure layer.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "kernel.h"
 #include "kmm/machine.h"
 #include "kmm/pressure.h"
@@ -99,5 +102,33 @@ TEST(Pressure, ValidateCatchesAStrayOwner) {
   EXPECT_TRUE(lru);
   EXPECT_TRUE(owners);
   anon->owner = kmm::PageOwner::Anon;
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
+TEST(Pressure, SysrqShowMemoryAndHelp) {
+  auto m = Machine::boot("mem=16M");
+  EXPECT_EQ(m->proc_write("/proc/sysrq-trigger", "m"), 0);
+  std::string log = m->dmesg();
+  size_t at = log.find("] sysrq: Show Memory\n");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_NE(log.find("Mem-Info:", at), std::string::npos) << log.substr(at);
+  EXPECT_EQ(m->proc_write("/proc/sysrq-trigger", "?"), 0);
+  EXPECT_NE(m->dmesg().find("] sysrq: HELP : show-memory-usage(m) manual-oom-kill(f)\n"),
+            std::string::npos);
+  EXPECT_EQ(m->proc_write("/proc/sysrq-trigger", ""), 0); // nothing written, nothing done
+  EXPECT_TRUE(m->reports().empty());
+}
+
+TEST(Pressure, ValidateCatchesACommittedAsDrift) {
+  auto m = Machine::boot("mem=16M");
+  int pid = kmm::task_spawn(*m, "t", 0);
+  ASSERT_EQ(kmm::task_mmap(*m, pid, 10), 0);
+  kmm::Kernel& k = m->kernel();
+  long committed = k.vm_committed_as.load();
+  k.vm_committed_as += 5;
+  auto errors = kmm::validate(*m);
+  EXPECT_EQ(errors, std::vector<std::string>{"meminfo: tasks reserve " + std::to_string(committed) +
+                                             " pages but Committed_AS = " + std::to_string(committed + 5)});
+  k.vm_committed_as -= 5;
   EXPECT_TRUE(kmm::validate(*m).empty());
 }

@@ -16,6 +16,12 @@ TEST(Report, KindNames) {
   EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::SleepInAtomic), "sleep-in-atomic");
   EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::AllocFail), "alloc-fail");
   EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::Oom), "oom");
+  EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::SlubDebug), "slub");
+  EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::Kasan), "kasan");
+  EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::Kfence), "kfence");
+  EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::Panic), "panic");
+  EXPECT_STREQ(kmm::report_kind_name(kmm::ReportKind::PageFault), "page-fault");
+  EXPECT_STREQ(kmm::report_kind_name(static_cast<kmm::ReportKind>(99)), "?");
   EXPECT_FALSE(kmm::report_is_bug(kmm::ReportKind::AllocFail));
   EXPECT_FALSE(kmm::report_is_bug(kmm::ReportKind::Oom));
   EXPECT_TRUE(kmm::report_is_bug(kmm::ReportKind::Warn));
