@@ -1,6 +1,7 @@
 // Tests for allocator/src/util.cpp: kvmalloc's choice between kmalloc and vmalloc.
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstring>
 
 #include "kmm/linux.h"
@@ -71,6 +72,16 @@ TEST_F(KvmallocTest, SensitiveFreeZeroes) {
   char* alias = static_cast<char*>(page_address(first));
   kvfree_sensitive(p, 3 * PAGE_SIZE);
   EXPECT_EQ(alias[0], 0);
+}
+
+TEST_F(KvmallocTest, AboveIntMaxWarnsUnlessNowarn) {
+  // __kvmalloc_node(): WARN_ON_ONCE(!(flags & __GFP_NOWARN)) for size > INT_MAX, then NULL.
+  EXPECT_EQ(kvmalloc(size_t(INT_MAX) + 1, GFP_KERNEL), nullptr);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/util.c __kvmalloc_node");
+  EXPECT_NE(m->reports()[0].text.find("kvmalloc size above INT_MAX\n"), std::string::npos);
+  EXPECT_EQ(kvmalloc(size_t(INT_MAX) + 1, GFP_KERNEL | __GFP_NOWARN), nullptr);
+  EXPECT_EQ(m->reports().size(), 1u);
 }
 
 } // namespace

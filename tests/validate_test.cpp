@@ -262,3 +262,25 @@ TEST(Validate, PageOwnerNames) {
   for (auto& [owner, name] : names) EXPECT_EQ(kmm::page_owner_name(owner), name);
   EXPECT_STREQ(kmm::page_owner_name(static_cast<PageOwner>(200)), "?");
 }
+
+TEST_F(ValidatePlanted, FreeListTailNotTheLastEntry) {
+  normal().free_area_[9].free_list[kmm::MIGRATE_MOVABLE].tail = 0x300;
+  auto e = kmm::validate(*m);
+  EXPECT_EQ(e, std::vector<std::string>{
+                   "buddy: zone Normal: order 9 Movable list tail is 0x300, last entry is 0x200"})
+      << dump(e);
+  normal().free_area_[9].free_list[kmm::MIGRATE_MOVABLE].tail = 0x200;
+  EXPECT_EQ(dump(kmm::validate(*m)), "");
+}
+
+TEST(Validate, FreeCmaCounterOffByOne) {
+  auto m = Machine::boot("mem=32M cma=8M nr_cpus=1 kmm.pcp=0");
+  kmm::zone& normal = m->kernel().zones[kmm::ZONE_NORMAL];
+  long cma = normal.vm_stat[kmm::NR_FREE_CMA_PAGES].load();
+  ASSERT_EQ(cma, 2048);
+  normal.vm_stat[kmm::NR_FREE_CMA_PAGES]++;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: CMA lists hold 2048 pages, NR_FREE_CMA_PAGES says 2049")) << dump(e);
+  normal.vm_stat[kmm::NR_FREE_CMA_PAGES]--;
+  EXPECT_EQ(dump(kmm::validate(*m)), "");
+}
