@@ -133,6 +133,12 @@ TEST(ScenarioText, EveryErrorSaysFileLineAndWhat) {
       {"check \"x\"\n", "t.kmm:1: unexpected '\"x\"' for check"},
       {"p0 =\n", "t.kmm:1: missing operation after 'p0 ='"},
       {"check\x01\n", "t.kmm:1: control character in line"},
+      {"f0 = file_create name=\n", "t.kmm:1: bad name '': 1..24 characters"},
+      {"f0 = file_create name=abcdefghijklmnopqrstuvwxy\n",
+       "t.kmm:1: bad name 'abcdefghijklmnopqrstuvwxy': 1..24 characters"},
+      {"p0 = alloc_pages order=0\nfree_pages \"p0\"\n", "t.kmm:2: unexpected string \"p0\" for result"},
+      {"expect report \"0123456789012345678901234567890123456789012345678901234567890123\"\n",
+       "t.kmm:1: string too long (64 characters, at most 63)"},
   };
   for (const auto& [text, msg] : cases) EXPECT_EQ(parse_error(text), msg) << "input: " << text;
 }
