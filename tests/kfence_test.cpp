@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "bug.h"
+#include "kernel.h"
 #include "kmm/linux.h"
 #include "kmm/validate.h"
 #include "test_util.h"
@@ -74,6 +76,22 @@ TEST_F(KfenceTest, DoubleFreeIsInvalidFree) {
   kfree(p);
   ASSERT_EQ(m->reports().size(), 1u);
   EXPECT_EQ(last().title, "BUG: KFENCE: invalid free in kfree");
+}
+
+TEST_F(KfenceTest, FreeOfAGuardPageAddressIsInvalidFree) {
+  // The page after an object's page is a guard page: no object lives there.
+  char* p = static_cast<char*>(kmalloc(64, GFP_KERNEL));
+  char* guard = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) & ~uintptr_t(PAGE_SIZE - 1)) + PAGE_SIZE);
+  kfree(guard);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(last().title, "BUG: KFENCE: invalid free in kfree");
+  EXPECT_NE(last().text.find(kmm::strprintf("Invalid free of 0x%016llx:",
+                                            (unsigned long long)m->kernel().mem.kva(guard))),
+            std::string::npos)
+      << last().text;
+  kfree(p); // the object itself is untouched and frees cleanly
+  EXPECT_EQ(m->reports().size(), 1u);
+  EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
 TEST_F(KfenceTest, InvalidAddressFree) {
