@@ -33,8 +33,8 @@ TEST(Devres, ManagedAllocationsAreFreedWithTheDevice) {
   } // remove(): devres_release_all
   // The large block went back; the small objects went back to their (kept) slabs.
   EXPECT_EQ(kmm::test::proc_value(*m, "/proc/meminfo", "SUnreclaim"), during - 64);
-  kmem_cache_shrink(m->kernel().slab->kmalloc_caches[0][7]); // kmalloc-128
-  kmem_cache_shrink(m->kernel().slab->kmalloc_caches[0][3]); // kmalloc-8
+  kmem_cache_shrink(m->kernel().kmalloc_caches[0][7]); // kmalloc-128
+  kmem_cache_shrink(m->kernel().kmalloc_caches[0][3]); // kmalloc-8
   EXPECT_EQ(kmm::test::proc_value(*m, "/proc/meminfo", "SUnreclaim"), before);
   EXPECT_TRUE(m->reports().empty());
   EXPECT_TRUE(kmm::validate(*m).empty());

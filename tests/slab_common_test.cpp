@@ -272,9 +272,10 @@ TEST_F(SlabValidatePlanted, FastpathFollowsTheDebugFlagsAndTheMachine) {
   // made before them over to the general paths, where the hooks run.
   for (const char* boot : {"mem=64M kasan=on", "mem=64M kfence.sample_interval=1", "mem=64M init_on_free=1"}) {
     auto mk = Machine::boot(boot);
-    kmm::SlabState& st = *mk->kernel().slab;
-    ASSERT_NE(st.kmalloc_caches[0][6], nullptr) << boot; // kmalloc-64
-    EXPECT_FALSE(st.kmalloc_caches[0][6]->fastpath) << boot;
+    struct kmem_cache* kmalloc64 = mk->kernel().kmalloc_caches[0][6];
+    ASSERT_NE(kmalloc64, nullptr) << boot;
+    EXPECT_EQ(kmalloc64->name, "kmalloc-64") << boot;
+    EXPECT_FALSE(kmalloc64->fastpath) << boot;
     EXPECT_EQ(dump(kmm::validate(*mk)), "") << boot;
   }
 }

@@ -27,6 +27,8 @@
 // library linked into executables gets.
 #define KMM_TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
 
+struct kmem_cache; // slub.h
+
 namespace kmm {
 
 // The task a CPU runs on behalf of (comm/pid in reports). Tasks with memory come with reclaim/OOM.
@@ -121,6 +123,10 @@ struct Kernel {
   std::unique_ptr<KasanQuarantine> kasan_quarantine; // kasan_slab.cpp
   std::unique_ptr<KfencePool> kfence;    // kfence.cpp; null unless kfence.sample_interval
   std::unique_ptr<SlabState, SlabStateDeleter> slab; // slab caches, kmalloc, RCU (slub.h)
+  // kmalloc_caches[type][index] (mm/slab_common.c): type 0 normal, 1 reclaimable, 2 DMA; index
+  // as kmalloc_info[] (kmalloc.cpp). Set once at boot. Here rather than in SlabState: the
+  // kmalloc fast path reaches a cache with one load less.
+  struct ::kmem_cache* kmalloc_caches[3][14] = {};
 
   std::mutex report_lock;
   std::vector<Report> reports;

@@ -10,13 +10,13 @@
 #include "kasan_hooks.h"
 #include "kfence.h"
 #include "kernel.h"
+#include "kmalloc_fast.h"
 #include "page_alloc.h"
 #include "slub.h"
 #include "slub_fast.h"
 
 namespace kmm {
 
-enum kmalloc_cache_type { KMALLOC_NORMAL, KMALLOC_RECLAIM, KMALLOC_DMA, NR_KMALLOC_TYPES };
 static const char* const kmalloc_type_prefix[NR_KMALLOC_TYPES] = {"kmalloc-", "kmalloc-rcl-",
                                                                   "dma-kmalloc-"};
 // kmalloc_info[]: index -> (size, short name). Index 1 and 2 are the odd sizes 96 and 192.
@@ -27,23 +27,8 @@ static const struct {
                       {32, "32"},   {64, "64"},   {128, "128"}, {256, "256"}, {512, "512"},
                       {1024, "1k"}, {2048, "2k"}, {4096, "4k"}, {8192, "8k"}};
 
-// size_index[(size - 1) / 8] for sizes up to 192: 1..8 -> 8 (index 3), 65..96 -> 96 (index 1).
-static const uint8_t size_index[24] = {3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1,
-                                       7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2};
-
-static unsigned kmalloc_index(size_t size) {
-  if (size <= 192) return size_index[(size - 1) / 8];
-  return 64 - __builtin_clzll(uint64_t(size - 1)); // fls(size - 1): 193..256 -> 8
-}
-
-static kmalloc_cache_type kmalloc_type(gfp_t flags) {
-  if (flags & __GFP_DMA) return KMALLOC_DMA;
-  if (flags & __GFP_RECLAIMABLE) return KMALLOC_RECLAIM;
-  return KMALLOC_NORMAL;
-}
-
 static inline kmem_cache* kmalloc_slab_inline(Kernel& k, size_t size, gfp_t flags) {
-  return k.slab->kmalloc_caches[kmalloc_type(flags)][kmalloc_index(size)];
+  return k.kmalloc_caches[kmalloc_type(flags)][kmalloc_index(size)];
 }
 kmem_cache* kmalloc_slab(Kernel& k, size_t size, gfp_t flags) {
   return kmalloc_slab_inline(k, size, flags);
@@ -66,7 +51,7 @@ void create_kmalloc_caches(Kernel& k) {
       if (!s) throw std::runtime_error("kmm: cannot create " + name);
       s->flags &= ~SLAB_NO_MERGE; // boot caches are not merged into, but later caches may merge
       s->is_kmalloc = true;
-      k.slab->kmalloc_caches[type][idx] = s;
+      k.kmalloc_caches[type][idx] = s;
     }
   }
 }
@@ -102,11 +87,12 @@ static __attribute__((noinline)) void* kmalloc_cache_kasan(Kernel& k, kmem_cache
   return p;
 }
 
-// Without KASAN there is nothing to do after slab_alloc: a tail call.
+// A fastpath cache has no KASAN to tell: the slab fast path, a tail call.
 static inline void* kmalloc_cache_inline(Kernel& k, kmem_cache* s, gfp_t flags, size_t size,
                                          uintptr_t caller) {
-  if (__builtin_expect(k.kasan != nullptr, 0)) return kmalloc_cache_kasan(k, s, flags, size, caller);
-  return slab_alloc_fast(k, s, flags, size, caller);
+  if (__builtin_expect(s->fastpath, 1)) return slab_alloc_fast(k, s, flags, size, caller);
+  if (k.kasan) return kmalloc_cache_kasan(k, s, flags, size, caller);
+  return slab_alloc(k, s, flags, size, caller);
 }
 void* __kmalloc_cache(Kernel& k, kmem_cache* s, gfp_t flags, size_t size, uintptr_t caller) {
   return kmalloc_cache_inline(k, s, flags, size, caller);
@@ -157,7 +143,7 @@ static __attribute__((noinline)) void kfree_general(Kernel& k, const void* p, ui
                   strprintf("object pointer: 0x%llx", (unsigned long long)k.mem.kva(p)));
 }
 
-// The fast path: a slab object (no KFENCE pool) goes straight to slab_free, a tail call.
+// kfree() in full (kfree_fast() hands over whatever it does not handle itself).
 void kfree_internal(Kernel& k, const void* p, uintptr_t caller) {
   if (ZERO_OR_NULL_PTR(p)) return;
   if (__builtin_expect(!k.kfence && k.mem.is_direct(p), 1)) {

@@ -7,6 +7,7 @@
 #include "kasan_asan.h"
 #include "kernel.h"
 #include "kmalloc.h"
+#include "kmalloc_fast.h"
 #include "kmm/linux.h"
 #include "slub.h"
 #include "slub_fast.h"
@@ -77,9 +78,9 @@ void kmem_cache_free_bulk(struct kmem_cache* s, size_t size, void** p) {
   }
 }
 
-void* kmalloc(size_t size, gfp_t flags) { return kmm::__kmalloc(K(), size, flags, CALLER); }
+void* kmalloc(size_t size, gfp_t flags) { return kmm::kmalloc_fast(K(), size, flags, CALLER); }
 void* kmalloc_node(size_t size, gfp_t flags, int /*node*/) {
-  return kmm::__kmalloc(K(), size, flags, CALLER);
+  return kmm::kmalloc_fast(K(), size, flags, CALLER);
 }
 void* __kmalloc_cache_noprof(struct kmem_cache* s, gfp_t flags, size_t size) {
   return kmm::__kmalloc_cache(K(), s, flags, size, CALLER);
@@ -94,7 +95,7 @@ void* kmalloc_array(size_t n, size_t size, gfp_t flags) {
 void* krealloc(const void* p, size_t new_size, gfp_t flags) {
   return kmm::__krealloc(K(), p, new_size, flags, CALLER);
 }
-void kfree(const void* objp) { kmm::kfree_internal(K(), objp, CALLER); }
+void kfree(const void* objp) { kmm::kfree_fast(K(), objp, CALLER); }
 
 void kfree_sensitive(const void* objp) {
   Kernel& k = K();

@@ -497,7 +497,6 @@ __attribute__((noinline)) void* slab_alloc_general(Kernel& k, kmem_cache* s, gfp
     obj = c->freelist;
     if (obj) {
       c->freelist = freepointer_load(s, obj);
-      c->tid++;
     } else {
       obj = slab_alloc_slowpath(k, s, c, cpu, gfp);
     }
@@ -613,7 +612,6 @@ static inline void do_slab_free_inline(Kernel& k, kmem_cache* s, struct page* sl
   if (__builtin_expect(slab == c->slab && obj != head, 1)) {
     freepointer_store(s, obj, head);
     c->freelist = obj;
-    c->tid++;
     return;
   }
   if (slab == c->slab) {

@@ -70,10 +70,11 @@ enum track_item { TRACK_ALLOC, TRACK_FREE };
 // (validate, shrink, destroy), which the caller runs while no other thread allocates from the
 // cache. Invariant: freelist == nullptr or every object on it lies in `slab`, and `slab` (if set)
 // is frozen to this CPU (slab->slab.frozen == 1, slab_cpu == this CPU).
+// (No tid: the kernel's transaction id exists for the lockless cmpxchg of (freelist, tid),
+// which kmm's per-CPU threads do not need.)
 struct alignas(64) kmem_cache_cpu {
   void* freelist = nullptr;    // next free object of `slab` (decoded pointer chain)
   struct page* slab = nullptr; // the CPU slab, or nullptr
-  unsigned long tid = 0;       // fast-path operations (statistics only)
 };
 
 // Per-node state, under list_lock. Invariants:
@@ -137,8 +138,6 @@ struct SlabState {
   std::mutex slab_mutex;                        // slab_caches, creation and destruction
   std::vector<kmem_cache*> slab_caches;         // newest first, as /proc/slabinfo lists them
   std::vector<std::unique_ptr<kmem_cache>> all; // owns every descriptor, dead ones too
-  // kmalloc_caches[type][index]: type 0 normal, 1 reclaimable, 2 DMA; index as kmalloc_info[].
-  kmem_cache* kmalloc_caches[3][14] = {};
   std::atomic<long> slab_errors{0};   // slub_kunit's counter: +1 per object_err, slab_err,
                                       // slab_fix and byte-range report
   std::atomic<uint64_t> jiffies{0};

@@ -93,7 +93,6 @@ inline void* slab_alloc_fast(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_si
   if (__builtin_expect(!plain || obj == nullptr, 0))
     return slab_alloc_general(k, s, gfp, orig_size, caller, cpu);
   c->freelist = freepointer_load(s, obj);
-  c->tid++;
   return obj;
 }
 
@@ -108,7 +107,6 @@ inline void slab_free_fast(Kernel& k, kmem_cache* s, struct page* slab, void* ob
     return slab_free_general(k, s, slab, obj, caller);
   freepointer_store(s, obj, head);
   c->freelist = obj;
-  c->tid++;
 }
 
 // kmem_cache_free(): the object must be in a slab of `s` (cache_from_obj). KFENCE objects are in
