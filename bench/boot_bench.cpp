@@ -18,11 +18,12 @@ void BM_Boot(benchmark::State& state) {
     state.ResumeTiming();
   }
   // Seconds per GiB booted: a rate of GiB per second, inverted.
-  state.counters["per_GiB"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(mib) / 1024.0,
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["per_GiB"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * static_cast<double>(mib) / 1024.0,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 } // namespace
 
-BENCHMARK(BM_Boot)->ArgName("mem_MiB")->Arg(64)->Arg(1024)->Arg(16384)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Boot)->ArgName("mem_MiB")->Arg(64)->Arg(1024)->Arg(16384)->Unit(
+    benchmark::kMillisecond);

@@ -171,7 +171,8 @@ void register_all() {
   b->ArgName("machine")->DenseRange(0, int(boot_lines().size()) - 1)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark(("BM_EmptyInput/" + name).c_str(), BM_EmptyInput)
       ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark(("BM_Seeds/" + name).c_str(), BM_Seeds)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark(("BM_Seeds/" + name).c_str(), BM_Seeds)
+      ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark(("BM_Random/" + name).c_str(), BM_Random)
       ->ArgName("len")
       ->Arg(64)

@@ -25,6 +25,4 @@ void BM_AllocFreePair(benchmark::State& state) {
 
 } // namespace
 
-BENCHMARK(BM_AllocFreePair)
-    ->ArgNames({"order", "pcp"})
-    ->ArgsProduct({{0, 3, 9}, {1, 0}});
+BENCHMARK(BM_AllocFreePair)->ArgNames({"order", "pcp"})->ArgsProduct({{0, 3, 9}, {1, 0}});

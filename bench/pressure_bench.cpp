@@ -12,8 +12,9 @@
 //   BM_AllocNoPressure      the same 1 GiB of allocations with memory free and no page cache
 //                           (struct pages already touched once, as in the benchmark above): the
 //                           allocation cost to subtract from the one above.
-//   BM_DropCaches           1 GiB of clean page cache, then `echo 1 > drop_caches`. Timed: the write.
-//   BM_OomResolution        four tasks fill the anonymous memory but 64 MiB (hog0 the largest);
+//   BM_DropCaches           1 GiB of clean page cache, then `echo 1 > drop_caches`. Timed: the
+//   write. BM_OomResolution        four tasks fill the anonymous memory but 64 MiB (hog0 the
+//   largest);
 //                           a fifth task then faults in 64 pages at a time until one request
 //                           meets no free memory. Reclaim cannot help (no page cache, no swap),
 //                           so the OOM killer picks hog0 and frees its 512 MiB. Timed: that
@@ -186,7 +187,8 @@ void BM_OomResolution(benchmark::State& state) {
     state.SetIterationTime(took);
     kills += double(proc_field(*m, "/proc/vmstat", "oom_kill"));
   }
-  state.counters["fault_us_per_page"] = benchmark::Counter(fault_us, benchmark::Counter::kAvgIterations);
+  state.counters["fault_us_per_page"] =
+      benchmark::Counter(fault_us, benchmark::Counter::kAvgIterations);
   state.counters["oom_kills"] = benchmark::Counter(kills, benchmark::Counter::kAvgIterations);
 }
 

@@ -186,7 +186,8 @@ int register_all() {
   benchmark::RegisterBenchmark("BM_glibc", BM_glibc)->Apply(sizes);
 #ifdef KMM_BENCH_JEMALLOC
   std::string je = check_jemalloc();
-  if (je.rfind("jemalloc ", 0) == 0) benchmark::RegisterBenchmark("BM_jemalloc", BM_jemalloc)->Apply(sizes);
+  if (je.rfind("jemalloc ", 0) == 0)
+    benchmark::RegisterBenchmark("BM_jemalloc", BM_jemalloc)->Apply(sizes);
   else je = "skipped: " + je;
 #else
   std::string je = "skipped: libjemalloc_pic.a not found at configure time (libjemalloc-dev)";
@@ -194,7 +195,8 @@ int register_all() {
   benchmark::AddCustomContext("peer_jemalloc", je);
 #ifdef KMM_BENCH_MIMALLOC_PATH
   std::string mi = load_mimalloc();
-  if (mi.rfind("mimalloc ", 0) == 0) benchmark::RegisterBenchmark("BM_mimalloc", BM_mimalloc)->Apply(sizes);
+  if (mi.rfind("mimalloc ", 0) == 0)
+    benchmark::RegisterBenchmark("BM_mimalloc", BM_mimalloc)->Apply(sizes);
   else mi = "skipped: " + mi;
 #else
   std::string mi = "skipped: libmimalloc.so not found at configure time (libmimalloc-dev)";

@@ -4,8 +4,8 @@
 // too, reading one input from stdin.
 #include <cstdint>
 #include <cstdio>
-#include <unistd.h>
 #include <vector>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -15,7 +15,8 @@ static ssize_t kmm_stdin_len;
 #define __AFL_FUZZ_TESTCASE_LEN kmm_stdin_len
 #define __AFL_FUZZ_TESTCASE_BUF kmm_stdin_input.data()
 #define __AFL_FUZZ_INIT() void kmm_no_afl()
-#define __AFL_INIT() (kmm_stdin_input.resize(1 << 20), kmm_stdin_len = read(0, kmm_stdin_input.data(), 1 << 20))
+#define __AFL_INIT()                                                                               \
+  (kmm_stdin_input.resize(1 << 20), kmm_stdin_len = read(0, kmm_stdin_input.data(), 1 << 20))
 static int kmm_loop_once = 1;
 #define __AFL_LOOP(x) (kmm_loop_once-- > 0)
 #endif

@@ -53,7 +53,8 @@ struct BuddyOracle : fuzz::Oracle {
   }
   long ours(fuzz::Ctx& c) const {
     long n = 0;
-    for (const auto& [a, r] : c.ranges) n += static_cast<long>((r.first - a + PAGE_SIZE - 1) / PAGE_SIZE);
+    for (const auto& [a, r] : c.ranges)
+      n += static_cast<long>((r.first - a + PAGE_SIZE - 1) / PAGE_SIZE);
     return n;
   }
 
@@ -70,8 +71,9 @@ struct BuddyOracle : fuzz::Oracle {
   void after(fuzz::Ctx& c, const Op& op) override {
     long now = free_total(c.m->kernel()), mine = ours(c);
     if (now + mine != boot_total)
-      fuzz::fail(c, "accounting after " + fuzz::op_text(c, op) + ": free+pcp " + std::to_string(now) +
-                        " + live " + std::to_string(mine) + " != boot free " + std::to_string(boot_total));
+      fuzz::fail(c, "accounting after " + fuzz::op_text(c, op) + ": free+pcp " +
+                        std::to_string(now) + " + live " + std::to_string(mine) + " != boot free " +
+                        std::to_string(boot_total));
   }
 
   // The maximal aligned blocks of the free frames, zone by zone: at each free pfn, the largest
@@ -110,8 +112,9 @@ struct BuddyOracle : fuzz::Oracle {
     size_t i = 0;
     while (i < want.size() && i < got.size() && want[i] == got[i]) i++;
     auto show = [](const std::vector<Block>& v, size_t i) {
-      return i < v.size() ? "pfn " + std::to_string(v[i].pfn) + " order " + std::to_string(v[i].order)
-                          : std::string("nothing");
+      return i < v.size()
+                 ? "pfn " + std::to_string(v[i].pfn) + " order " + std::to_string(v[i].order)
+                 : std::string("nothing");
     };
     return "expected " + show(want, i) + ", free lists have " + show(got, i);
   }
@@ -120,27 +123,29 @@ struct BuddyOracle : fuzz::Oracle {
     Kernel& k = c.m->kernel();
     drain_all_pages(k, nullptr);
     auto want = reference(c), got = free_blocks(k);
-    if (want != got) fuzz::fail(c, "not maximally coalesced after drain_all_pages: " + diff(want, got));
+    if (want != got)
+      fuzz::fail(c, "not maximally coalesced after drain_all_pages: " + diff(want, got));
   }
 
   void after_free_all(fuzz::Ctx& c) override {
     Kernel& k = c.m->kernel();
     drain_all_pages(k, nullptr);
     auto got = free_blocks(k);
-    if (got != boot_blocks) fuzz::fail(c, "free lists differ from boot after freeing everything: " +
-                                              diff(boot_blocks, got));
+    if (got != boot_blocks)
+      fuzz::fail(c,
+                 "free lists differ from boot after freeing everything: " + diff(boot_blocks, got));
   }
 };
 
-const fuzz::Target target{
-    "buddy",
-    {"alloc_pages", "free_pages", "get_page", "put_page", "split_page", "alloc_pages_exact",
-     "free_pages_exact", "write", "read", "fill", "cpu"},
-    nullptr,
-    16,
-    fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn),
-    true,
-    [] { return std::unique_ptr<fuzz::Oracle>(new BuddyOracle); }};
+const fuzz::Target target{"buddy",
+                          {"alloc_pages", "free_pages", "get_page", "put_page", "split_page",
+                           "alloc_pages_exact", "free_pages_exact", "write", "read", "fill", "cpu"},
+                          nullptr,
+                          16,
+                          fuzz::report_bit(ReportKind::AllocFail) |
+                              fuzz::report_bit(ReportKind::Warn),
+                          true,
+                          [] { return std::unique_ptr<fuzz::Oracle>(new BuddyOracle); }};
 
 } // namespace
 

@@ -33,27 +33,29 @@ struct CmaOracle : fuzz::Oracle {
     if (pfn < area->base_pfn || pfn + count > area->base_pfn + area->count)
       fuzz::fail(c, op.result + ": range outside the CMA area");
     if (pfn & ((1ul << align) - 1))
-      fuzz::fail(c, op.result + ": pfn " + std::to_string(pfn) + " not aligned to 2^" + std::to_string(align));
+      fuzz::fail(c, op.result + ": pfn " + std::to_string(pfn) + " not aligned to 2^" +
+                        std::to_string(align));
     for (unsigned long i = 0; i < count; i++) {
       struct page* p = pfn_to_page(pfn + i);
       if (!(p->flags & PG_alloc) || p->owner != PageOwner::Cma)
-        fuzz::fail(c, op.result + ": page " + std::to_string(i) + " of the range is not handed out to CMA");
+        fuzz::fail(c, op.result + ": page " + std::to_string(i) +
+                          " of the range is not handed out to CMA");
     }
     fuzz::check_all_content(c, "after cma_alloc");
   }
 };
 
-const fuzz::Target target{
-    "cma",
-    {"cma_alloc", "cma_release", "task_spawn", "task_touch", "task_exit", "write", "read", "fill",
-     "alloc_pages", "free_pages", "kmalloc", "kfree", "dma_alloc_coherent", "dma_free_coherent",
-     "cpu", "proc_read"},
-    "mem=32M nr_cpus=2 cma=8M",
-    16,
-    fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn) |
-        fuzz::report_bit(ReportKind::Oom),
-    true,
-    [] { return std::unique_ptr<fuzz::Oracle>(new CmaOracle); }};
+const fuzz::Target target{"cma",
+                          {"cma_alloc", "cma_release", "task_spawn", "task_touch", "task_exit",
+                           "write", "read", "fill", "alloc_pages", "free_pages", "kmalloc", "kfree",
+                           "dma_alloc_coherent", "dma_free_coherent", "cpu", "proc_read"},
+                          "mem=32M nr_cpus=2 cma=8M",
+                          16,
+                          fuzz::report_bit(ReportKind::AllocFail) |
+                              fuzz::report_bit(ReportKind::Warn) |
+                              fuzz::report_bit(ReportKind::Oom),
+                          true,
+                          [] { return std::unique_ptr<fuzz::Oracle>(new CmaOracle); }};
 
 } // namespace
 

@@ -73,15 +73,18 @@ struct KasanOracle : fuzz::Oracle {
   void after(fuzz::Ctx& c, const Op& op) override {
     if (fault == Fault::None) return;
     std::string n = fuzz::op_name(op), first;
-    bool frees_victim = (n == "kfree" || n == "kfree_sensitive" || n == "krealloc") && op.args[0].str == victim;
+    bool frees_victim =
+        (n == "kfree" || n == "kfree_sensitive" || n == "krealloc") && op.args[0].str == victim;
     frees_victim |= n == "kmem_cache_free" && op.args[1].str == victim;
     if (fault == Fault::DoubleFree) {
       // A large kmalloc's pages went back to the buddy allocator at the first kfree: the second
       // finds no large kmalloc there, and the kernel warns in free_large_kmalloc.
-      if (!saw(c, {"double-free", "already free", "invalid-free", "at mm/slub.c free_large_kmalloc"},
+      if (!saw(c,
+               {"double-free", "already free", "invalid-free", "at mm/slub.c free_large_kmalloc"},
                &first))
-        fuzz::fail(c, "double free of " + victim + " not detected" +
-                          (first.empty() ? std::string(" (no report)") : " (got \"" + first + "\")"));
+        fuzz::fail(c,
+                   "double free of " + victim + " not detected" +
+                       (first.empty() ? std::string(" (no report)") : " (got \"" + first + "\")"));
       c.stop = true;
     } else if (frees_victim && !victim_freed) {
       if (n == "krealloc") { // may reuse the object in place: no free, no check
@@ -102,23 +105,25 @@ struct KasanOracle : fuzz::Oracle {
     std::string first;
     if (!victim_freed) kfree(c.r->results.at(victim).ptr);
     if (saw(c, {"Redzone overwritten"}, &first)) return;
-    if (!first.empty()) fuzz::fail(c, "red-zone overwrite of " + victim + ": got \"" + first + "\"");
+    if (!first.empty())
+      fuzz::fail(c, "red-zone overwrite of " + victim + ": got \"" + first + "\"");
     for (const auto& e : fuzz::validate_now(c))
       if (e.find("Redzone overwritten") != std::string::npos) return;
-    fuzz::fail(c, "red-zone overwrite of " + victim + " not detected: no report, and validate() "
-                  "does not name it");
+    fuzz::fail(c, "red-zone overwrite of " + victim +
+                      " not detected: no report, and validate() "
+                      "does not name it");
   }
 };
 
-const fuzz::Target target{
-    "kasan",
-    {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive", "kmem_cache_create",
-     "kmem_cache_alloc", "kmem_cache_free", "write", "read", "fill", "corrupt"},
-    "mem=16M nr_cpus=1 slub_debug=FZPU kasan=on",
-    16,
-    target_allows,
-    true,
-    [] { return std::unique_ptr<fuzz::Oracle>(new KasanOracle); }};
+const fuzz::Target target{"kasan",
+                          {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive",
+                           "kmem_cache_create", "kmem_cache_alloc", "kmem_cache_free", "write",
+                           "read", "fill", "corrupt"},
+                          "mem=16M nr_cpus=1 slub_debug=FZPU kasan=on",
+                          16,
+                          target_allows,
+                          true,
+                          [] { return std::unique_ptr<fuzz::Oracle>(new KasanOracle); }};
 
 } // namespace
 

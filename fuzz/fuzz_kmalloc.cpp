@@ -21,22 +21,25 @@ struct KmallocOracle : fuzz::Oracle {
     if (n != "kmalloc" && n != "kzalloc" && n != "krealloc") return;
     size_t size = static_cast<size_t>(op.args[n == "krealloc" ? 1 : 0].num);
     void* p = c.r->results.at(op.result).ptr;
-    if (size > KMALLOC_MAX_SIZE && p) fuzz::fail(c, op.result + ": a request above KMALLOC_MAX_SIZE succeeded");
-    if (size == 0 && n != "krealloc" && p != ZERO_SIZE_PTR) fuzz::fail(c, op.result + ": size 0 is not ZERO_SIZE_PTR");
+    if (size > KMALLOC_MAX_SIZE && p)
+      fuzz::fail(c, op.result + ": a request above KMALLOC_MAX_SIZE succeeded");
+    if (size == 0 && n != "krealloc" && p != ZERO_SIZE_PTR)
+      fuzz::fail(c, op.result + ": size 0 is not ZERO_SIZE_PTR");
     if (!ZERO_OR_NULL_PTR(p) && ksize(p) < size)
-      fuzz::fail(c, "ksize(" + op.result + ") = " + std::to_string(ksize(p)) + " < " + std::to_string(size));
+      fuzz::fail(c, "ksize(" + op.result + ") = " + std::to_string(ksize(p)) + " < " +
+                        std::to_string(size));
   }
 };
 
-const fuzz::Target target{
-    "kmalloc",
-    {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive", "ksize", "write", "read", "fill",
-     "cpu"},
-    nullptr,
-    16,
-    fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn),
-    true,
-    [] { return std::unique_ptr<fuzz::Oracle>(new KmallocOracle); }};
+const fuzz::Target target{"kmalloc",
+                          {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive", "ksize",
+                           "write", "read", "fill", "cpu"},
+                          nullptr,
+                          16,
+                          fuzz::report_bit(ReportKind::AllocFail) |
+                              fuzz::report_bit(ReportKind::Warn),
+                          true,
+                          [] { return std::unique_ptr<fuzz::Oracle>(new KmallocOracle); }};
 
 } // namespace
 

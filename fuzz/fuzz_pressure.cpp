@@ -67,10 +67,11 @@ struct PressureOracle : fuzz::Oracle {
 
 const fuzz::Target target{
     "pressure",
-    {"task_spawn", "task_touch", "task_exit", "oom_score_adj", "oom_score", "out_of_memory",
-     "file_create", "file_read", "file_write", "writeback", "file_delete", "kswapd_run", "reclaim",
-     "proc_write", "proc_read", "write", "read", "fill", "alloc_pages", "free_pages", "kmalloc",
-     "kfree", "vmalloc", "vfree", "cpu"},
+    {"task_spawn",    "task_touch",  "task_exit", "oom_score_adj", "oom_score",
+     "out_of_memory", "file_create", "file_read", "file_write",    "writeback",
+     "file_delete",   "kswapd_run",  "reclaim",   "proc_write",    "proc_read",
+     "write",         "read",        "fill",      "alloc_pages",   "free_pages",
+     "kmalloc",       "kfree",       "vmalloc",   "vfree",         "cpu"},
     // A small machine: OOM and reclaim come after a few thousand page faults, and every page an
     // input touches costs a host page fault on the memfd at each run.
     "mem=8M nr_cpus=2",

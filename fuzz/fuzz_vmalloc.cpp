@@ -31,7 +31,8 @@ struct VmallocOracle : fuzz::Oracle {
     std::vector<struct page*> out;
     auto* a = reinterpret_cast<const uint8_t*>(l.addr);
     if (!l.live || !is_vmalloc_addr(a)) return out;
-    for (int64_t off = 0; off < l.size; off += int64_t(PAGE_SIZE)) out.push_back(vmalloc_to_page(a + off));
+    for (int64_t off = 0; off < l.size; off += int64_t(PAGE_SIZE))
+      out.push_back(vmalloc_to_page(a + off));
     return out;
   }
 
@@ -70,7 +71,8 @@ struct VmallocOracle : fuzz::Oracle {
       const fuzz::Live& l = c.res.at(op.result);
       if (!l.live) return;
       bool vm = is_vmalloc_addr(reinterpret_cast<void*>(l.addr));
-      if ((n == "vmalloc" || n == "vzalloc") && !vm) fuzz::fail(c, op.result + ": not a vmalloc address");
+      if ((n == "vmalloc" || n == "vzalloc") && !vm)
+        fuzz::fail(c, op.result + ": not a vmalloc address");
       if (vm && (n == "kvmalloc" || n == "kvzalloc")) {
         auto gfp = static_cast<gfp_t>(op.args[1].num);
         if (l.size <= int64_t(PAGE_SIZE))

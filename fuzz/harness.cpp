@@ -28,9 +28,11 @@ const char* op_name(const Op& op) { return scn::op_table()[op.code].name; }
 std::string op_text(Ctx& c, const Op& op) { return print_op(c.executed, op); }
 
 [[noreturn]] void fail(Ctx& c, const std::string& msg) {
-  for (size_t i = 0; i < c.executed.ops.size(); i++) c.executed.ops[i].line = static_cast<int>(i) + 1;
+  for (size_t i = 0; i < c.executed.ops.size(); i++)
+    c.executed.ops[i].line = static_cast<int>(i) + 1;
   std::fprintf(stderr, "\n==== kmm-fuzz %s: oracle failed: %s\n", c.t.name, msg.c_str());
-  std::fprintf(stderr, "==== the scenario that ran (save as FILE.kmm; `kmm run FILE.kmm` replays it):\n");
+  std::fprintf(stderr,
+               "==== the scenario that ran (save as FILE.kmm; `kmm run FILE.kmm` replays it):\n");
   std::fprintf(stderr, "# fuzz target %s: %s\n%s", c.t.name, msg.c_str(),
                print_scenario(c.executed).c_str());
   if (c.m) {
@@ -42,7 +44,6 @@ std::string op_text(Ctx& c, const Op& op) { return print_op(c.executed, op); }
 }
 
 std::vector<std::string> validate_now(Ctx& c) { return validate(*c.m); }
-
 
 ::page* block_page(Ctx& c, const std::string& name) {
   auto it = c.r->results.find(name);
@@ -138,7 +139,8 @@ void reserve_shadow(std::vector<uint8_t>& shadow, size_t n) {
 
 } // namespace
 
-bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len, std::vector<uint8_t>* out) {
+bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len,
+                 std::vector<uint8_t>* out) {
   std::vector<scn::Chunk> chunks;
   out->clear();
   if (!result_chunks(c, name, off, len, &chunks)) return false;
@@ -203,7 +205,9 @@ enum class Verdict { Ok, Skip, Misuse };
 const std::string& name_of(const Op& op, size_t i) { return op.args[i].str; }
 
 // The page index a free_pages/get_page/put_page names, and whether the executor would skip it.
-int64_t page_idx(const Op& op, size_t field) { return op.args[field].present ? op.args[field].num : 0; }
+int64_t page_idx(const Op& op, size_t field) {
+  return op.args[field].present ? op.args[field].num : 0;
+}
 
 Verdict classify(Ctx& c, const Op& op, std::string* why) {
   const scn::OpSpec& spec = scn::op_table()[op.code];
@@ -236,7 +240,8 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     for (size_t i = 0; i < spec.fields.size(); i++)
       if (spec.fields[i].type == scn::FieldType::Gfp && (op.args[i].num & __GFP_MOVABLE))
         return misuse("__GFP_MOVABLE kernel memory on a machine with CMA");
-  if (n == "spin_unlock") return c.r->lock_held ? Verdict::Ok : misuse("spin_unlock of a free lock");
+  if (n == "spin_unlock")
+    return c.r->lock_held ? Verdict::Ok : misuse("spin_unlock of a free lock");
   if (n == "local_irq_enable")
     return c.r->k.cpus[c.r->cpu].irq_disable_depth > 0 ? Verdict::Ok
                                                        : misuse("local_irq_enable without disable");
@@ -248,14 +253,17 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     if (idx != 0 && idx >= (int64_t(1) << l.order)) return Verdict::Skip; // the executor skips
     if (!l.live) return misuse("use of freed block " + name_of(op, 0));
     bool page_ok = l.split ? l.page_live[size_t(idx)] != 0 : true;
-    if (!page_ok) return misuse("use of freed page " + std::to_string(idx) + " of " + name_of(op, 0));
-    if (n == "get_page") return (l.split || idx == 0) ? Verdict::Ok : misuse("get_page of a tail page");
+    if (!page_ok)
+      return misuse("use of freed page " + std::to_string(idx) + " of " + name_of(op, 0));
+    if (n == "get_page")
+      return (l.split || idx == 0) ? Verdict::Ok : misuse("get_page of a tail page");
     if (n == "put_page") {
       if (!l.split && idx != 0) return misuse("put_page of a tail page");
       return l.extra_refs[size_t(idx)] > 0 ? Verdict::Ok : misuse("put_page of the last reference");
     }
     int64_t order = op.args[1].present ? op.args[1].num : idx != 0 ? 0 : l.order;
-    if (l.extra_refs[size_t(idx)] > 0) return misuse("free_pages of a page with get_page references");
+    if (l.extra_refs[size_t(idx)] > 0)
+      return misuse("free_pages of a page with get_page references");
     if (l.split) return order == 0 ? Verdict::Ok : misuse("free of a split page with order > 0");
     if (idx != 0) return misuse("free of a tail page of an unsplit block");
     return order == l.order ? Verdict::Ok : misuse("free_pages with the wrong order");
@@ -276,8 +284,9 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     Live& l = ref(0);
     if (!l.addr) return Verdict::Ok;
     if (!l.live) return misuse("free_pages_exact of freed " + name_of(op, 0));
-    return (!op.args[1].present || op.args[1].num == l.size) ? Verdict::Ok
-                                                             : misuse("free_pages_exact with the wrong size");
+    return (!op.args[1].present || op.args[1].num == l.size)
+               ? Verdict::Ok
+               : misuse("free_pages_exact with the wrong size");
   }
   if (n == "write" || n == "read" || n == "fill") {
     Live& l = ref(0);
@@ -294,7 +303,8 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     const Value& a = op.args[0];
     if (a.num < 0 || a.num + a.len > l.size) return misuse("access outside " + name_of(op, 0));
     if (l.split)
-      for (int64_t pg = a.num / int64_t(PAGE_SIZE); pg <= (a.num + a.len - 1) / int64_t(PAGE_SIZE); pg++)
+      for (int64_t pg = a.num / int64_t(PAGE_SIZE); pg <= (a.num + a.len - 1) / int64_t(PAGE_SIZE);
+           pg++)
         if (!l.page_live[size_t(pg)]) return misuse("access to a freed page of " + name_of(op, 0));
     return Verdict::Ok;
   }
@@ -328,7 +338,8 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     Live& cl = ref(0);
     if (!cl.addr) return Verdict::Ok;
     if (!cl.live) return misuse(n + " of a destroyed cache");
-    if (n == "kmem_cache_destroy" && cl.objects) return misuse("kmem_cache_destroy with live objects");
+    if (n == "kmem_cache_destroy" && cl.objects)
+      return misuse("kmem_cache_destroy with live objects");
     return Verdict::Ok;
   }
   return Verdict::Ok;
@@ -395,15 +406,15 @@ Live& born(Ctx& c, const Op& op) {
   if (!l.live) return l;
   int64_t span = l.size;
   bool whole_pages = r.kind == Kind::Virt || r.kind == Kind::Vmalloc || r.kind == Kind::Cma ||
-                     r.kind == Kind::Dma ||
-                     (r.kind == Kind::Kvmalloc && is_vmalloc_addr(r.ptr));
+                     r.kind == Kind::Dma || (r.kind == Kind::Kvmalloc && is_vmalloc_addr(r.ptr));
   if (whole_pages) span = (l.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1);
   if (r.kind == Kind::Page) {
     l.page_live.assign(size_t(1) << l.order, 1);
     l.extra_refs.assign(size_t(1) << l.order, 0);
     unsigned long pfn = page_to_pfn(r.page);
     if (pfn & ((1ul << l.order) - 1))
-      fail(c, op.result + ": pfn " + std::to_string(pfn) + " not aligned to order " + std::to_string(l.order));
+      fail(c, op.result + ": pfn " + std::to_string(pfn) + " not aligned to order " +
+                  std::to_string(l.order));
   }
   add_range(c, l.addr, span, op.result);
   return l;
@@ -451,7 +462,8 @@ void after(Ctx& c, const Op& op) {
   if (n == "alloc_pages") {
     Live& l = born(c, op);
     l.gfp = static_cast<uint64_t>(op.args[1].num);
-    if (l.live && (l.gfp & __GFP_ZERO) && !zeroed(c, op.result, l)) fail(c, op.result + ": __GFP_ZERO block not zeroed");
+    if (l.live && (l.gfp & __GFP_ZERO) && !zeroed(c, op.result, l))
+      fail(c, op.result + ": __GFP_ZERO block not zeroed");
   } else if (n == "alloc_pages_exact") {
     Live& l = born(c, op);
     if (l.live && (op.args[1].num & __GFP_ZERO) && !zeroed(c, op.result, l))
@@ -479,7 +491,8 @@ void after(Ctx& c, const Op& op) {
     l.split = true;
     del_range(c, l.addr);
     for (size_t i = 0; i < l.page_live.size(); i++)
-      add_range(c, l.addr + i * PAGE_SIZE, PAGE_SIZE, op.args[0].str + " page " + std::to_string(i));
+      add_range(c, l.addr + i * PAGE_SIZE, PAGE_SIZE,
+                op.args[0].str + " page " + std::to_string(i));
   } else if (n == "write" || n == "fill") {
     Live& l = c.res.at(op.args[0].str);
     if (!l.live || l.shadow.empty()) return;
@@ -523,7 +536,8 @@ void after(Ctx& c, const Op& op) {
         fail(c, op.result + ": krealloc did not carry the first " + std::to_string(keep) +
                     " bytes of " + old);
     }
-    if (l.live && (op.args[2].num & __GFP_ZERO) && old_bytes.empty() && !old_live && !zeroed(c, op.result, l))
+    if (l.live && (op.args[2].num & __GFP_ZERO) && old_bytes.empty() && !old_live &&
+        !zeroed(c, op.result, l))
       fail(c, op.result + ": krealloc(NULL, __GFP_ZERO) memory not zeroed");
     keep_spare(std::move(old_bytes));
   } else if (n == "ksize") {
@@ -533,14 +547,17 @@ void after(Ctx& c, const Op& op) {
       fail(c, "ksize(" + op.args[0].str + ") is below the requested size");
   } else if (n == "vmalloc" || n == "vzalloc" || n == "kvmalloc" || n == "kvzalloc") {
     Live& l = born(c, op);
-    bool zero = n == "vzalloc" || n == "kvzalloc" || (n == "kvmalloc" && (op.args[1].num & __GFP_ZERO));
-    if (l.live && zero && !zeroed(c, op.result, l)) fail(c, op.result + ": " + n + " memory not zeroed");
+    bool zero =
+        n == "vzalloc" || n == "kvzalloc" || (n == "kvmalloc" && (op.args[1].num & __GFP_ZERO));
+    if (l.live && zero && !zeroed(c, op.result, l))
+      fail(c, op.result + ": " + n + " memory not zeroed");
   } else if (n == "dma_alloc_coherent") {
     Live& l = born(c, op);
     if (l.live && !zeroed(c, op.result, l)) fail(c, op.result + ": coherent DMA buffer not zeroed");
     const scn::Result& r = c.r->results.at(op.result);
     if (l.live && r.dma + uint64_t(l.size) - 1 > DMA_BIT_MASK(r.mask_bits))
-      fail(c, op.result + ": DMA buffer above its device's " + std::to_string(r.mask_bits) + "-bit mask");
+      fail(c, op.result + ": DMA buffer above its device's " + std::to_string(r.mask_bits) +
+                  "-bit mask");
   } else if (n == "cma_alloc" || n == "file_create") {
     born(c, op);
   } else if (n == "vfree" || n == "kvfree" || n == "cma_release" || n == "dma_free_coherent" ||
@@ -647,7 +664,8 @@ void free_everything(Ctx& c) {
       case Kind::Vmalloc: vfree(r.ptr); break;
       case Kind::Kvmalloc: kvfree(r.ptr); break;
       case Kind::Cma:
-        cma_release(dev_get_cma_area(nullptr), r.page, static_cast<unsigned long>(l.size / int64_t(PAGE_SIZE)));
+        cma_release(dev_get_cma_area(nullptr), r.page,
+                    static_cast<unsigned long>(l.size / int64_t(PAGE_SIZE)));
         break;
       case Kind::Dma:
         dma_free_coherent(c.r->dma_device(r.mask_bits), static_cast<size_t>(l.size), r.ptr, r.dma);

@@ -40,20 +40,20 @@ struct Ctx;
 
 // The model of one result (p0, o3, c1 ...).
 struct Live {
-  uint8_t kind = 0;          // scn::Kind
-  bool live = false;         // allocated and not freed (a cache: created, not destroyed)
-  bool split = false;        // split_page'd: pages are freed one by one
-  unsigned order = 0;        // page blocks
+  uint8_t kind = 0;   // scn::Kind
+  bool live = false;  // allocated and not freed (a cache: created, not destroyed)
+  bool split = false; // split_page'd: pages are freed one by one
+  unsigned order = 0; // page blocks
   uint64_t gfp = 0;
   std::vector<uint8_t> page_live; // split blocks: per page
   std::vector<int> extra_refs;    // get_page count per page
-  std::string cache;         // objects of kmem_cache_alloc: the cache result's name
-  int objects = 0;           // caches: live objects
-  uintptr_t addr = 0;        // host address (0 for NULL; tasks and files have none)
-  int id = 0;                // tasks: pid; files: inode
-  int adj = 0;               // tasks: oom_score_adj as the scenario set it
-  int64_t size = 0;          // bytes (a task: the anonymous pages it has touched)
-  std::vector<uint8_t> shadow; // content oracle: expected bytes, empty until first written
+  std::string cache;              // objects of kmem_cache_alloc: the cache result's name
+  int objects = 0;                // caches: live objects
+  uintptr_t addr = 0;             // host address (0 for NULL; tasks and files have none)
+  int id = 0;                     // tasks: pid; files: inode
+  int adj = 0;                    // tasks: oom_score_adj as the scenario set it
+  int64_t size = 0;               // bytes (a task: the anonymous pages it has touched)
+  std::vector<uint8_t> shadow;    // content oracle: expected bytes, empty until first written
 };
 
 // What a target checks beyond the generic oracles. Each hook may call fail().
@@ -64,32 +64,32 @@ struct Oracle {
   // it), false to skip it. Clean targets keep the default.
   virtual bool inject(Ctx&, const Op&, const std::string& why) { return false; }
   virtual void after(Ctx&, const Op&) {}
-  virtual void at_end(Ctx&) {}           // before the harness frees what is still live (always)
-  virtual void after_free_all(Ctx&) {}   // after it did (clean runs only)
+  virtual void at_end(Ctx&) {}         // before the harness frees what is still live (always)
+  virtual void after_free_all(Ctx&) {} // after it did (clean runs only)
 };
 
 struct Target {
   const char* name;
-  std::vector<const char*> ops;   // the operations this target runs; the others are dropped
-  const char* boot = nullptr;     // the machine; nullptr: the input's header byte chooses
-  unsigned validate_every = 16;   // validate() after every N operations (and at the end)
-  uint32_t allowed_reports = 0;   // bit (1 << ReportKind) for report kinds a clean run may give
-  bool free_at_end = true;        // free every live result at the end (then validate again)
+  std::vector<const char*> ops; // the operations this target runs; the others are dropped
+  const char* boot = nullptr;   // the machine; nullptr: the input's header byte chooses
+  unsigned validate_every = 16; // validate() after every N operations (and at the end)
+  uint32_t allowed_reports = 0; // bit (1 << ReportKind) for report kinds a clean run may give
+  bool free_at_end = true;      // free every live result at the end (then validate again)
   std::unique_ptr<Oracle> (*make_oracle)() = nullptr;
 };
 
 struct Ctx {
   const Target& t;
-  Scenario executed;               // what really ran (the scenario a failure prints)
+  Scenario executed; // what really ran (the scenario a failure prints)
   std::unique_ptr<Machine> m;
   scn::Runner* r = nullptr;
-  std::map<std::string, Live> res; // by result name
+  std::map<std::string, Live> res;                               // by result name
   std::map<uintptr_t, std::pair<uintptr_t, std::string>> ranges; // live [start, end) -> owner
-  bool tainted = false;            // a misuse ran: reports and invariants are the oracle's call
-  bool stop = false;               // an oracle ends the run after this operation
-  int atomic = 0;                  // spin_lock / local_irq_disable depth
+  bool tainted = false; // a misuse ran: reports and invariants are the oracle's call
+  bool stop = false;    // an oracle ends the run after this operation
+  int atomic = 0;       // spin_lock / local_irq_disable depth
   size_t reports_seen = 0;
-  uint32_t allowed_now = 0;        // extra report kinds allowed for the current operation
+  uint32_t allowed_now = 0; // extra report kinds allowed for the current operation
   explicit Ctx(const Target& t_) : t(t_) {}
 };
 
@@ -111,7 +111,8 @@ std::string dictionary(const Target& t);
 void check_all_content(Ctx& c, const char* when);
 // The bytes [off, off+len) of a live result as the machine has them now (tasks: through their
 // current anonymous pages); false if they are not there.
-bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len, std::vector<uint8_t>* out);
+bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len,
+                 std::vector<uint8_t>* out);
 std::vector<std::string> validate_now(Ctx& c);
 std::string op_text(Ctx& c, const Op& op);
 const char* op_name(const Op& op);
@@ -124,8 +125,8 @@ inline constexpr uint32_t report_bit(ReportKind k) { return 1u << static_cast<un
 const kmm::fuzz::Target& kmm_fuzz_target();
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
-#define KMM_FUZZ_TARGET(T)                                                                    \
-  const kmm::fuzz::Target& kmm_fuzz_target() { return T; }                                  \
-  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {                 \
-    return kmm::fuzz::run_bytes(T, data, size);                                             \
+#define KMM_FUZZ_TARGET(T)                                                                         \
+  const kmm::fuzz::Target& kmm_fuzz_target() { return T; }                                         \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {                        \
+    return kmm::fuzz::run_bytes(T, data, size);                                                    \
   }

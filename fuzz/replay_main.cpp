@@ -31,12 +31,16 @@ int main(int argc, char** argv) {
         const int n = 200;
         auto t0 = std::chrono::steady_clock::now();
         for (int k = 0; k < n; k++) LLVMFuzzerTestOneInput(&header, 1);
-        double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
-        std::printf("%s: empty input on machine %zu (%s): %.1f us per input (boot + checks + teardown)\n",
-                    kmm_fuzz_target().name, mi,
-                    kmm_fuzz_target().boot ? kmm_fuzz_target().boot
-                                           : kmm::fuzz_machines()[mi].empty() ? "default" : kmm::fuzz_machines()[mi].c_str(),
-                    us);
+        double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                        .count() /
+                    n;
+        std::printf(
+            "%s: empty input on machine %zu (%s): %.1f us per input (boot + checks + teardown)\n",
+            kmm_fuzz_target().name, mi,
+            kmm_fuzz_target().boot             ? kmm_fuzz_target().boot
+            : kmm::fuzz_machines()[mi].empty() ? "default"
+                                               : kmm::fuzz_machines()[mi].c_str(),
+            us);
       }
       return 0;
     }

@@ -14,7 +14,8 @@
 //                                   success the zone's usable free pages (no free CMA pages for a
 //                                   non-movable request, no highatomic reserve for a non-reserve
 //                                   one) >= the model's __zone_watermark_ok floor
-//   BuddyProp.FallbackOrder         (disabled: see below) a block comes from the smallest free block of its own
+//   BuddyProp.FallbackOrder         (disabled: see below) a block comes from the smallest free
+//   block of its own
 //                                   migratetype that fits; with none, from the largest order any
 //                                   fallback type has, the first of fallbacks[] that has one there
 #include <gtest/gtest.h>
@@ -88,7 +89,8 @@ rc::Gen<gfp_t> gen_gfp(bool reserves) {
   if (!reserves) return base;
   return rc::gen::weightedOneOf<gfp_t>(
       {{1, base},
-       {3, rc::gen::elementOf(std::vector<gfp_t>(std::begin(kReserveGfps), std::end(kReserveGfps)))}});
+       {3,
+        rc::gen::elementOf(std::vector<gfp_t>(std::begin(kReserveGfps), std::end(kReserveGfps)))}});
 }
 
 rc::Gen<unsigned> gen_order() {
@@ -148,10 +150,10 @@ Block alloc_checked(BuddySut& s, gfp_t gfp, unsigned order, uint8_t byte) {
   long floor = s.pm.floor_after(zi, gfp);
   long have = (s.k().params.pcp ? zone_free_with_pcp(s, zi) : s.k().zones[zi].free_pages()) -
               zone_unusable(s, zi, gfp);
-  RC_LOG() << (have >= floor ? "" : "# model: zone " + std::to_string(zi) + " usable free(+pcp) " +
-                                       std::to_string(have) + " < floor " +
-                                       std::to_string(floor) + " (min " +
-                                       std::to_string(s.pm.zones[zi].min) + ")\n");
+  RC_LOG() << (have >= floor ? ""
+                             : "# model: zone " + std::to_string(zi) + " usable free(+pcp) " +
+                                   std::to_string(have) + " < floor " + std::to_string(floor) +
+                                   " (min " + std::to_string(s.pm.zones[zi].min) + ")\n");
   RC_ASSERT(have >= floor);
   s.pm.take(b.pfn, order);
   stamp(p, order, byte);
@@ -255,9 +257,9 @@ void free_all_and_compare(BuddySut& s) {
   s.drain();
   s.note("# drain_all_pages, then /proc/buddyinfo must equal the boot state");
   std::string now = buddyinfo(s);
-  RC_LOG() << (now == s.pm.boot_buddyinfo ? ""
-                                          : "boot buddyinfo:\n" + s.pm.boot_buddyinfo +
-                                                "now:\n" + now);
+  RC_LOG() << (now == s.pm.boot_buddyinfo
+                   ? ""
+                   : "boot buddyinfo:\n" + s.pm.boot_buddyinfo + "now:\n" + now);
   RC_ASSERT(now == s.pm.boot_buddyinfo);
   RC_ASSERT(s.titles().empty());
   s.check_valid();
@@ -319,15 +321,16 @@ struct FreeBlocks {
 // Orders above PAGE_ALLOC_COSTLY_ORDER bypass the pcp lists, so every block comes straight from
 // the free lists (which the property drains the pcp lists into first).
 const gfp_t kFallbackGfps[] = {
-    GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN,                      // Unmovable
-    GFP_KERNEL | __GFP_RECLAIMABLE | __GFP_NORETRY | __GFP_NOWARN,  // Reclaimable
-    GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN,            // Movable
+    GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN,                     // Unmovable
+    GFP_KERNEL | __GFP_RECLAIMABLE | __GFP_NORETRY | __GFP_NOWARN, // Reclaimable
+    GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN,           // Movable
 };
 
 struct AllocHigh : Cmd {
   std::string name;
   unsigned order = *rc::gen::inRange(4u, 9u);
-  gfp_t gfp = *rc::gen::elementOf(std::vector<gfp_t>(std::begin(kFallbackGfps), std::end(kFallbackGfps)));
+  gfp_t gfp =
+      *rc::gen::elementOf(std::vector<gfp_t>(std::begin(kFallbackGfps), std::end(kFallbackGfps)));
   uint8_t byte = *rc::gen::inRange<int>(1, 256);
   explicit AllocHigh(const BuddyGen& g) : name("p" + std::to_string(g.next)) {}
   void checkPreconditions(const BuddyGen& g) const override { RC_PRE(!g.live.count(name)); }
@@ -363,8 +366,8 @@ struct AllocHigh : Cmd {
     if (own >= 0) {
       if (from->mt != mt || static_cast<int>(from->order) != own)
         RC_LOG() << "# " << kMtNames[mt] << " order-" << order << " request: own list has order "
-                 << own << ", block came from " << kMtNames[from->mt] << " order "
-                 << from->order << "\n";
+                 << own << ", block came from " << kMtNames[from->mt] << " order " << from->order
+                 << "\n";
       RC_ASSERT(from->mt == mt);
       RC_ASSERT(static_cast<int>(from->order) == own);
       return;
@@ -395,7 +398,8 @@ struct AllocHigh : Cmd {
       for (const auto& x : before.blocks)
         if (s.pm.zone_of(x.pfn) == zi)
           RC_LOG() << "#   free before: pfn " << hex(x.pfn) << " order " << x.order << " list "
-                   << x.mt << " pageblock mt " << s.k().mem.get_pageblock_migratetype(x.pfn) << "\n";
+                   << x.mt << " pageblock mt " << s.k().mem.get_pageblock_migratetype(x.pfn)
+                   << "\n";
       RC_LOG() << "#   got pfn " << hex(b.pfn) << "\n";
     }
     if (!ok)

@@ -47,7 +47,9 @@ struct CmaSut : Sut {
   std::vector<unsigned long> pinned; // anonymous pages of the area we hold a reference on
   std::vector<struct page*> stuck;   // unmovable pages inside the area
   explicit CmaSut(const std::string& boot) : Sut(boot) {}
-  struct cma* area() { return k().cma->default_area; }
+  struct cma* area() {
+    return k().cma->default_area;
+  }
   bool in_area(unsigned long pfn) {
     return pfn >= area()->base_pfn && pfn < area()->base_pfn + area()->count;
   }
@@ -145,7 +147,8 @@ struct Pin : Cmd {
     struct cma* c = s.area();
     for (unsigned long pfn = c->base_pfn; pfn < c->base_pfn + c->count; pfn++) {
       struct page* p = pfn_to_page(pfn);
-      if ((p->flags & PG_alloc) && p->owner == PageOwner::Anon && page_count(p) == 1) v.push_back(pfn);
+      if ((p->flags & PG_alloc) && p->owner == PageOwner::Anon && page_count(p) == 1)
+        v.push_back(pfn);
     }
     if (v.empty()) return s.note("# no anonymous page in the area: nothing pinned");
     unsigned long pfn = v[pick % v.size()];
@@ -171,7 +174,9 @@ struct Unpin : Cmd {
     put_page(pfn_to_page(*it));
     s.pinned.erase(it);
   }
-  void show(std::ostream& os) const override { os << "# put_page: unpin a pinned page (pick " << pick << ")"; }
+  void show(std::ostream& os) const override {
+    os << "# put_page: unpin a pinned page (pick " << pick << ")";
+  }
 };
 
 // An unmovable page inside the area: a kernel page allocated with __GFP_MOVABLE (not on an LRU,
@@ -216,9 +221,9 @@ unsigned long model_zero_area(const std::vector<bool>& bm, unsigned long start, 
 
 // What cma_alloc must do, from the model's ranges, pinned and unmovable pages.
 struct CmaPlan {
-  unsigned long pfn = 0;        // the range handed out (when ok)
+  unsigned long pfn = 0; // the range handed out (when ok)
   bool ok = false;
-  long migrate_fails = 0;       // pgmigrate_fail events
+  long migrate_fails = 0;                                        // pgmigrate_fail events
   std::vector<std::pair<unsigned long, unsigned long>> migrated; // candidates whose pages move
 };
 
@@ -230,7 +235,9 @@ CmaPlan plan_cma_alloc(CmaSut& s, unsigned long count, unsigned align) {
   for (auto& [n, r] : s.ranges)
     if (r.page)
       for (unsigned long i = 0; i < r.count; i++) bm[r.pfn - c->base_pfn + i] = true;
-  auto inside = [](unsigned long pfn, unsigned long a, unsigned long b) { return pfn >= a && pfn < b; };
+  auto inside = [](unsigned long pfn, unsigned long a, unsigned long b) {
+    return pfn >= a && pfn < b;
+  };
   const unsigned long mask = align ? (1ul << align) - 1 : 0;
   const unsigned long offset = c->base_pfn & mask;
   for (unsigned long start = 0;;) {
@@ -317,8 +324,10 @@ struct CmaAlloc : Cmd {
       RC_ASSERT(where1[key] == pfn);
     }
     long fails = s.vmstat("pgmigrate_fail") - fails0;
-    RC_LOG() << (fails == plan.migrate_fails ? "" : "# pgmigrate_fail +" + std::to_string(fails) +
-                                                         ", model +" + std::to_string(plan.migrate_fails) + "\n");
+    RC_LOG() << (fails == plan.migrate_fails
+                     ? ""
+                     : "# pgmigrate_fail +" + std::to_string(fails) + ", model +" +
+                           std::to_string(plan.migrate_fails) + "\n");
     RC_ASSERT(fails == plan.migrate_fails);
     if (!p) return;
     r.pfn = page_to_pfn(p);

@@ -28,9 +28,9 @@ std::string gen_scenario_text(int n) {
     int what = *rc::gen::inRange(0, 9);
     if (what <= 2) {
       std::string r = "p" + std::to_string(id++);
-      os << r << " = alloc_pages order=" << *rc::gen::inRange(0, 6)
-         << " gfp=" << *rc::gen::element<std::string>("GFP_KERNEL", "GFP_NOWAIT|__GFP_NOWARN",
-                                                     "GFP_KERNEL|__GFP_ZERO", "GFP_ATOMIC")
+      os << r << " = alloc_pages order=" << *rc::gen::inRange(0, 6) << " gfp="
+         << *rc::gen::element<std::string>("GFP_KERNEL", "GFP_NOWAIT|__GFP_NOWARN",
+                                           "GFP_KERNEL|__GFP_ZERO", "GFP_ATOMIC")
          << "\n";
       pages.push_back(r);
     } else if (what <= 4) {
@@ -92,8 +92,9 @@ void check_meminfo(Machine& m, long total0, const std::string& where) {
             field(mi, "Slab") == field(mi, "SReclaimable") + field(mi, "SUnreclaim") &&
             field(mi, "Active") == field(mi, "Active(anon)") + field(mi, "Active(file)") &&
             field(mi, "Inactive") == field(mi, "Inactive(anon)") + field(mi, "Inactive(file)");
-  if (!ok) RC_LOG() << "meminfo arithmetic broken after: " << where << "\n" << mi
-                    << "buddyinfo total " << bi << " kB\n";
+  if (!ok)
+    RC_LOG() << "meminfo arithmetic broken after: " << where << "\n"
+             << mi << "buddyinfo total " << bi << " kB\n";
   RC_ASSERT(ok);
 }
 

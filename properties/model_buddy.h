@@ -24,11 +24,11 @@ enum class Frame : uint8_t { Free, Ours, Machine };
 struct PageModel {
   struct Zone {
     bool populated = false;
-    unsigned long start = 0, end = 0; // pfns [start, end)
-    unsigned long min = 0;            // WMARK_MIN
-    unsigned long managed = 0;        // managed_pages
+    unsigned long start = 0, end = 0;         // pfns [start, end)
+    unsigned long min = 0;                    // WMARK_MIN
+    unsigned long managed = 0;                // managed_pages
     unsigned long reserve[MAX_NR_ZONES] = {}; // lowmem_reserve, computed by the model
-    long free = 0;                    // model free frames in the zone
+    long free = 0;                            // model free frames in the zone
   };
   Zone zones[MAX_NR_ZONES];
   unsigned long first = 0, last = 0; // pfn range covered

@@ -47,7 +47,8 @@ inline std::string byte_hex(unsigned b) {
   return buf;
 }
 
-template <typename Cmd> std::string show_line(const Cmd& c) {
+template <typename Cmd>
+std::string show_line(const Cmd& c) {
   std::ostringstream os;
   c.show(os);
   return os.str();
@@ -72,7 +73,8 @@ struct Sut {
   Kernel& k() { return m->kernel(); }
 
   // Records the operation about to run in the reproducer.
-  template <typename Cmd> void step(const Cmd& c) {
+  template <typename Cmd>
+  void step(const Cmd& c) {
     std::string l = show_line(c);
     lines.push_back(l);
     RC_LOG() << l << "\n";

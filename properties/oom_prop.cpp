@@ -22,10 +22,10 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
-#include <algorithm>
 #include <set>
 
 #include "kmm/pressure.h"
@@ -123,10 +123,9 @@ struct OomSut : Sut {
     std::ostringstream os;
     os << "# model tasks (totalpages " << totalpages << "):\n";
     for (auto& [n, t] : tasks)
-      os << "#   " << n << " pid " << t.pid << " adj " << t.adj << " rss " << t.rss
-         << " pgtables " << pgtables(t.rss) << " total_vm " << t.total_vm << " badness "
-         << (badness(t) == LONG_MIN ? std::string("LONG_MIN") : std::to_string(badness(t)))
-         << "\n";
+      os << "#   " << n << " pid " << t.pid << " adj " << t.adj << " rss " << t.rss << " pgtables "
+         << pgtables(t.rss) << " total_vm " << t.total_vm << " badness "
+         << (badness(t) == LONG_MIN ? std::string("LONG_MIN") : std::to_string(badness(t))) << "\n";
     return os.str();
   }
 };
@@ -151,8 +150,8 @@ std::vector<Row> task_table(const std::string& text) {
     unsigned long anon, file, shmem, swapents;
     char name[32];
     if (std::sscanf(line.c_str(), "[%d] %d %d %lu %lu %lu %lu %lu %ld %lu %d %31s", &r.pid, &uid,
-                    &tgid, &r.total_vm, &r.rss, &anon, &file, &shmem, &r.pgtables_bytes,
-                    &swapents, &r.adj, name) == 12)
+                    &tgid, &r.total_vm, &r.rss, &anon, &file, &shmem, &r.pgtables_bytes, &swapents,
+                    &r.adj, name) == 12)
       rows.push_back(r);
   }
   return rows;
@@ -169,7 +168,8 @@ void account_reports(OomSut& s, const std::string& growing, unsigned long up_to)
     if (r.kind == ReportKind::AllocFail) continue; // the retries ran out between kills
     if (r.kind == ReportKind::Panic) {
       // Only right after "no killable processes" from an allocation (sysrq never panics).
-      RC_ASSERT(r.title == std::string("Kernel panic - not syncing: System is deadlocked on memory"));
+      RC_ASSERT(r.title ==
+                std::string("Kernel panic - not syncing: System is deadlocked on memory"));
       RC_ASSERT(s.seen > 0 && reps[s.seen - 1].title == kNoVictim);
       s.panicked = true;
       continue;
@@ -285,7 +285,8 @@ void settle(OomSut& s, const std::string& growing = "", unsigned long up_to = 0)
 
 rc::Gen<int> gen_adj(const OomGen& g) {
   if (g.mostly_unkillable)
-    return rc::gen::weightedOneOf<int>({{6, rc::gen::just(-1000)}, {1, rc::gen::inRange(-999, 1001)}});
+    return rc::gen::weightedOneOf<int>(
+        {{6, rc::gen::just(-1000)}, {1, rc::gen::inRange(-999, 1001)}});
   return rc::gen::weightedOneOf<int>({{3, rc::gen::just(-1000)},
                                       {3, rc::gen::just(0)},
                                       {1, rc::gen::just(1000)},
@@ -436,7 +437,9 @@ struct Exit : Cmd {
   std::string name;
   explicit Exit(const OomGen& g) : name(pick(g.tasks)) {}
   void checkPreconditions(const OomGen& g) const override { RC_PRE(has(g.tasks, name)); }
-  void apply(OomGen& g) const override { g.tasks.erase(std::find(g.tasks.begin(), g.tasks.end(), name)); }
+  void apply(OomGen& g) const override {
+    g.tasks.erase(std::find(g.tasks.begin(), g.tasks.end(), name));
+  }
   void run(const OomGen&, OomSut& s) const override {
     s.step(*this);
     if (s.panicked) return;
@@ -468,9 +471,7 @@ struct SetAdj : Cmd {
     it->second.adj = adj;
     settle(s);
   }
-  void show(std::ostream& os) const override {
-    os << "oom_score_adj " << name << " adj=" << adj;
-  }
+  void show(std::ostream& os) const override { os << "oom_score_adj " << name << " adj=" << adj; }
 };
 
 // echo f > /proc/sysrq-trigger: the OOM killer by hand (order -1: never a panic).
@@ -542,7 +543,9 @@ struct FileDelete : Cmd {
   std::string name;
   explicit FileDelete(const OomGen& g) : name(pick(g.files)) {}
   void checkPreconditions(const OomGen& g) const override { RC_PRE(has(g.files, name)); }
-  void apply(OomGen& g) const override { g.files.erase(std::find(g.files.begin(), g.files.end(), name)); }
+  void apply(OomGen& g) const override {
+    g.files.erase(std::find(g.files.begin(), g.files.end(), name));
+  }
   void run(const OomGen&, OomSut& s) const override {
     s.step(*this);
     if (s.panicked) return;
@@ -585,9 +588,10 @@ RC_GTEST_PROP(OomProp, KillsHighestBadness, ()) {
   OomSut s(kOomBoot);
   RC_ASSERT(s.totalpages > 1000);
   OomGen g;
-  g.mostly_unkillable = *rc::gen::weightedOneOf<bool>({{3, rc::gen::just(false)}, {1, rc::gen::just(true)}});
-  auto gen = rc::state::gen::execOneOfWithArgs<Spawn, Spawn, Twin, Twin, Touch, Touch, Touch, Touch, Exit,
-                                               SetAdj, Sysrq, FileCreate, FileIo, FileIo,
+  g.mostly_unkillable =
+      *rc::gen::weightedOneOf<bool>({{3, rc::gen::just(false)}, {1, rc::gen::just(true)}});
+  auto gen = rc::state::gen::execOneOfWithArgs<Spawn, Spawn, Twin, Twin, Touch, Touch, Touch, Touch,
+                                               Exit, SetAdj, Sysrq, FileCreate, FileIo, FileIo,
                                                FileDelete, Writeback, DropCaches>();
   auto cmds = *rc::gen::resize(40 * scale(), rc::state::gen::commands(g, gen));
   rc::state::runAll(cmds, g, s);

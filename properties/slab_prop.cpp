@@ -63,11 +63,11 @@ struct SlabSut : Sut {
   std::unique_ptr<CpuScope> cpu;                // the CPU the commands run on (OnCpu), else 0
   explicit SlabSut(const std::string& boot) : Sut(boot) {
     for (int i = 0; i < 2; i++) {
-      caches[i] = kmem_cache_create(kCaches[i].name, kCaches[i].size, kCaches[i].align, 0,
-                                    kCaches[i].ctor);
+      caches[i] =
+          kmem_cache_create(kCaches[i].name, kCaches[i].size, kCaches[i].align, 0, kCaches[i].ctor);
       note("c" + std::to_string(i) + " = kmem_cache_create name=" + kCaches[i].name +
-           " size=" + std::to_string(kCaches[i].size) + " align=" +
-           std::to_string(kCaches[i].align) + (kCaches[i].ctor ? " ctor=fill" : ""));
+           " size=" + std::to_string(kCaches[i].size) +
+           " align=" + std::to_string(kCaches[i].align) + (kCaches[i].ctor ? " ctor=fill" : ""));
     }
   }
 };
@@ -128,7 +128,8 @@ void check_placement(SlabSut& s, const std::string& name, const Live& o) {
   RC_ASSERT(o.p + o.size <= slab_start + slab_bytes);
   for (auto& [n, x] : s.objs) {
     if (n == name || ZERO_OR_NULL_PTR(x.p)) continue;
-    bool overlap = o.p < x.p + std::max<size_t>(x.size, 1) && x.p < o.p + std::max<size_t>(o.size, 1);
+    bool overlap =
+        o.p < x.p + std::max<size_t>(x.size, 1) && x.p < o.p + std::max<size_t>(o.size, 1);
     if (overlap) RC_LOG() << name << " overlaps " << n << "\n";
     RC_ASSERT(!overlap);
   }
@@ -292,7 +293,8 @@ struct WrongCacheFree : Cmd {
     // cache_from_obj(): the WARN names the cache the object really belongs to.
     const std::string& text = s.m->reports()[r0].text;
     std::string want = std::string("object belongs to different cache ") + kCaches[o.cache].name;
-    if (text.find(want) == std::string::npos) RC_LOG() << "# report, not \"" << want << "\":\n" << text;
+    if (text.find(want) == std::string::npos)
+      RC_LOG() << "# report, not \"" << want << "\":\n" << text;
     RC_ASSERT(text.find(want) != std::string::npos);
     RC_ASSERT(buddyinfo(s) == buddy0);
     RC_ASSERT(all_bytes(o.p, o.size, o.byte)); // untouched
@@ -359,7 +361,8 @@ struct Counts : Cmd {
     check_all_contents(s);
   }
   void show(std::ostream& os) const override {
-    os << "kmem_cache_shrink c0\nkmem_cache_shrink c1\nproc_read /sys/kernel/slab/prop_ctor/objects\n"
+    os << "kmem_cache_shrink c0\nkmem_cache_shrink c1\nproc_read "
+          "/sys/kernel/slab/prop_ctor/objects\n"
        << "proc_read /sys/kernel/slab/prop_plain/objects";
   }
 };

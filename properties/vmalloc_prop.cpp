@@ -140,7 +140,9 @@ struct Fill : Cmd {
     a.byte = byte;
     check_contents(s, name, a);
   }
-  void show(std::ostream& os) const override { os << "fill " << name << " byte=" << byte_hex(byte); }
+  void show(std::ostream& os) const override {
+    os << "fill " << name << " byte=" << byte_hex(byte);
+  }
 };
 
 struct Vfree : Cmd {

@@ -39,8 +39,8 @@ TEST(BootParams, Memparse) {
     ASSERT_TRUE(kmm::memparse(c.text, &v)) << c.text;
     EXPECT_EQ(v, c.value) << c.text;
   }
-  for (const char* bad : {"", "M", "-1M", "12MB", "1.5G", " 1M", "99999999999999999999",
-                          "17179869184G"})
+  for (const char* bad :
+       {"", "M", "-1M", "12MB", "1.5G", " 1M", "99999999999999999999", "17179869184G"})
     EXPECT_FALSE(kmm::memparse(bad, &v)) << '"' << bad << '"';
 }
 
@@ -64,9 +64,9 @@ TEST(BootParams, DefaultsComeFromTheTable) {
     EXPECT_TRUE(names.insert(info.name).second) << info.name;
     EXPECT_GT(std::string(info.description).size(), 10u) << info.name;
   }
-  for (const char* n : {"mem", "nr_cpus", "movablecore", "min_free_kbytes",
-                        "watermark_scale_factor", "page_poison", "init_on_alloc", "init_on_free",
-                        "panic_on_warn", "kasan.fault", "kmm.seed", "kmm.pcp"})
+  for (const char* n :
+       {"mem", "nr_cpus", "movablecore", "min_free_kbytes", "watermark_scale_factor", "page_poison",
+        "init_on_alloc", "init_on_free", "panic_on_warn", "kasan.fault", "kmm.seed", "kmm.pcp"})
     EXPECT_EQ(names.count(n), 1u) << n;
 }
 
@@ -95,8 +95,10 @@ TEST(BootParams, ErrorsNameTheParameter) {
             "boot parameter 'mem=64Q': expected a size such as 64M (suffixes K, M, G, T)");
   EXPECT_EQ(error_of("mem"), "boot parameter 'mem' needs a value (mem=...)");
   EXPECT_EQ(error_of("nr_cpus=-1"), "boot parameter 'nr_cpus=-1': expected a non-negative integer");
-  EXPECT_EQ(error_of("nr_cpus=two"), "boot parameter 'nr_cpus=two': expected a non-negative integer");
-  EXPECT_EQ(error_of("min_free_kbytes=lots"), "boot parameter 'min_free_kbytes=lots': expected an integer");
+  EXPECT_EQ(error_of("nr_cpus=two"),
+            "boot parameter 'nr_cpus=two': expected a non-negative integer");
+  EXPECT_EQ(error_of("min_free_kbytes=lots"),
+            "boot parameter 'min_free_kbytes=lots': expected an integer");
   EXPECT_EQ(error_of("page_poison=perhaps"),
             "boot parameter 'page_poison=perhaps': expected 0/1, on/off or y/n");
   EXPECT_EQ(error_of("nr_cpus=65"), "boot parameter 'nr_cpus=65': out of range (1 .. 64)");
@@ -111,7 +113,8 @@ TEST(BootParams, ErrorsNameTheParameter) {
             "default rule)");
   EXPECT_EQ(error_of("mem=16M movablecore=16M"),
             "boot parameter 'movablecore=16777216': must be smaller than mem=");
-  EXPECT_EQ(error_of("kasan.fault=maybe"), "boot parameter 'kasan.fault=maybe': expected report or panic");
+  EXPECT_EQ(error_of("kasan.fault=maybe"),
+            "boot parameter 'kasan.fault=maybe': expected report or panic");
   // Machine::boot passes the error through unchanged.
   try {
     kmm::Machine::boot("nr_cpus=65");

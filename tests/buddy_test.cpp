@@ -20,10 +20,12 @@ using V = std::vector<long>;
 
 namespace {
 
-const char* const kBootBuddyinfo4M =
-    "Node 0, zone      DMA      1      1      1      1      1      1      0      0      0      0      0 \n"
-    "Node 0, zone    DMA32      0      0      0      0      0      0      1      1      1      0      0 \n"
-    "Node 0, zone   Normal      0      0      0      0      0      0      0      0      0      1      0 \n";
+const char* const kBootBuddyinfo4M = "Node 0, zone      DMA      1      1      1      1      1     "
+                                     " 1      0      0      0      0      0 \n"
+                                     "Node 0, zone    DMA32      0      0      0      0      0     "
+                                     " 0      1      1      1      0      0 \n"
+                                     "Node 0, zone   Normal      0      0      0      0      0     "
+                                     " 0      0      0      0      1      0 \n";
 
 const struct page& page_rec(Machine& m, unsigned long pfn) { return m.kernel().mem.mem_map[pfn]; }
 
@@ -55,8 +57,16 @@ TEST(Buddy, BootBlocksAreTheLargestAlignedOnes) {
   // pfn 0 is reserved, so DMA [1,64) is 1 + 2 + 4 + 8 + 16 + 32; DMA32 [64,512) is 64+128+256.
   auto m = Machine::boot("mem=4M nr_cpus=1 kmm.pcp=0");
   EXPECT_EQ(m->proc_read("/proc/buddyinfo"), kBootBuddyinfo4M);
-  for (auto [pfn, order] : {std::pair{1ul, 0u}, {2, 1}, {4, 2}, {8, 3}, {16, 4}, {32, 5},
-                            {64, 6}, {128, 7}, {256, 8}, {512, 9}})
+  for (auto [pfn, order] : {std::pair{1ul, 0u},
+                            {2, 1},
+                            {4, 2},
+                            {8, 3},
+                            {16, 4},
+                            {32, 5},
+                            {64, 6},
+                            {128, 7},
+                            {256, 8},
+                            {512, 9}})
     EXPECT_TRUE(is_free_block(*m, pfn, order)) << "pfn " << pfn;
 }
 
@@ -133,10 +143,12 @@ TEST(Buddy, FreeingEverythingCoalescesBackToTheBootState) {
   kmm::MachineScope scope(*m);
   auto pages = drain_machine();
   ASSERT_EQ(pages.size(), 1023u); // every managed page: 63 + 448 + 512
-  EXPECT_EQ(m->proc_read("/proc/buddyinfo"),
-            "Node 0, zone      DMA      0      0      0      0      0      0      0      0      0      0      0 \n"
-            "Node 0, zone    DMA32      0      0      0      0      0      0      0      0      0      0      0 \n"
-            "Node 0, zone   Normal      0      0      0      0      0      0      0      0      0      0      0 \n");
+  EXPECT_EQ(m->proc_read("/proc/buddyinfo"), "Node 0, zone      DMA      0      0      0      0    "
+                                             "  0      0      0      0      0      0      0 \n"
+                                             "Node 0, zone    DMA32      0      0      0      0    "
+                                             "  0      0      0      0      0      0      0 \n"
+                                             "Node 0, zone   Normal      0      0      0      0    "
+                                             "  0      0      0      0      0      0      0 \n");
   // Free in a scrambled but fixed order (stride 7 over the array visits every page once).
   for (size_t i = 0, j = 0; i < pages.size(); i++, j = (j + 7) % pages.size())
     __free_pages(pages[j], 0);
@@ -202,13 +214,15 @@ TEST(Buddy, UnmovableRequestStealsAWholeMovablePageblock) {
   // split-off remainder sits on the Unmovable lists.
   EXPECT_EQ(blocks("Normal"), (V{1, 0, 0, 0, 0, 0}));
   const std::string info = m->proc_read("/proc/pagetypeinfo");
-  EXPECT_NE(info.find("Node    0, zone   Normal, type    Unmovable      1      1      1      1      1"
-                      "      1      1      1      1      0      0 \n"),
-            std::string::npos)
+  EXPECT_NE(
+      info.find("Node    0, zone   Normal, type    Unmovable      1      1      1      1      1"
+                "      1      1      1      1      0      0 \n"),
+      std::string::npos)
       << info;
-  EXPECT_NE(info.find("Node    0, zone   Normal, type      Movable      0      0      0      0      0"
-                      "      0      0      0      0      0      0 \n"),
-            std::string::npos)
+  EXPECT_NE(
+      info.find("Node    0, zone   Normal, type      Movable      0      0      0      0      0"
+                "      0      0      0      0      0      0 \n"),
+      std::string::npos)
       << info;
 
   // A movable request now finds no movable memory in Normal and no whole pageblock to steal

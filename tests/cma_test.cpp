@@ -12,8 +12,8 @@
 #include "kmm/pressure.h"
 #include "kmm/validate.h"
 #include "page_alloc.h"
-#include "task.h"
 #include "pcp.h"
+#include "task.h"
 #include "test_util.h"
 
 using kmm::Machine;
@@ -29,7 +29,9 @@ struct CmaTest : ::testing::Test {
   unsigned char* page_of(uint32_t pfn) {
     return static_cast<unsigned char*>(page_address(pfn_to_page(pfn)));
   }
-  struct cma* area() { return dev_get_cma_area(nullptr); }
+  struct cma* area() {
+    return dev_get_cma_area(nullptr);
+  }
   unsigned long base() { return area()->base_pfn; }
 };
 
@@ -45,7 +47,7 @@ TEST_F(CmaTest, BootReservesTopOfRamAsCmaPageblocks) {
   bool found = false;
   for (auto& r : rows)
     if (r.size() == 10 && r[0] == "Node" && r[3] == "Normal") { // the block-count table
-      EXPECT_EQ(r[8], "4"); // 4 CMA pageblocks of 2 MiB
+      EXPECT_EQ(r[8], "4");                                     // 4 CMA pageblocks of 2 MiB
       found = true;
     }
   EXPECT_TRUE(found);
@@ -99,7 +101,8 @@ TEST_F(CmaTest, MovableAllocationsBorrowCmaAndCmaAllocMigratesThem) {
     ASSERT_EQ(b[PAGE_SIZE - 1], static_cast<unsigned char>(i * 7 + 1)) << i;
   }
   EXPECT_GT(moved, 0u);
-  EXPECT_EQ(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_success"), static_cast<long>(moved));
+  EXPECT_EQ(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_success"),
+            static_cast<long>(moved));
   EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "512\n");
   auto errors = kmm::validate(*m);
   EXPECT_TRUE(errors.empty()) << errors[0];
@@ -177,7 +180,9 @@ TEST_F(CmaTest, FailureIsReportedWithTheAreaMap) {
   struct page* a = cma_alloc(area(), 2048, 0, false);
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(cma_alloc(area(), 1, 0, false), nullptr);
-  EXPECT_EQ(kmm::test::count_reports(*m, "cma_alloc: reserved: alloc failed, req-size: 1 pages, ret: -12"), 1u);
+  EXPECT_EQ(kmm::test::count_reports(
+                *m, "cma_alloc: reserved: alloc failed, req-size: 1 pages, ret: -12"),
+            1u);
   EXPECT_NE(m->reports().back().text.find("=> 0 free of 2048 total pages"), std::string::npos);
   EXPECT_EQ(cma_alloc(area(), 1, 0, true), nullptr); // no_warn
   EXPECT_EQ(m->reports().size(), 1u);
@@ -217,8 +222,10 @@ TEST_F(CmaTest, SysfsCountersAndTheAreaMapOnFailure) {
   // 1988 pages free in one run after the 60 in use: 2000 cannot fit.
   EXPECT_EQ(cma_alloc(area(), 2000, 0, false), nullptr);
   ASSERT_EQ(m->reports().size(), 1u);
-  EXPECT_EQ(m->reports()[0].title, "cma_alloc: reserved: alloc failed, req-size: 2000 pages, ret: -12");
-  EXPECT_NE(m->reports()[0].text.find("number of available pages: 1988@60=> 1988 free of 2048 total pages\n"),
+  EXPECT_EQ(m->reports()[0].title,
+            "cma_alloc: reserved: alloc failed, req-size: 2000 pages, ret: -12");
+  EXPECT_NE(m->reports()[0].text.find(
+                "number of available pages: 1988@60=> 1988 free of 2048 total pages\n"),
             std::string::npos)
       << m->reports()[0].text;
   EXPECT_TRUE(cma_release(area(), a, 60));
@@ -240,13 +247,15 @@ TEST_F(CmaTest, ValidateNamesAForeignPageblockAndAStrayBitmapBit) {
   k.mem.set_pageblock_migratetype(base(), kmm::MIGRATE_MOVABLE);
   auto e = kmm::validate(*m);
   EXPECT_NE(std::find(e.begin(), e.end(),
-                      kmm::strprintf("cma: reserved: pageblock at pfn 0x%lx is Movable, not CMA", base())),
+                      kmm::strprintf("cma: reserved: pageblock at pfn 0x%lx is Movable, not CMA",
+                                     base())),
             e.end());
   k.mem.set_pageblock_migratetype(base(), kmm::MIGRATE_CMA);
   area()->bitmap[5] = true; // handed out, says the bitmap; the page is free
   e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{kmm::strprintf(
-                   "cma: reserved: pfn 0x%lx bitmap bit 1 but the page is not handed out", base() + 5)});
+  EXPECT_EQ(
+      e, std::vector<std::string>{kmm::strprintf(
+             "cma: reserved: pfn 0x%lx bitmap bit 1 but the page is not handed out", base() + 5)});
   area()->bitmap[5] = false;
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
@@ -261,11 +270,15 @@ TEST_F(CmaTest, NoMigrationTargetMeansBusyThenFailure) {
   for (uint32_t pfn : before) in_cma += pfn >= base() && pfn < base() + 2048;
   ASSERT_GT(in_cma, 0u);
   std::vector<struct page*> pinned;
-  while (struct page* p = alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0)) pinned.push_back(p);
+  while (struct page* p = alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0))
+    pinned.push_back(p);
   kmm::drain_all_pages(k, nullptr);
-  while (struct page* p = alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0)) pinned.push_back(p);
+  while (struct page* p = alloc_pages(GFP_ATOMIC | __GFP_MEMALLOC | __GFP_NOWARN, 0))
+    pinned.push_back(p);
   EXPECT_EQ(cma_alloc(area(), 2048, 0, false), nullptr);
-  EXPECT_EQ(kmm::test::count_reports(*m, "cma_alloc: reserved: alloc failed, req-size: 2048 pages, ret: -12"), 1u);
+  EXPECT_EQ(kmm::test::count_reports(
+                *m, "cma_alloc: reserved: alloc failed, req-size: 2048 pages, ret: -12"),
+            1u);
   EXPECT_GT(kmm::test::proc_value(*m, "/proc/vmstat", "pgmigrate_fail"), 0);
   EXPECT_EQ(anon(pid), before); // nothing moved
   EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "0\n");

@@ -6,8 +6,8 @@
 
 #include "kernel.h"
 #include "kmm/linux.h"
-#include "slub.h"
 #include "kmm/validate.h"
+#include "slub.h"
 #include "test_util.h"
 
 using kmm::Machine;
@@ -30,7 +30,7 @@ TEST(Devres, ManagedAllocationsAreFreedWithTheDevice) {
     EXPECT_EQ(dev.devres_count(), 3u);
     during = kmm::test::proc_value(*m, "/proc/meminfo", "SUnreclaim");
     EXPECT_GE(during - before, 64); // the 40000-byte kmalloc is an order-4 block
-  } // remove(): devres_release_all
+  }                                 // remove(): devres_release_all
   // The large block went back; the small objects went back to their (kept) slabs.
   EXPECT_EQ(kmm::test::proc_value(*m, "/proc/meminfo", "SUnreclaim"), during - 64);
   kmem_cache_shrink(m->kernel().kmalloc_caches[0][7]); // kmalloc-128
@@ -50,7 +50,7 @@ TEST(Devres, DevmKfreeFreesNowAndWarnsOnUnmanaged) {
   devm_kfree(&dev, a);
   EXPECT_EQ(dev.devres_count(), 1u);
   EXPECT_EQ(kmalloc(64, GFP_KERNEL), a); // really freed: the next kmalloc-64 reuses it
-  devm_kfree(&dev, a); // not managed any more
+  devm_kfree(&dev, a);                   // not managed any more
   ASSERT_EQ(m->reports().size(), 1u);
   EXPECT_NE(m->reports()[0].text.find("devm_kfree() of memory that is not managed by this device"),
             std::string::npos);

@@ -52,8 +52,8 @@ TEST(Dma, FromCmaWhenPresent) {
   dma_addr_t h = 0;
   void* buf = dma_alloc_coherent(&dev, 1 << 20, &h, GFP_KERNEL);
   ASSERT_NE(buf, nullptr);
-  EXPECT_GE(h, 0x1800000u); // the CMA area is [24M, 32M)
-  EXPECT_EQ(h % (1 << 20), 0u);   // aligned to get_order(1M) = 8
+  EXPECT_GE(h, 0x1800000u);     // the CMA area is [24M, 32M)
+  EXPECT_EQ(h % (1 << 20), 0u); // aligned to get_order(1M) = 8
   EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "256\n");
   EXPECT_TRUE(kmm::validate(*m).empty());
   dma_free_coherent(&dev, 1 << 20, buf, h);
@@ -126,7 +126,8 @@ TEST(Dma, NoDeviceHandleOrSizeIsAWarning) {
   ASSERT_EQ(m->reports().size(), 3u);
   for (auto& r : m->reports()) {
     EXPECT_EQ(r.title, "WARNING: CPU: 0 PID: 1 at kernel/dma/mapping.c dma_alloc_attrs");
-    EXPECT_NE(r.text.find("dma_alloc_coherent() without a device, handle or size\n"), std::string::npos);
+    EXPECT_NE(r.text.find("dma_alloc_coherent() without a device, handle or size\n"),
+              std::string::npos);
   }
 }
 

@@ -31,8 +31,10 @@ TEST(Dmesg, TheOldestLinesDropBeyondOneMegabyte) {
   size_t kept = out.size() / 101;
   // The first line kept is the one printed at microsecond (lines - kept); the last, lines - 1.
   char first[32], last[32];
-  std::snprintf(first, sizeof first, "[    %zu.%06zu] ", (lines - kept) / 1000000, (lines - kept) % 1000000);
-  std::snprintf(last, sizeof last, "[    %zu.%06zu] ", (lines - 1) / 1000000, (lines - 1) % 1000000);
+  std::snprintf(first, sizeof first, "[    %zu.%06zu] ", (lines - kept) / 1000000,
+                (lines - kept) % 1000000);
+  std::snprintf(last, sizeof last, "[    %zu.%06zu] ", (lines - 1) / 1000000,
+                (lines - 1) % 1000000);
   EXPECT_EQ(out.rfind(first, 0), 0u) << out.substr(0, 40);
   EXPECT_EQ(out.substr(out.size() - 101, 15), last);
 }

@@ -20,7 +20,10 @@ using kmm::Machine;
 namespace {
 
 // Keeps the compiler from dropping or merging the raw accesses.
-template <typename T> T* raw(void* p) { return static_cast<T*>(p); }
+template <typename T>
+T* raw(void* p) {
+  return static_cast<T*>(p);
+}
 volatile char sink;
 
 // A raw memset the compiler cannot turn into plain stores: it goes through ASan's interceptor.
@@ -57,12 +60,12 @@ TEST_F(KasanAsanTest, RawWritePastKmallocObjectIsSlabOutOfBounds) {
   EXPECT_EQ(r.offset, 115);
   EXPECT_EQ(r.addr, kva(p + 115));
   EXPECT_NE(r.text.find(kmm::strprintf("Write of size 1 at addr %016llx by task kmm/1",
-                                        (unsigned long long)kva(p + 115))),
+                                       (unsigned long long)kva(p + 115))),
             std::string::npos)
       << r.text;
   EXPECT_NE(r.text.find(kmm::strprintf("The buggy address belongs to the object at %016llx\n which "
-                                        "belongs to the cache kmalloc-128 of size 128\n",
-                                        (unsigned long long)kva(p))),
+                                       "belongs to the cache kmalloc-128 of size 128\n",
+                                       (unsigned long long)kva(p))),
             std::string::npos)
       << r.text;
   EXPECT_NE(r.text.find("The buggy address is located 0 bytes to the right of\n allocated 115-byte "
@@ -109,8 +112,7 @@ TEST_F(KasanAsanTest, RawMemsetOverflowNamesTheCaller) { // kmalloc_oob_in_memse
   char* p = static_cast<char*>(kmalloc(120, GFP_KERNEL));
   raw_memset(p, 0, 120 + 8);
   ASSERT_EQ(m->reports().size(), 1u);
-  EXPECT_EQ(last().title,
-            "BUG: KASAN: slab-out-of-bounds in (anonymous namespace)::raw_memset");
+  EXPECT_EQ(last().title, "BUG: KASAN: slab-out-of-bounds in (anonymous namespace)::raw_memset");
   EXPECT_NE(last().text.find("Call Trace:\n <TASK>\n (anonymous namespace)::raw_memset "),
             std::string::npos)
       << last().text;
@@ -127,14 +129,14 @@ TEST_F(KasanAsanTest, EveryBadAccessIsReported) { // multi-shot: the same instru
 
 TEST_F(KasanAsanTest, LargeKmallocAndPages) {
   char* p = static_cast<char*>(kmalloc(8192 + 10, GFP_KERNEL));
-  raw<volatile char>(p)[8192 + 10] = 0;                  // kmalloc_large_oob_right
-  sink = raw<volatile char>(p)[4 * PAGE_SIZE - 1];       // the page red zone reaches the end
+  raw<volatile char>(p)[8192 + 10] = 0;            // kmalloc_large_oob_right
+  sink = raw<volatile char>(p)[4 * PAGE_SIZE - 1]; // the page red zone reaches the end
   kfree(p);
-  sink = raw<volatile char>(p)[0];                       // kmalloc_large_uaf
+  sink = raw<volatile char>(p)[0]; // kmalloc_large_uaf
   struct page* pg = alloc_pages(GFP_KERNEL, 4);
   char* a = static_cast<char*>(page_address(pg));
   __free_pages(pg, 4);
-  sink = raw<volatile char>(a)[100];                     // page_alloc_uaf
+  sink = raw<volatile char>(a)[100]; // page_alloc_uaf
   std::string types;
   for (auto& r : m->reports()) types += r.title.substr(12, r.title.find(" in ") - 12) + ",";
   EXPECT_EQ(types, "slab-out-of-bounds,slab-out-of-bounds,use-after-free,use-after-free,");
@@ -188,7 +190,8 @@ TEST_F(KasanAsanTest, InternalAccessesAreNotReported) {
       }
       if (i % 17 == 0) (void)ksize(live.back());
     }
-    struct kmem_cache* c = kmem_cache_create("asan_test", 200, 0, SLAB_POISON | SLAB_RED_ZONE, nullptr);
+    struct kmem_cache* c =
+        kmem_cache_create("asan_test", 200, 0, SLAB_POISON | SLAB_RED_ZONE, nullptr);
     void* objs[16];
     ASSERT_TRUE(kmem_cache_alloc_bulk(c, GFP_KERNEL, 16, objs));
     kmem_cache_free_bulk(c, 16, objs);

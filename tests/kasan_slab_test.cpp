@@ -144,7 +144,8 @@ const std::vector<Case>& cases() {
          acc.write(p2 + 235, 1);
          kfree(p2);
        }},
-      {"krealloc_less_oob", "slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds",
+      {"krealloc_less_oob",
+       "slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds",
        [](Machine&) {
          char* p1 = static_cast<char*>(kmalloc(235, GFP_KERNEL));
          char* p2 = static_cast<char*>(krealloc(p1, 201, GFP_KERNEL));
@@ -236,8 +237,7 @@ const std::vector<Case>& cases() {
        }},
       {"kmem_cache_rcu_reuse_silent", "none",
        [](Machine&) {
-         struct kmem_cache* c =
-             kmem_cache_create("test_rcu", 64, 0, SLAB_TYPESAFE_BY_RCU, nullptr);
+         struct kmem_cache* c = kmem_cache_create("test_rcu", 64, 0, SLAB_TYPESAFE_BY_RCU, nullptr);
          char* p = static_cast<char*>(kmem_cache_alloc(c, GFP_KERNEL));
          kmem_cache_free(c, p);
          acc.read(p, 64); // type-safe by RCU: still readable, never quarantined
@@ -260,7 +260,7 @@ const std::vector<Case>& cases() {
       {"kmalloc_large_redzone_to_page_end", "slab-out-of-bounds",
        [](Machine&) {
          char* p = static_cast<char*>(kmalloc(8192 + 10, GFP_KERNEL)); // order 2: 16 KiB
-         acc.write(p, 8192 + 10);                                     // silent
+         acc.write(p, 8192 + 10);                                      // silent
          acc.read(p + 4 * PAGE_SIZE - 1, 1);
          kfree(p);
        }},
@@ -273,7 +273,9 @@ const std::vector<Case>& cases() {
          acc.write(p2 + 8192 + 240, 1); // round_up(size, 8)
          kfree(p2);
        }},
-      {"krealloc_large_less_oob", "slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds",
+      {"krealloc_large_less_oob",
+       "slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds,slab-out-of-bounds,slab-out-of-"
+       "bounds",
        [](Machine&) {
          char* p1 = static_cast<char*>(kmalloc(8192 + 235, GFP_KERNEL));
          char* p2 = static_cast<char*>(krealloc(p1, 8192 + 201, GFP_KERNEL));
@@ -285,7 +287,7 @@ const std::vector<Case>& cases() {
        [](Machine&) {
          size_t size = PAGE_SIZE / 2 - 8 - 5; // 2035
          char* v = static_cast<char*>(vmalloc(size));
-         acc.read(v, 1);        // silent
+         acc.read(v, 1); // silent
          acc.read(v + size - 1, 1);
          acc.read(v + size, 1);
          acc.read(v + size + 5, 1);
@@ -400,13 +402,13 @@ TEST(KasanConformance, ReportDescribesTheObject) {
   EXPECT_EQ(m->reports()[0].title, "BUG: KASAN: slab-out-of-bounds in kasan_check_write");
   uint64_t obj = 0xffff888000000000ull + virt_to_phys(p);
   EXPECT_NE(t.find(kmm::strprintf("The buggy address belongs to the object at %016llx\n which "
-                                   "belongs to the cache kmalloc-128 of size 128\n",
-                                   (unsigned long long)obj)),
+                                  "belongs to the cache kmalloc-128 of size 128\n",
+                                  (unsigned long long)obj)),
             std::string::npos)
       << t;
   EXPECT_NE(t.find(kmm::strprintf("The buggy address is located 0 bytes to the right of\n "
-                                   "allocated 115-byte region [%016llx, %016llx)\n",
-                                   (unsigned long long)obj, (unsigned long long)(obj + 115))),
+                                  "allocated 115-byte region [%016llx, %016llx)\n",
+                                  (unsigned long long)obj, (unsigned long long)(obj + 115))),
             std::string::npos)
       << t;
   kfree(p);
@@ -428,17 +430,17 @@ TEST(KasanConformance, QuarantineDelaysReuse) {
 
 TEST(KasanConformance, OffIsSilentForTheSameCases) {
   for (bool raw : passes())
-  for (const Case& c : cases()) {
-    acc.raw = raw;
-    if (std::string(c.name).find("double") != std::string::npos ||
-        std::string(c.name).find("invalid") != std::string::npos ||
-        std::string(c.name) == "krealloc_uaf")
-      continue; // with KASAN off these are caught (or not) by SLUB itself
-    auto m = Machine::boot("mem=32M");
-    kmm::MachineScope scope(*m);
-    c.run(*m);
-    EXPECT_EQ(kasan_types(*m), "none") << c.name;
-  }
+    for (const Case& c : cases()) {
+      acc.raw = raw;
+      if (std::string(c.name).find("double") != std::string::npos ||
+          std::string(c.name).find("invalid") != std::string::npos ||
+          std::string(c.name) == "krealloc_uaf")
+        continue; // with KASAN off these are caught (or not) by SLUB itself
+      auto m = Machine::boot("mem=32M");
+      kmm::MachineScope scope(*m);
+      c.run(*m);
+      EXPECT_EQ(kasan_types(*m), "none") << c.name;
+    }
   acc.raw = false;
 }
 

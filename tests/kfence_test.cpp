@@ -16,7 +16,8 @@ namespace {
 
 struct KfenceTest : ::testing::Test {
   // Every slab allocation is sampled: interval 1.
-  std::unique_ptr<Machine> m = Machine::boot("mem=32M kfence.sample_interval=1 kfence.num_objects=31");
+  std::unique_ptr<Machine> m =
+      Machine::boot("mem=32M kfence.sample_interval=1 kfence.num_objects=31");
   kmm::MachineScope scope{*m};
   const kmm::Report& last() { return m->reports().back(); }
   // An object placed at the left (page start) or right (page end) of its KFENCE page.
@@ -81,7 +82,8 @@ TEST_F(KfenceTest, DoubleFreeIsInvalidFree) {
 TEST_F(KfenceTest, FreeOfAGuardPageAddressIsInvalidFree) {
   // The page after an object's page is a guard page: no object lives there.
   char* p = static_cast<char*>(kmalloc(64, GFP_KERNEL));
-  char* guard = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) & ~uintptr_t(PAGE_SIZE - 1)) + PAGE_SIZE);
+  char* guard = reinterpret_cast<char*>(
+      (reinterpret_cast<uintptr_t>(p) & ~uintptr_t(PAGE_SIZE - 1)) + PAGE_SIZE);
   kfree(guard);
   ASSERT_EQ(m->reports().size(), 1u);
   EXPECT_EQ(last().title, "BUG: KFENCE: invalid free in kfree");

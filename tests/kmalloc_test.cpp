@@ -26,8 +26,8 @@ TEST(Kmalloc, SizesPickTheKernelsBuckets) {
   auto m = Machine::boot("");
   kmm::MachineScope scope(*m);
   const std::pair<size_t, const char*> table[] = {
-      {1, "kmalloc-8"},     {8, "kmalloc-8"},     {9, "kmalloc-16"},   {24, "kmalloc-32"},
-      {33, "kmalloc-64"},   {65, "kmalloc-96"},   {96, "kmalloc-96"},  {97, "kmalloc-128"},
+      {1, "kmalloc-8"},     {8, "kmalloc-8"},     {9, "kmalloc-16"},    {24, "kmalloc-32"},
+      {33, "kmalloc-64"},   {65, "kmalloc-96"},   {96, "kmalloc-96"},   {97, "kmalloc-128"},
       {129, "kmalloc-192"}, {192, "kmalloc-192"}, {193, "kmalloc-256"}, {257, "kmalloc-512"},
       {1000, "kmalloc-1k"}, {2048, "kmalloc-2k"}, {4097, "kmalloc-8k"}, {8192, "kmalloc-8k"}};
   for (auto& [size, name] : table) {

@@ -28,7 +28,8 @@ TEST(Linux, ConversionsRefuseForeignAddresses) {
   EXPECT_EQ(m->reports()[2].title,
             "WARNING: CPU: 0 PID: 1 at include/asm-generic/memory_model.h pfn_to_page");
   EXPECT_NE(m->reports()[2].text.find("pfn 0x1000 is not valid\n"), std::string::npos);
-  EXPECT_EQ(m->reports()[3].title, "WARNING: CPU: 0 PID: 1 at arch/x86/include/asm/io.h phys_to_virt");
+  EXPECT_EQ(m->reports()[3].title,
+            "WARNING: CPU: 0 PID: 1 at arch/x86/include/asm/io.h phys_to_virt");
   // Not a struct page: a pointer into the middle of one, or a host object.
   struct page* p = alloc_pages(GFP_KERNEL, 0);
   auto* bogus = reinterpret_cast<struct page*>(reinterpret_cast<char*>(p) + 4);
@@ -140,15 +141,15 @@ TEST(Linux, EveryApiFileNeedsACurrentMachine) {
   // programming error of the caller, thrown, never a crash.
   ASSERT_EQ(kmm::current_machine(), nullptr);
   dma_addr_t h = 0;
-  EXPECT_THROW(kmalloc(8, GFP_KERNEL), std::logic_error);                  // linux_slab.cpp
-  EXPECT_THROW(vmalloc(PAGE_SIZE), std::logic_error);                      // linux_vmalloc.cpp
-  EXPECT_THROW(kvmalloc(PAGE_SIZE, GFP_KERNEL), std::logic_error);         // util.cpp
-  EXPECT_THROW(dev_get_cma_area(nullptr), std::logic_error);               // linux_cma.cpp
+  EXPECT_THROW(kmalloc(8, GFP_KERNEL), std::logic_error);          // linux_slab.cpp
+  EXPECT_THROW(vmalloc(PAGE_SIZE), std::logic_error);              // linux_vmalloc.cpp
+  EXPECT_THROW(kvmalloc(PAGE_SIZE, GFP_KERNEL), std::logic_error); // util.cpp
+  EXPECT_THROW(dev_get_cma_area(nullptr), std::logic_error);       // linux_cma.cpp
   EXPECT_THROW(dma_alloc_coherent(nullptr, 8, &h, GFP_KERNEL), std::logic_error); // dma.cpp
-  EXPECT_THROW(devm_kmalloc(nullptr, 8, GFP_KERNEL), std::logic_error);    // devres.cpp
-  EXPECT_THROW(rcu_barrier(), std::logic_error);                           // rcu.cpp
+  EXPECT_THROW(devm_kmalloc(nullptr, 8, GFP_KERNEL), std::logic_error);           // devres.cpp
+  EXPECT_THROW(rcu_barrier(), std::logic_error);                                  // rcu.cpp
   char c = 0;
-  EXPECT_THROW(kasan_check_read(&c, 1), std::logic_error);                 // linux_kasan.cpp
+  EXPECT_THROW(kasan_check_read(&c, 1), std::logic_error); // linux_kasan.cpp
   try {
     kmalloc(8, GFP_KERNEL);
   } catch (const std::logic_error& e) {

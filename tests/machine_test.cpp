@@ -1,10 +1,10 @@
 // Tests for allocator/src/machine.cpp and bootparams.cpp: booting, parameters, scopes, dmesg.
 #include <gtest/gtest.h>
 
+#include "kernel.h"
 #include "kmm/linux.h"
 #include "kmm/machine.h"
 #include "kmm/validate.h"
-#include "kernel.h"
 
 using kmm::Machine;
 
@@ -81,9 +81,7 @@ TEST(Scope, CurrentMachineFollowsScopes) {
   EXPECT_THROW(kmm::CpuScope(*a, 2), std::out_of_range);
 }
 
-TEST(Scope, ApiWithoutMachineThrows) {
-  EXPECT_THROW(alloc_pages(GFP_KERNEL, 0), std::logic_error);
-}
+TEST(Scope, ApiWithoutMachineThrows) { EXPECT_THROW(alloc_pages(GFP_KERNEL, 0), std::logic_error); }
 
 TEST(Dmesg, TimestampsAreVirtualAndDeterministic) {
   auto a = Machine::boot("mem=16M");

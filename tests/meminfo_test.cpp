@@ -48,13 +48,14 @@ TEST(Meminfo, LayoutAndOrder) {
   }
   // The kernel's order for the lines kmm shows (fs/proc/meminfo.c).
   const std::vector<std::string> order = {
-      "MemTotal:", "MemFree:", "MemAvailable:", "Buffers:", "Cached:", "SwapCached:", "Active:",
-      "Inactive:", "Active(anon):", "Inactive(anon):", "Active(file):", "Inactive(file):",
-      "Unevictable:", "Mlocked:", "SwapTotal:", "SwapFree:", "Dirty:", "Writeback:",
-      "AnonPages:", "Mapped:", "Shmem:", "KReclaimable:", "Slab:", "SReclaimable:",
-      "SUnreclaim:", "KernelStack:", "PageTables:", "SecPageTables:", "NFS_Unstable:",
-      "Bounce:", "WritebackTmp:", "CommitLimit:", "Committed_AS:", "VmallocTotal:",
-      "VmallocUsed:", "VmallocChunk:", "Percpu:", "CmaTotal:", "CmaFree:", "HugePages_Total:",
+      "MemTotal:",       "MemFree:",        "MemAvailable:",   "Buffers:",      "Cached:",
+      "SwapCached:",     "Active:",         "Inactive:",       "Active(anon):", "Inactive(anon):",
+      "Active(file):",   "Inactive(file):", "Unevictable:",    "Mlocked:",      "SwapTotal:",
+      "SwapFree:",       "Dirty:",          "Writeback:",      "AnonPages:",    "Mapped:",
+      "Shmem:",          "KReclaimable:",   "Slab:",           "SReclaimable:", "SUnreclaim:",
+      "KernelStack:",    "PageTables:",     "SecPageTables:",  "NFS_Unstable:", "Bounce:",
+      "WritebackTmp:",   "CommitLimit:",    "Committed_AS:",   "VmallocTotal:", "VmallocUsed:",
+      "VmallocChunk:",   "Percpu:",         "CmaTotal:",       "CmaFree:",      "HugePages_Total:",
       "HugePages_Free:", "HugePages_Rsvd:", "HugePages_Surp:", "Hugepagesize:", "Hugetlb:",
       "DirectMap4k:"};
   size_t at = 0;

@@ -136,9 +136,9 @@ int do_kmem_cache_size(size_t size, bool want_ctor, bool want_rcu, bool want_zer
   gfp_t alloc_mask = GFP_KERNEL | (want_zero ? __GFP_ZERO : 0);
   void* bulk_array[BULK_SIZE];
   bool fail = false;
-  struct kmem_cache* c = kmem_cache_create("test_cache", unsigned(size), 1,
-                                           want_rcu ? SLAB_TYPESAFE_BY_RCU : 0,
-                                           want_ctor ? test_ctor : nullptr);
+  struct kmem_cache* c =
+      kmem_cache_create("test_cache", unsigned(size), 1, want_rcu ? SLAB_TYPESAFE_BY_RCU : 0,
+                        want_ctor ? test_ctor : nullptr);
   for (int iter = 0; iter < 10; iter++) {
     if (!want_rcu && !want_ctor) { // a test of bulk allocations
       int ret = kmem_cache_alloc_bulk(c, alloc_mask, BULK_SIZE, bulk_array);
@@ -200,7 +200,8 @@ int do_kmem_cache_rcu_persistent(size_t size, int* total_failures) {
 int do_kmem_cache_size_bulk(size_t size, int* total_failures) {
   void* objects[10];
   bool fail = false;
-  struct kmem_cache* c = kmem_cache_create("test_cache", unsigned(size), unsigned(size), 0, nullptr);
+  struct kmem_cache* c =
+      kmem_cache_create("test_cache", unsigned(size), unsigned(size), 0, nullptr);
   for (int iter = 0; iter < 10 && !fail; iter++) {
     int num = kmem_cache_alloc_bulk(c, GFP_KERNEL, 10, objects);
     for (int i = 0; i < num; i++) {
@@ -255,8 +256,9 @@ int run_module(const std::string& cmdline, int* num_tests) {
 
 TEST(Meminit, EveryGroupPassesWithInitOnAllocOrFree) {
   for (const char* cmdline :
-       {"mem=64M init_on_alloc=1", "mem=64M init_on_free=1", "mem=64M init_on_alloc=1 init_on_free=1",
-        "mem=64M init_on_free=1 kasan=on", "mem=64M init_on_alloc=1 slub_debug=FZU"}) {
+       {"mem=64M init_on_alloc=1", "mem=64M init_on_free=1",
+        "mem=64M init_on_alloc=1 init_on_free=1", "mem=64M init_on_free=1 kasan=on",
+        "mem=64M init_on_alloc=1 slub_debug=FZU"}) {
     int n = 0;
     EXPECT_EQ(run_module(cmdline, &n), 0) << cmdline;
     EXPECT_EQ(n, 11 + 40 + 10 * (6 + 1) + 10); // 131, as the module counts with 11 page orders

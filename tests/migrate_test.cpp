@@ -50,8 +50,7 @@ void migrate_one(Machine& m, kmm::PageOwner owner) {
   const uint32_t new_pfn = static_cast<uint32_t>(page_to_pfn(new_page));
   if (owner == kmm::PageOwner::Anon)
     EXPECT_EQ(static_cast<kmm::Task*>(mapping)->anon[index], new_pfn);
-  else
-    EXPECT_EQ(static_cast<kmm::File*>(mapping)->pages[index], new_pfn);
+  else EXPECT_EQ(static_cast<kmm::File*>(mapping)->pages[index], new_pfn);
   EXPECT_EQ(old_page->owner, kmm::PageOwner::Kernel);
   EXPECT_EQ(page_count(old_page), 1);
   EXPECT_FALSE(kmm::migrate_page_owner(k, old_page, new_page)); // no longer an owned page

@@ -193,8 +193,9 @@ TEST(OomKill, NoVictimPanics) {
   EXPECT_GT(touched, 0);
   EXPECT_LT(touched, 100000);
   EXPECT_EQ(kmm::test::count_reports(*m, "Out of memory and no killable processes..."), 1u);
-  ASSERT_EQ(kmm::test::count_reports(*m, "Kernel panic - not syncing: System is deadlocked on memory"),
-            1u);
+  ASSERT_EQ(
+      kmm::test::count_reports(*m, "Kernel panic - not syncing: System is deadlocked on memory"),
+      1u);
   EXPECT_EQ(m->reports().back().kind, kmm::ReportKind::Panic);
   EXPECT_TRUE(kmm::task_alive(*m, pid));
   EXPECT_EQ(vmstat(*m, "oom_kill"), 0);

@@ -9,10 +9,10 @@
 
 #include "bug.h"
 #include "kernel.h"
-#include "pcp.h"
 #include "kmm/pressure.h"
 #include "kmm/validate.h"
 #include "page_test_util.h"
+#include "pcp.h"
 
 using kmm::Machine;
 using kmm::test::buddyinfo;
@@ -186,8 +186,9 @@ TEST(PageAlloc, FreeingANeverAllocatedOrReservedPageIsABadPage) {
             std::string::npos);
   EXPECT_EQ(m->reports()[1].title, "BUG: Bad page state in process kmm  pfn:00000");
   EXPECT_NE(m->reports()[1].text.find("flags: 0x8(reserved|zone=0)\n"), std::string::npos);
-  EXPECT_NE(m->reports()[1].text.find("page dumped because: PAGE_FLAGS_CHECK_AT_FREE flag(s) set\n"),
-            std::string::npos);
+  EXPECT_NE(
+      m->reports()[1].text.find("page dumped because: PAGE_FLAGS_CHECK_AT_FREE flag(s) set\n"),
+      std::string::npos);
   EXPECT_EQ(m->proc_read("/proc/buddyinfo"), before); // nothing was actually freed
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
@@ -198,8 +199,9 @@ TEST(PageAlloc, FreeingWithTheWrongOrderOrATailIsABadPage) {
   struct page* p = alloc_pages(GFP_KERNEL, 0);
   __free_pages(p, 1);
   ASSERT_EQ(m->reports().size(), 1u);
-  EXPECT_NE(m->reports()[0].text.find("page dumped because: freed as order 1, allocated as order 0\n"),
-            std::string::npos);
+  EXPECT_NE(
+      m->reports()[0].text.find("page dumped because: freed as order 1, allocated as order 0\n"),
+      std::string::npos);
   struct page* c = alloc_pages(GFP_KERNEL | __GFP_COMP, 2);
   __free_pages(c + 1, 0);
   ASSERT_EQ(m->reports().size(), 2u);
@@ -248,8 +250,9 @@ TEST(PageAlloc, PagePoisonCatchesAWriteAfterFree) {
 }
 
 TEST(PageAlloc, ZeroingFlagsAndBootParameters) {
-  for (const char* cmdline : {"mem=4M nr_cpus=1 kmm.pcp=0", "mem=4M nr_cpus=1 kmm.pcp=0 init_on_alloc=1",
-                              "mem=4M nr_cpus=1 kmm.pcp=0 init_on_free=1"}) {
+  for (const char* cmdline :
+       {"mem=4M nr_cpus=1 kmm.pcp=0", "mem=4M nr_cpus=1 kmm.pcp=0 init_on_alloc=1",
+        "mem=4M nr_cpus=1 kmm.pcp=0 init_on_free=1"}) {
     SCOPED_TRACE(cmdline);
     auto m = Machine::boot(cmdline);
     kmm::MachineScope scope(*m);
@@ -357,9 +360,10 @@ TEST(PageAlloc, OrderZeroGfpKernelWithNothingToReclaimEndsInOom) {
   ASSERT_GE(m->reports().size(), 2u);
   EXPECT_EQ(m->reports()[0].kind, kmm::ReportKind::Oom);
   EXPECT_EQ(m->reports()[0].title, "Out of memory and no killable processes...");
-  EXPECT_EQ(m->reports()[0].text.rfind(
-                "kmm invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n", 0),
-            0u);
+  EXPECT_EQ(
+      m->reports()[0].text.rfind(
+          "kmm invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n", 0),
+      0u);
   EXPECT_EQ(m->reports()[1].title, "Kernel panic - not syncing: System is deadlocked on memory");
   for (struct page* p : pages) __free_pages(p, 0);
 }
@@ -501,9 +505,12 @@ TEST(PageAlloc, NofailWithoutDirectReclaimWarnsAndFails) {
   auto pages = drain_machine();
   EXPECT_EQ(alloc_pages(GFP_ATOMIC | __GFP_NOFAIL, 0), nullptr);
   ASSERT_EQ(m->reports().size(), 2u);
-  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c __alloc_pages_slowpath");
-  EXPECT_NE(m->reports()[0].text.find("__GFP_NOFAIL without __GFP_DIRECT_RECLAIM\n"), std::string::npos);
-  EXPECT_EQ(m->reports()[1].title.rfind("kmm: page allocation failure: order:0, mode:0x8820(", 0), 0u)
+  EXPECT_EQ(m->reports()[0].title,
+            "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c __alloc_pages_slowpath");
+  EXPECT_NE(m->reports()[0].text.find("__GFP_NOFAIL without __GFP_DIRECT_RECLAIM\n"),
+            std::string::npos);
+  EXPECT_EQ(m->reports()[1].title.rfind("kmm: page allocation failure: order:0, mode:0x8820(", 0),
+            0u)
       << m->reports()[1].title;
   for (struct page* p : pages) __free_pages(p, 0);
 }
@@ -520,7 +527,8 @@ TEST(PageAlloc, NofailCostlyOrderWarnsThenDipsIntoTheReserve) {
   // (__alloc_pages_cpuset_fallback with ALLOC_MIN_RESERVE).
   struct page* p = alloc_pages(GFP_KERNEL | __GFP_NOFAIL, 4);
   ASSERT_EQ(m->reports().size(), 1u);
-  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c __alloc_pages_slowpath");
+  EXPECT_EQ(m->reports()[0].title,
+            "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c __alloc_pages_slowpath");
   EXPECT_NE(m->reports()[0].text.find("__GFP_NOFAIL for a costly order\n"), std::string::npos);
   ASSERT_NE(p, nullptr);
   auto zones_after = kmm::test::zoneinfo(*m);
@@ -543,9 +551,10 @@ TEST(PageAlloc, SplitPageOfTheWrongOrderIsABadPage) {
   ASSERT_EQ(m->reports().size(), 1u);
   EXPECT_EQ(m->reports()[0].title,
             kmm::strprintf("BUG: Bad page state in process kmm  pfn:%05lx", page_to_pfn(p)));
-  EXPECT_NE(m->reports()[0].text.find(
-                "page dumped because: split_page() of a block that is not allocated at this order\n"),
-            std::string::npos);
+  EXPECT_NE(
+      m->reports()[0].text.find(
+          "page dumped because: split_page() of a block that is not allocated at this order\n"),
+      std::string::npos);
   // Nothing was split: the block is still one order-1 allocation.
   __free_pages(p, 1);
   EXPECT_EQ(m->reports().size(), 1u);

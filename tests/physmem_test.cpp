@@ -36,9 +36,10 @@ TEST(Physmem, ScaledZonesBelowFourGigabytes) {
             (std::vector<Span>{{0, 64, 63}, {64, 512, 448}, {512, 1024, 512}, {1024, 1024, 0}}));
   EXPECT_EQ(zones(*Machine::boot("mem=5M")), // 1280 pfns: 80 -> 64, 640
             (std::vector<Span>{{0, 64, 63}, {64, 640, 576}, {640, 1280, 640}, {1280, 1280, 0}}));
-  EXPECT_EQ(zones(*Machine::boot("mem=1G")),
-            (std::vector<Span>{{0, 4096, 4095}, {4096, 131072, 126976}, {131072, 262144, 131072},
-                               {262144, 262144, 0}}));
+  EXPECT_EQ(
+      zones(*Machine::boot("mem=1G")),
+      (std::vector<Span>{
+          {0, 4096, 4095}, {4096, 131072, 126976}, {131072, 262144, 131072}, {262144, 262144, 0}}));
   EXPECT_EQ(zones(*Machine::boot("mem=4G"))[1], (Span{4096, 524288, 520192}));
 }
 
@@ -126,12 +127,14 @@ namespace {
 
 // What a scenario leaves visible: what `kmm run` prints, then /proc at the end.
 std::string observe(const std::string& boot, const std::string& ops) {
-  kmm::Scenario s = kmm::parse_scenario((boot.empty() ? "" : "boot " + boot + "\n") + ops, "reset.kmm");
+  kmm::Scenario s =
+      kmm::parse_scenario((boot.empty() ? "" : "boot " + boot + "\n") + ops, "reset.kmm");
   std::string procs;
   kmm::RunOptions opts;
   opts.at_end = [&](Machine& m) {
-    for (const char* path : {"/proc/buddyinfo", "/proc/meminfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
-                             "/proc/vmstat", "/proc/slabinfo", "/proc/vmallocinfo"})
+    for (const char* path :
+         {"/proc/buddyinfo", "/proc/meminfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
+          "/proc/vmstat", "/proc/slabinfo", "/proc/vmallocinfo"})
       procs += std::string("--- ") + path + "\n" + m.proc_read(path);
   };
   return kmm::format_run(kmm::run_scenario(s, opts)) + procs;
@@ -176,7 +179,8 @@ free_pages p0
 
 TEST(Physmem, RecycledMachineIsAFreshOne) {
   std::vector<std::string> lines = kmm::fuzz_machines();
-  lines.push_back("mem=16M kfence.sample_interval=1"); // guard pages are PROT_NONE in the direct map
+  lines.push_back(
+      "mem=16M kfence.sample_interval=1"); // guard pages are PROT_NONE in the direct map
   for (const std::string& line : lines) {
     SCOPED_TRACE(line);
     kmm::physmem_drain_pool();

@@ -127,8 +127,9 @@ TEST(Pressure, ValidateCatchesACommittedAsDrift) {
   long committed = k.vm_committed_as.load();
   k.vm_committed_as += 5;
   auto errors = kmm::validate(*m);
-  EXPECT_EQ(errors, std::vector<std::string>{"meminfo: tasks reserve " + std::to_string(committed) +
-                                             " pages but Committed_AS = " + std::to_string(committed + 5)});
+  EXPECT_EQ(errors,
+            std::vector<std::string>{"meminfo: tasks reserve " + std::to_string(committed) +
+                                     " pages but Committed_AS = " + std::to_string(committed + 5)});
   k.vm_committed_as -= 5;
   EXPECT_TRUE(kmm::validate(*m).empty());
 }

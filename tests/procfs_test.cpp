@@ -6,8 +6,8 @@
 #include <cerrno>
 
 #include "kernel.h"
-#include "procfs.h"
 #include "page_test_util.h"
+#include "procfs.h"
 
 using kmm::Machine;
 
@@ -22,8 +22,8 @@ TEST(Procfs, ParseSysctlInt) {
   EXPECT_TRUE(kmm::parse_sysctl_int("+9", &v));
   EXPECT_EQ(v, 9);
   v = 123;
-  for (const char* bad : {"", " ", "\n", "4 2", "0x10", "1e3", "12abc", "abc",
-                          "99999999999999999999999"})
+  for (const char* bad :
+       {"", " ", "\n", "4 2", "0x10", "1e3", "12abc", "abc", "99999999999999999999999"})
     EXPECT_FALSE(kmm::parse_sysctl_int(bad, &v)) << '"' << bad << '"';
   EXPECT_EQ(v, 123); // untouched on failure
 }
@@ -31,12 +31,12 @@ TEST(Procfs, ParseSysctlInt) {
 TEST(Procfs, RegisteredPageAllocatorFiles) {
   auto m = Machine::boot("mem=16M");
   auto paths = m->kernel().procfs.paths();
-  for (const char* p : {"/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo", "/proc/vmstat",
-                        "/proc/meminfo", "/proc/sys/vm/min_free_kbytes",
-                        "/proc/sys/vm/watermark_scale_factor"})
+  for (const char* p :
+       {"/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo", "/proc/vmstat", "/proc/meminfo",
+        "/proc/sys/vm/min_free_kbytes", "/proc/sys/vm/watermark_scale_factor"})
     EXPECT_NE(std::find(paths.begin(), paths.end(), p), paths.end()) << p;
-  for (const char* ro : {"/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
-                         "/proc/vmstat", "/proc/meminfo"})
+  for (const char* ro :
+       {"/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo", "/proc/vmstat", "/proc/meminfo"})
     EXPECT_EQ(m->proc_write(ro, "1"), -EACCES) << ro;
 }
 
@@ -54,9 +54,8 @@ TEST(Procfs, UnknownPathsAreNamed) {
 TEST(Procfs, CustomFilesAndResolvers) {
   auto m = Machine::boot("mem=16M");
   kmm::ProcFs& fs = m->kernel().procfs;
-  fs.add("/proc/kmm_test_wo", {nullptr, [](kmm::Kernel&, const std::string& t) {
-                                 return t == "ok" ? 0 : -EINVAL;
-                               }});
+  fs.add("/proc/kmm_test_wo",
+         {nullptr, [](kmm::Kernel&, const std::string& t) { return t == "ok" ? 0 : -EINVAL; }});
   fs.add_resolver([](kmm::Kernel&, const std::string& path, kmm::ProcFile* out) {
     if (path.rfind("/proc/kmm_echo/", 0) != 0) return false;
     std::string tail = path.substr(15);

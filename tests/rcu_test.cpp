@@ -61,8 +61,8 @@ TEST(Rcu, KfreeRcuFreesAtTheBarrier) {
 TEST(Rcu, KunitKfreeRcuThenDestroy) {
   auto m = Machine::boot("");
   kmm::MachineScope scope(*m);
-  struct kmem_cache* s =
-      kmem_cache_create("TestSlub_kfree_rcu", sizeof(rcu_head), 0, SLAB_NO_MERGE | SLAB_NO_USER_FLAGS, nullptr);
+  struct kmem_cache* s = kmem_cache_create("TestSlub_kfree_rcu", sizeof(rcu_head), 0,
+                                           SLAB_NO_MERGE | SLAB_NO_USER_FLAGS, nullptr);
   struct Holder {
     rcu_head rcu;
   };
@@ -154,8 +154,9 @@ TEST(Rcu, SynchronizeInsideAReadSectionIsReported) {
   synchronize_rcu();
   rcu_read_unlock();
   EXPECT_EQ(kmm::test::count_reports(*m, "WARNING"), 1u);
-  EXPECT_NE(m->reports()[0].text.find("Illegal synchronize_rcu() in RCU read-side critical section"),
-            std::string::npos);
+  EXPECT_NE(
+      m->reports()[0].text.find("Illegal synchronize_rcu() in RCU read-side critical section"),
+      std::string::npos);
 }
 
 TEST(Rcu, QhimarkForcesAGracePeriod) {

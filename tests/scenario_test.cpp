@@ -19,8 +19,8 @@ bool example_available(const std::filesystem::path& p);
 
 std::vector<std::filesystem::path> example_files() {
   std::vector<std::filesystem::path> files;
-  for (const auto& e :
-       std::filesystem::directory_iterator(std::filesystem::path(KMM_SOURCE_DIR) / "corpus/examples"))
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(KMM_SOURCE_DIR) /
+                                                           "corpus/examples"))
     if (e.path().extension() == ".kmm" && example_available(e.path())) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   return files;
@@ -56,17 +56,18 @@ Scenario decode(const std::vector<uint8_t>& b) { return kmm::decode_scenario(b);
 // ---- text form -----------------------------------------------------------------------------
 
 TEST(ScenarioText, ParsesTheIssueExamples) {
-  Scenario s = kmm::parse_scenario("boot mem=32M nr_cpus=2\n"
-                                   "# a comment\n"
-                                   "\n"
-                                   "p0 = alloc_pages order=3 gfp=GFP_KERNEL|__GFP_ZERO  # trailing\n"
-                                   "write p0+328 len=1 byte=0x12\n"
-                                   "cpu 1\n"
-                                   "proc_write /proc/sys/vm/drop_caches 3\n"
-                                   "expect report \"Right Redzone overwritten\"\n"
-                                   "expect no-report\n"
-                                   "check\n",
-                                   "t.kmm");
+  Scenario s =
+      kmm::parse_scenario("boot mem=32M nr_cpus=2\n"
+                          "# a comment\n"
+                          "\n"
+                          "p0 = alloc_pages order=3 gfp=GFP_KERNEL|__GFP_ZERO  # trailing\n"
+                          "write p0+328 len=1 byte=0x12\n"
+                          "cpu 1\n"
+                          "proc_write /proc/sys/vm/drop_caches 3\n"
+                          "expect report \"Right Redzone overwritten\"\n"
+                          "expect no-report\n"
+                          "check\n",
+                          "t.kmm");
   EXPECT_EQ(s.boot, "mem=32M nr_cpus=2");
   ASSERT_EQ(s.ops.size(), 7u);
   EXPECT_EQ(s.ops[0].line, 4);
@@ -96,11 +97,11 @@ TEST(ScenarioText, EveryErrorSaysFileLineAndWhat) {
       {"1x = alloc_pages order=1\n", "t.kmm:1: bad result name '1x'"},
       {"p0 = alloc_pages order=1\np0 = alloc_pages order=1\n", "t.kmm:2: 'p0' is already defined"},
       {"p0 = alloc_pages\n", "t.kmm:1: missing order for alloc_pages"},
-      {"p0 = alloc_pages order=12\n",
-       "t.kmm:1: bad value '12' for order: expected a number 0..11"},
+      {"p0 = alloc_pages order=12\n", "t.kmm:1: bad value '12' for order: expected a number 0..11"},
       {"p0 = alloc_pages order=x\n", "t.kmm:1: bad value 'x' for order: expected a number 0..11"},
       {"p0 = alloc_pages order=1 order=2\n", "t.kmm:1: duplicate argument 'order'"},
-      {"p0 = alloc_pages order=1 colour=red\n", "t.kmm:1: unknown argument 'colour' for alloc_pages"},
+      {"p0 = alloc_pages order=1 colour=red\n",
+       "t.kmm:1: unknown argument 'colour' for alloc_pages"},
       {"p0 = alloc_pages order=1 gfp=GFP_BOGUS\n", "t.kmm:1: bad gfp flags 'GFP_BOGUS'"},
       {"free_pages p9\n", "t.kmm:1: unknown result 'p9'"},
       {"free_pages\n", "t.kmm:1: missing result for free_pages"},
@@ -120,10 +121,13 @@ TEST(ScenarioText, EveryErrorSaysFileLineAndWhat) {
        "t.kmm:2: bad value '0' for len: expected a number 1..65536"},
       {"p0 = alloc_pages order=0\nwrite p0+0 len=1 byte=256\n",
        "t.kmm:2: bad value '256' for byte: expected a byte 0..255"},
-      {"p0 = alloc_pages order=0\nwrite p0+zz len=1 byte=1\n", "t.kmm:2: bad offset '+zz' in 'p0+zz'"},
+      {"p0 = alloc_pages order=0\nwrite p0+zz len=1 byte=1\n",
+       "t.kmm:2: bad offset '+zz' in 'p0+zz'"},
       {"cpu 2\n", "t.kmm:1: cpu 2 out of range: the machine has 2 CPUs"},
-      {"boot nr_cpus=4\ncpu 3\ncpu 64\n", "t.kmm:3: bad value '64' for cpu number: expected a number 0..63"},
-      {"expect\n", "t.kmm:1: expect needs one of: report, no-report, null, value, vmalloc, kmalloc"},
+      {"boot nr_cpus=4\ncpu 3\ncpu 64\n",
+       "t.kmm:3: bad value '64' for cpu number: expected a number 0..63"},
+      {"expect\n",
+       "t.kmm:1: expect needs one of: report, no-report, null, value, vmalloc, kmalloc"},
       {"expect maybe\n", "t.kmm:1: unknown operation 'expect maybe'"},
       {"expect report Redzone\n", "t.kmm:1: expected a quoted string, got 'Redzone'"},
       {"expect report \"Redzone\n", "t.kmm:1: unterminated string"},
@@ -136,7 +140,8 @@ TEST(ScenarioText, EveryErrorSaysFileLineAndWhat) {
       {"f0 = file_create name=\n", "t.kmm:1: bad name '': 1..24 characters"},
       {"f0 = file_create name=abcdefghijklmnopqrstuvwxy\n",
        "t.kmm:1: bad name 'abcdefghijklmnopqrstuvwxy': 1..24 characters"},
-      {"p0 = alloc_pages order=0\nfree_pages \"p0\"\n", "t.kmm:2: unexpected string \"p0\" for result"},
+      {"p0 = alloc_pages order=0\nfree_pages \"p0\"\n",
+       "t.kmm:2: unexpected string \"p0\" for result"},
       {"expect report \"0123456789012345678901234567890123456789012345678901234567890123\"\n",
        "t.kmm:1: string too long (64 characters, at most 63)"},
   };
@@ -147,20 +152,23 @@ TEST(ScenarioText, AReferenceOfTheWrongKindNamesBoth) {
   const std::pair<const char*, const char*> cases[] = {
       {"p0 = alloc_pages order=0\nvfree p0\n",
        "t.kmm:2: 'p0' is a page allocation; vfree needs a vmalloc allocation (vmalloc, vzalloc)"},
-      {"p0 = alloc_pages order=0\nkvfree p0\n",
-       "t.kmm:2: 'p0' is a page allocation; kvfree needs a kvmalloc allocation (kvmalloc, kvzalloc)"},
+      {"p0 = alloc_pages order=0\nkvfree p0\n", "t.kmm:2: 'p0' is a page allocation; kvfree needs "
+                                                "a kvmalloc allocation (kvmalloc, kvzalloc)"},
       {"c0 = kmem_cache_create name=c size=64\nfill c0 byte=1\n",
        "t.kmm:2: 'c0' is a cache; fill needs memory (an allocation, an object or a task)"},
       {"k0 = kvmalloc size=10 gfp=GFP_KERNEL\nkfree k0\n",
-       "t.kmm:2: 'k0' is a kvmalloc allocation; kfree needs a slab object (kmalloc, kmem_cache_alloc)"},
+       "t.kmm:2: 'k0' is a kvmalloc allocation; kfree needs a slab object (kmalloc, "
+       "kmem_cache_alloc)"},
       {"m0 = cma_alloc count=1\nfree_pages_exact m0\n",
        "t.kmm:2: 'm0' is a CMA range; free_pages_exact needs an alloc_pages_exact allocation"},
       {"d0 = dma_alloc_coherent size=10\nkmem_cache_destroy d0\n",
-       "t.kmm:2: 'd0' is a coherent DMA buffer; kmem_cache_destroy needs a cache (kmem_cache_create)"},
+       "t.kmm:2: 'd0' is a coherent DMA buffer; kmem_cache_destroy needs a cache "
+       "(kmem_cache_create)"},
       {"t0 = task_spawn comm=a\ncma_release t0\n",
        "t.kmm:2: 't0' is a task; cma_release needs a CMA range (cma_alloc)"},
       {"f0 = file_create name=x\ndma_free_coherent f0\n",
-       "t.kmm:2: 'f0' is a file; dma_free_coherent needs a coherent DMA buffer (dma_alloc_coherent)"},
+       "t.kmm:2: 'f0' is a file; dma_free_coherent needs a coherent DMA buffer "
+       "(dma_alloc_coherent)"},
       {"o0 = kmalloc size=8\nfile_delete o0\n",
        "t.kmm:2: 'o0' is a slab object; file_delete needs a file (file_create)"},
       {"v0 = vmalloc size=10\ntask_exit v0\n",
@@ -208,12 +216,13 @@ TEST(ScenarioText, NewSubsystemsParseAndPrint) {
   Scenario s = kmm::parse_scenario(text, "t.kmm");
   EXPECT_EQ(kmm::print_scenario(s), text);
   // Defaults are spelled out.
-  EXPECT_EQ(kmm::print_scenario(kmm::parse_scenario("t0 = task_spawn comm=a\nm0 = cma_alloc count=1\n"
-                                                    "d0 = dma_alloc_coherent size=1\n"
-                                                    "f0 = file_create name=x\nfile_read f0 pages=1\n")),
-            "t0 = task_spawn comm=a adj=0\nm0 = cma_alloc count=1 align=0\n"
-            "d0 = dma_alloc_coherent size=1 mask=32 gfp=GFP_KERNEL\n"
-            "f0 = file_create name=x\nfile_read f0 index=0 pages=1\n");
+  EXPECT_EQ(
+      kmm::print_scenario(kmm::parse_scenario("t0 = task_spawn comm=a\nm0 = cma_alloc count=1\n"
+                                              "d0 = dma_alloc_coherent size=1\n"
+                                              "f0 = file_create name=x\nfile_read f0 pages=1\n")),
+      "t0 = task_spawn comm=a adj=0\nm0 = cma_alloc count=1 align=0\n"
+      "d0 = dma_alloc_coherent size=1 mask=32 gfp=GFP_KERNEL\n"
+      "f0 = file_create name=x\nfile_read f0 index=0 pages=1\n");
 }
 
 TEST(ScenarioText, NewSubsystemErrors) {
@@ -234,7 +243,8 @@ TEST(ScenarioText, NewSubsystemErrors) {
        "t.kmm:1: bad value '16' for mask: expected a number 24..64"},
       {"o0 = kmalloc size=8 gfp=GFP_KERNEL\ntask_exit o0\n",
        "t.kmm:2: 'o0' is a slab object; task_exit needs a task (task_spawn)"},
-      {"p0 = alloc_pages order=0\nwrite p0--5 len=1 byte=1\n", "t.kmm:2: bad offset '--5' in 'p0--5'"},
+      {"p0 = alloc_pages order=0\nwrite p0--5 len=1 byte=1\n",
+       "t.kmm:2: bad offset '--5' in 'p0--5'"},
   };
   for (const auto& [text, msg] : cases) EXPECT_EQ(parse_error(text), msg) << "input: " << text;
 }
@@ -402,23 +412,25 @@ TEST(ScenarioRun, KasanChecksEveryScenarioAccess) {
                "expect no-report\n");
   EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
   // Without KASAN the out-of-bounds write goes unnoticed by the scenario (SLUB may see it later).
-  r = run_text("o0 = kmalloc size=40 gfp=GFP_KERNEL\nwrite o0+40 len=1 byte=0x01\nexpect no-report\n");
+  r = run_text(
+      "o0 = kmalloc size=40 gfp=GFP_KERNEL\nwrite o0+40 len=1 byte=0x01\nexpect no-report\n");
   EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
 }
 
 TEST(ScenarioRun, ValuesReadBackOnEveryKindOfMemory) {
-  auto r = run_text("boot mem=32M nr_cpus=2 cma=8M\n"
-                    "v0 = vmalloc size=10000\nwrite v0+4000 len=200 byte=0x11\n"
-                    "expect value v0+4000 len=200 byte=0x11\nexpect value v0+4200 len=10 byte=0x00\n"
-                    "k0 = kvzalloc size=64 gfp=GFP_KERNEL\nexpect kmalloc k0\n"
-                    "expect value k0+0 len=64 byte=0x00\nfill k0 byte=0x22\nexpect value k0+63 len=1 byte=0x22\n"
-                    "m0 = cma_alloc count=4 align=2\nfill m0 byte=0x33\nexpect value m0+16383 len=1 byte=0x33\n"
-                    "d0 = dma_alloc_coherent size=8192 mask=24\nexpect value d0+0 len=8192 byte=0\n"
-                    "write d0+100 len=1 byte=0x44\nexpect value d0+100 len=1 byte=0x44\n"
-                    "t0 = task_spawn comm=a\ntask_touch t0 pages=2\nexpect value t0+8 len=504 byte=0\n"
-                    "write t0+4090 len=12 byte=0x55\nexpect value t0+4090 len=12 byte=0x55\n"
-                    "task_exit t0\ndma_free_coherent d0\ncma_release m0\nkvfree k0\nvfree v0\n"
-                    "expect no-report\ncheck\n");
+  auto r = run_text(
+      "boot mem=32M nr_cpus=2 cma=8M\n"
+      "v0 = vmalloc size=10000\nwrite v0+4000 len=200 byte=0x11\n"
+      "expect value v0+4000 len=200 byte=0x11\nexpect value v0+4200 len=10 byte=0x00\n"
+      "k0 = kvzalloc size=64 gfp=GFP_KERNEL\nexpect kmalloc k0\n"
+      "expect value k0+0 len=64 byte=0x00\nfill k0 byte=0x22\nexpect value k0+63 len=1 byte=0x22\n"
+      "m0 = cma_alloc count=4 align=2\nfill m0 byte=0x33\nexpect value m0+16383 len=1 byte=0x33\n"
+      "d0 = dma_alloc_coherent size=8192 mask=24\nexpect value d0+0 len=8192 byte=0\n"
+      "write d0+100 len=1 byte=0x44\nexpect value d0+100 len=1 byte=0x44\n"
+      "t0 = task_spawn comm=a\ntask_touch t0 pages=2\nexpect value t0+8 len=504 byte=0\n"
+      "write t0+4090 len=12 byte=0x55\nexpect value t0+4090 len=12 byte=0x55\n"
+      "task_exit t0\ndma_free_coherent d0\ncma_release m0\nkvfree k0\nvfree v0\n"
+      "expect no-report\ncheck\n");
   EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
   // The trace names where things went: a vmalloc address, a DMA zone bus address, a pid.
   bool vm = false, dma = false, pid = false;
@@ -451,7 +463,8 @@ TEST(ScenarioRun, AccessesTheMachineCannotMakeAreSkippedWithTheReason) {
   EXPECT_EQ(r.exit_status, 0) << (r.failures.empty() ? "" : r.failures[0]);
   ASSERT_EQ(r.trace.size(), 5u);
   EXPECT_EQ(r.trace[1], "corrupt k0+0 len=1 byte=0x01 -> skipped: not in the direct map");
-  EXPECT_EQ(r.trace[2], "p0 = alloc_pages order=10 gfp=GFP_ATOMIC|__GFP_MEMALLOC -> pfn 0x400 (zone Normal)");
+  EXPECT_EQ(r.trace[2],
+            "p0 = alloc_pages order=10 gfp=GFP_ATOMIC|__GFP_MEMALLOC -> pfn 0x400 (zone Normal)");
   EXPECT_EQ(r.trace[3], "corrupt p0+4194304 len=1 byte=0x01 -> skipped: outside RAM");
 }
 
@@ -461,7 +474,11 @@ TEST(ScenarioRun, AMismatchedReportOrValueIsAFailure) {
                     "o0 = kzalloc size=16 gfp=GFP_KERNEL\nexpect value o0+0 len=16 byte=7\n");
   EXPECT_EQ(r.exit_status, 1);
   ASSERT_EQ(r.failures.size(), 2u);
-  EXPECT_EQ(r.failures[0].rfind("t.kmm:4: expectation failed: no report matching \"Redzone\" (got \"BUG: Bad page state", 0), 0u)
+  EXPECT_EQ(
+      r.failures[0].rfind(
+          "t.kmm:4: expectation failed: no report matching \"Redzone\" (got \"BUG: Bad page state",
+          0),
+      0u)
       << r.failures[0];
   EXPECT_EQ(r.failures[1].rfind("t.kmm:6: expectation failed: ", 0), 0u) << r.failures[1];
 }

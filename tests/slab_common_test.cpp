@@ -129,7 +129,8 @@ protected:
 TEST_F(SlabValidatePlanted, PartialSlabStates) {
   // A debug cache has no cpu slabs: its one slab with a free object is on the partial list.
   // (SLAB_CONSISTENCY_CHECKS alone does not stop merging, as in the kernel: SLAB_NO_MERGE.)
-  struct kmem_cache* s = kmem_cache_create("vp", 64, 0, SLAB_CONSISTENCY_CHECKS | SLAB_NO_MERGE, nullptr);
+  struct kmem_cache* s =
+      kmem_cache_create("vp", 64, 0, SLAB_CONSISTENCY_CHECKS | SLAB_NO_MERGE, nullptr);
   void* p = kmem_cache_alloc(s, GFP_KERNEL);
   struct page* slab = kmm::virt_to_slab(k(), p);
   ASSERT_EQ(s->node.nr_partial, 1u);
@@ -137,7 +138,8 @@ TEST_F(SlabValidatePlanted, PartialSlabStates) {
 
   slab->slab.frozen = 1;
   auto e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{kmm::strprintf("slub: vp: partial slab pfn 0x%x is frozen", n)})
+  EXPECT_EQ(
+      e, std::vector<std::string>{kmm::strprintf("slub: vp: partial slab pfn 0x%x is frozen", n)})
       << dump(e);
   slab->slab.frozen = 0;
 
@@ -146,8 +148,8 @@ TEST_F(SlabValidatePlanted, PartialSlabStates) {
   slab->slab.freelist = nullptr;
   slab->slab.inuse = slab->slab.objects;
   e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{
-                   kmm::strprintf("slub: vp: partial slab pfn 0x%x has no free object", n)})
+  EXPECT_EQ(e, std::vector<std::string>{kmm::strprintf(
+                   "slub: vp: partial slab pfn 0x%x has no free object", n)})
       << dump(e);
   slab->slab.freelist = freelist;
   slab->slab.inuse = inuse;
@@ -159,7 +161,8 @@ TEST_F(SlabValidatePlanted, PartialSlabStates) {
 
   s->node.nr_slabs++;
   e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{"slub: vp: 1 slabs on lists and cpus but nr_slabs=2"}) << dump(e);
+  EXPECT_EQ(e, std::vector<std::string>{"slub: vp: 1 slabs on lists and cpus but nr_slabs=2"})
+      << dump(e);
   s->node.nr_slabs--;
 
   struct kmem_cache* other = kmem_cache_create("vp_other", 64, 0, SLAB_NO_MERGE, nullptr);
@@ -179,7 +182,8 @@ TEST_F(SlabValidatePlanted, PartialSlabStates) {
 }
 
 TEST_F(SlabValidatePlanted, FullSlabWithAFreeObject) {
-  struct kmem_cache* s = kmem_cache_create("vf", 64, 0, SLAB_CONSISTENCY_CHECKS | SLAB_NO_MERGE, nullptr);
+  struct kmem_cache* s =
+      kmem_cache_create("vf", 64, 0, SLAB_CONSISTENCY_CHECKS | SLAB_NO_MERGE, nullptr);
   std::vector<void*> objs;
   for (unsigned i = 0; i < s->objects; i++) objs.push_back(kmem_cache_alloc(s, GFP_KERNEL));
   struct page* slab = kmm::virt_to_slab(k(), objs[0]);
@@ -190,8 +194,8 @@ TEST_F(SlabValidatePlanted, FullSlabWithAFreeObject) {
   slab->slab.freelist = objs[0];
   slab->slab.inuse--;
   auto e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{
-                   kmm::strprintf("slub: vf: full slab pfn 0x%x has free objects", pfn(slab))})
+  EXPECT_EQ(e, std::vector<std::string>{kmm::strprintf(
+                   "slub: vf: full slab pfn 0x%x has free objects", pfn(slab))})
       << dump(e);
   slab->slab.freelist = nullptr;
   slab->slab.inuse++;
@@ -221,7 +225,8 @@ TEST_F(SlabValidatePlanted, CpuSlabStates) {
   c1.slab = c0.slab;
   e = kmm::validate(*m);
   EXPECT_TRUE(has(e, kmm::strprintf("slub: vc: slab pfn 0x%x is on two lists", n))) << dump(e);
-  EXPECT_TRUE(has(e, kmm::strprintf("slub: vc: cpu 1 slab pfn 0x%x is not frozen to it", n))) << dump(e);
+  EXPECT_TRUE(has(e, kmm::strprintf("slub: vc: cpu 1 slab pfn 0x%x is not frozen to it", n)))
+      << dump(e);
   EXPECT_TRUE(has(e, "slub: vc: 2 slabs on lists and cpus but nr_slabs=1")) << dump(e);
   c1.slab = nullptr;
   c1.freelist = nullptr;
@@ -254,14 +259,16 @@ TEST_F(SlabValidatePlanted, FastpathFollowsTheDebugFlagsAndTheMachine) {
 
   plain->fastpath = false;
   auto e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{"slub: vf: fastpath is 0, but debug flags 0x0, init_on_alloc "
-                                        "0, init_on_free 0, kasan 0, kfence 0 ask for 1"})
+  EXPECT_EQ(e,
+            std::vector<std::string>{"slub: vf: fastpath is 0, but debug flags 0x0, init_on_alloc "
+                                     "0, init_on_free 0, kasan 0, kfence 0 ask for 1"})
       << dump(e);
   plain->fastpath = true;
   debug->fastpath = true;
   e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{"slub: vd: fastpath is 1, but debug flags 0x400, "
-                                        "init_on_alloc 0, init_on_free 0, kasan 0, kfence 0 ask for 0"})
+  EXPECT_EQ(
+      e, std::vector<std::string>{"slub: vd: fastpath is 1, but debug flags 0x400, "
+                                  "init_on_alloc 0, init_on_free 0, kasan 0, kfence 0 ask for 0"})
       << dump(e);
   debug->fastpath = false;
   kmem_cache_destroy(plain);
@@ -270,7 +277,8 @@ TEST_F(SlabValidatePlanted, FastpathFollowsTheDebugFlagsAndTheMachine) {
 
   // KASAN and KFENCE come up after the kmalloc caches: kmem_cache_init_late() turns the caches
   // made before them over to the general paths, where the hooks run.
-  for (const char* boot : {"mem=64M kasan=on", "mem=64M kfence.sample_interval=1", "mem=64M init_on_free=1"}) {
+  for (const char* boot :
+       {"mem=64M kasan=on", "mem=64M kfence.sample_interval=1", "mem=64M init_on_free=1"}) {
     auto mk = Machine::boot(boot);
     struct kmem_cache* kmalloc64 = mk->kernel().kmalloc_caches[0][6];
     ASSERT_NE(kmalloc64, nullptr) << boot;

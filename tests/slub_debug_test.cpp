@@ -54,13 +54,15 @@ TEST_F(SlubKunit, ClobberZone) {
   p[64] = 0x12;
   validate(s);
   EXPECT_EQ(errors(), 2);
-  EXPECT_EQ(titles(), std::vector<std::string>{"BUG TestSlub_RZ_alloc (Not tainted): Right Redzone overwritten"});
+  EXPECT_EQ(titles(), std::vector<std::string>{
+                          "BUG TestSlub_RZ_alloc (Not tainted): Right Redzone overwritten"});
   const std::string& text = m->reports()[0].text;
   EXPECT_NE(text.find("First byte 0x12 instead of 0xcc"), std::string::npos);
-  EXPECT_NE(text.find(kmm::strprintf("FIX TestSlub_RZ_alloc: Restoring Right Redzone 0x%llx-0x%llx=0xcc",
-                                     (unsigned long long)m->kernel().mem.kva(p + 64),
-                                     (unsigned long long)m->kernel().mem.kva(p + 64))),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(kmm::strprintf("FIX TestSlub_RZ_alloc: Restoring Right Redzone 0x%llx-0x%llx=0xcc",
+                               (unsigned long long)m->kernel().mem.kva(p + 64),
+                               (unsigned long long)m->kernel().mem.kva(p + 64))),
+      std::string::npos);
   EXPECT_EQ(m->reports()[0].offset, 64);
   EXPECT_EQ(p[64], 0xcc); // restored
   kmem_cache_free(s, p);
@@ -78,10 +80,11 @@ TEST_F(SlubKunit, NextPointer) {
   p[s->offset] = uint8_t(~p[s->offset]);
   validate(s);
   EXPECT_EQ(errors(), 3); // corrupted freechain, wrong count of objects in use, the fix
-  EXPECT_EQ(titles(), (std::vector<std::string>{
-                          "BUG TestSlub_next_ptr_free (Not tainted): Freechain corrupt",
-                          "BUG TestSlub_next_ptr_free (Not tainted): Wrong object count. Counter is 0 but counted were " +
-                              std::to_string(s->objects - 1)}));
+  EXPECT_EQ(titles(),
+            (std::vector<std::string>{"BUG TestSlub_next_ptr_free (Not tainted): Freechain corrupt",
+                                      "BUG TestSlub_next_ptr_free (Not tainted): Wrong object "
+                                      "count. Counter is 0 but counted were " +
+                                          std::to_string(s->objects - 1)}));
   EXPECT_NE(m->reports()[1].text.find("FIX TestSlub_next_ptr_free: Object count adjusted"),
             std::string::npos);
   // Repair the pointer: the count is wrong the other way now.
@@ -89,9 +92,10 @@ TEST_F(SlubKunit, NextPointer) {
   reset_errors();
   validate(s);
   EXPECT_EQ(errors(), 2);
-  EXPECT_EQ(titles(), std::vector<std::string>{
-                          "BUG TestSlub_next_ptr_free (Not tainted): Wrong object count. Counter is " +
-                          std::to_string(s->objects - 1) + " but counted were 0"});
+  EXPECT_EQ(titles(),
+            std::vector<std::string>{
+                "BUG TestSlub_next_ptr_free (Not tainted): Wrong object count. Counter is " +
+                std::to_string(s->objects - 1) + " but counted were 0"});
   reset_errors();
   validate(s);
   EXPECT_EQ(errors(), 0);
@@ -106,7 +110,8 @@ TEST_F(SlubKunit, FirstWord) {
   *p = 0x78;
   validate(s);
   EXPECT_EQ(errors(), 2);
-  EXPECT_EQ(titles(), std::vector<std::string>{"BUG TestSlub_1th_word_free (Not tainted): Poison overwritten"});
+  EXPECT_EQ(titles(), std::vector<std::string>{
+                          "BUG TestSlub_1th_word_free (Not tainted): Poison overwritten"});
   EXPECT_NE(m->reports()[0].text.find("First byte 0x78 instead of 0x6b"), std::string::npos);
   EXPECT_EQ(*p, 0x6b);
   kmem_cache_destroy(s);
@@ -120,7 +125,8 @@ TEST_F(SlubKunit, Clobber50thByte) {
   p[50] = 0x9a;
   validate(s);
   EXPECT_EQ(errors(), 2);
-  EXPECT_EQ(titles(), std::vector<std::string>{"BUG TestSlub_50th_word_free (Not tainted): Poison overwritten"});
+  EXPECT_EQ(titles(), std::vector<std::string>{
+                          "BUG TestSlub_50th_word_free (Not tainted): Poison overwritten"});
   EXPECT_EQ(m->reports()[0].offset, 50);
   kmem_cache_destroy(s);
 }
@@ -133,20 +139,23 @@ TEST_F(SlubKunit, ClobberRedzoneFree) {
   p[64] = 0xab;
   validate(s);
   EXPECT_EQ(errors(), 2);
-  EXPECT_EQ(titles(), std::vector<std::string>{"BUG TestSlub_RZ_free (Not tainted): Right Redzone overwritten"});
+  EXPECT_EQ(titles(), std::vector<std::string>{
+                          "BUG TestSlub_RZ_free (Not tainted): Right Redzone overwritten"});
   EXPECT_NE(m->reports()[0].text.find("First byte 0xab instead of 0xbb"), std::string::npos);
   kmem_cache_destroy(s);
 }
 
 // 6. test_kmalloc_redzone_access
 TEST_F(SlubKunit, KmallocRedzoneAccess) {
-  struct kmem_cache* s = create("TestSlub_RZ_kmalloc", 32, SLAB_KMALLOC | SLAB_STORE_USER | SLAB_RED_ZONE);
+  struct kmem_cache* s =
+      create("TestSlub_RZ_kmalloc", 32, SLAB_KMALLOC | SLAB_STORE_USER | SLAB_RED_ZONE);
   auto* p = static_cast<uint8_t*>(__kmalloc_cache_noprof(s, GFP_KERNEL, 18));
   p[18] = 0xab;
   p[19] = 0xab;
   validate(s);
   EXPECT_EQ(errors(), 2);
-  EXPECT_EQ(titles(), std::vector<std::string>{"BUG TestSlub_RZ_kmalloc (Not tainted): kmalloc Redzone overwritten"});
+  EXPECT_EQ(titles(), std::vector<std::string>{
+                          "BUG TestSlub_RZ_kmalloc (Not tainted): kmalloc Redzone overwritten"});
   EXPECT_NE(m->reports()[0].text.find("First byte 0xab instead of 0xcc"), std::string::npos);
   EXPECT_NE(m->reports()[0].text.find("Allocated in "), std::string::npos); // STORE_USER track
   kmem_cache_free(s, p);
@@ -162,10 +171,10 @@ TEST_F(SlubKunit, LeakDestroy) {
   ASSERT_NE(p, nullptr);
   kmem_cache_destroy(s);
   EXPECT_EQ(errors(), 2); // the header and one leaked object
-  EXPECT_EQ(kmm::test::count_reports(
-                *m, "BUG TestSlub_leak_destroy (Not tainted): Objects remaining in "
-                    "TestSlub_leak_destroy on __kmem_cache_shutdown()"),
-            1u);
+  EXPECT_EQ(
+      kmm::test::count_reports(*m, "BUG TestSlub_leak_destroy (Not tainted): Objects remaining in "
+                                   "TestSlub_leak_destroy on __kmem_cache_shutdown()"),
+      1u);
 }
 
 // 10. test_krealloc_redzone_zeroing
@@ -226,7 +235,8 @@ TEST_F(SlubKunit, KmallocAndFriendsFromTwoContexts) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
-// ---- slub_debug= and the alloc/free-path checks --------------------------------------------------
+// ---- slub_debug= and the alloc/free-path checks
+// --------------------------------------------------
 
 TEST(SlubDebug, BootFlagsApplyToKmallocCaches) {
   auto m = Machine::boot("nr_cpus=4 slub_debug=FZPU");
@@ -277,7 +287,9 @@ TEST(SlubDebug, InvalidPointerWithConsistencyChecks) {
   char* p = static_cast<char*>(kmalloc(64, GFP_KERNEL));
   kfree(p + 4);
   ASSERT_EQ(m->reports().size(), 1u);
-  EXPECT_EQ(m->reports()[0].title.rfind("BUG kmalloc-64 (Not tainted): Invalid object pointer 0x", 0), 0u);
+  EXPECT_EQ(
+      m->reports()[0].title.rfind("BUG kmalloc-64 (Not tainted): Invalid object pointer 0x", 0),
+      0u);
   kfree(p);
   EXPECT_EQ(m->reports().size(), 1u);
 }
@@ -331,7 +343,8 @@ TEST(SlubDebug, SlabPaddingOverwritten) {
   // 328 bytes with POISON only: 336-byte slots, leftovers at the end of the slab.
   struct kmem_cache* s = kmem_cache_create("pad", 328, 0, SLAB_POISON, nullptr);
   auto* p = static_cast<uint8_t*>(kmem_cache_alloc(s, GFP_KERNEL));
-  uint8_t* base = reinterpret_cast<uint8_t*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t(PAGE_SIZE - 1));
+  uint8_t* base =
+      reinterpret_cast<uint8_t*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t(PAGE_SIZE - 1));
   unsigned long slab_bytes = PAGE_SIZE << s->order;
   base[slab_bytes - 1] = 0;
   kmm::validate_slab_cache(m->kernel(), s);
@@ -380,7 +393,8 @@ protected:
     scope = std::make_unique<kmm::MachineScope>(*m);
     s = kmem_cache_create("planted", 64, 0, SLAB_POISON | SLAB_CONSISTENCY_CHECKS, nullptr);
     std::vector<char*> objs;
-    for (unsigned i = 0; i < s->objects; i++) objs.push_back(static_cast<char*>(kmem_cache_alloc(s, GFP_KERNEL)));
+    for (unsigned i = 0; i < s->objects; i++)
+      objs.push_back(static_cast<char*>(kmem_cache_alloc(s, GFP_KERNEL)));
     std::sort(objs.begin(), objs.end());
     last = objs.back();
     ASSERT_EQ(kmm::virt_to_slab(k(), objs.front()), kmm::virt_to_slab(k(), last));
@@ -391,7 +405,9 @@ protected:
   }
   void TearDown() override { scope.reset(); }
   kmm::Kernel& k() { return m->kernel(); }
-  struct page* slab() { return kmm::virt_to_slab(k(), last); }
+  struct page* slab() {
+    return kmm::virt_to_slab(k(), last);
+  }
   unsigned long long kva(const void* p) { return (unsigned long long)k().mem.kva(p); }
   long errors() { return k().slab->slab_errors.load(); }
   std::vector<std::string> titles() {
@@ -440,14 +456,17 @@ TEST_F(SlubPlanted, WrongNumberOfObjectsIsAdjusted) {
   unsigned objects = s->objects;
   slab()->slab.objects = uint16_t(objects - 1);
   auto e = kmm::validate(*m);
-  EXPECT_TRUE(has(e, kmm::strprintf("slub: planted: Wrong number of objects. Found %u but should be %u",
-                                    objects - 1, objects)));
+  EXPECT_TRUE(
+      has(e, kmm::strprintf("slub: planted: Wrong number of objects. Found %u but should be %u",
+                            objects - 1, objects)));
   EXPECT_TRUE(has(e, "slub: planted: Wrong object count. Counter is 1 but counted were 0"));
   EXPECT_EQ(kmm::validate_slab_cache(k(), s), 2); // the report and its fix
-  EXPECT_EQ(titles(), std::vector<std::string>{kmm::strprintf(
-                          "BUG planted (Not tainted): Wrong number of objects. Found %u but should be %u",
-                          objects - 1, objects)});
-  EXPECT_NE(m->reports()[0].text.find("FIX planted: Number of objects adjusted\n"), std::string::npos);
+  EXPECT_EQ(titles(),
+            std::vector<std::string>{kmm::strprintf(
+                "BUG planted (Not tainted): Wrong number of objects. Found %u but should be %u",
+                objects - 1, objects)});
+  EXPECT_NE(m->reports()[0].text.find("FIX planted: Number of objects adjusted\n"),
+            std::string::npos);
   EXPECT_EQ(slab()->slab.objects, objects);
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
@@ -470,7 +489,8 @@ TEST_F(SlubPlanted, FreelistCycleIsCleared) {
   kmm::set_freepointer(s, b, a); // a -> b -> a
   EXPECT_TRUE(has(kmm::validate(*m), "slub: planted: freelist cycle"));
   EXPECT_EQ(kmm::validate_slab_cache(k(), s), 2);
-  EXPECT_EQ(titles(), std::vector<std::string>{"BUG planted (Not tainted): Freelist cycle detected"});
+  EXPECT_EQ(titles(),
+            std::vector<std::string>{"BUG planted (Not tainted): Freelist cycle detected"});
   EXPECT_NE(m->reports()[0].text.find("FIX planted: Freelist cleared\n"), std::string::npos);
   EXPECT_EQ(slab()->slab.freelist, nullptr);
 }
@@ -480,8 +500,8 @@ TEST_F(SlubPlanted, FreePointerOfAnAllocatedObject) {
   // object is allocated.
   ASSERT_GE(s->offset, s->inuse);
   std::memset(last + s->offset, 0x41, sizeof(void*));
-  EXPECT_TRUE(has(kmm::validate(*m), kmm::strprintf("slub: planted: object 0x%llx: free pointer corrupt",
-                                                    kva(last))));
+  EXPECT_TRUE(has(kmm::validate(*m),
+                  kmm::strprintf("slub: planted: object 0x%llx: free pointer corrupt", kva(last))));
   EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
   EXPECT_EQ(titles(), std::vector<std::string>{"BUG planted (Not tainted): Freepointer corrupt"});
   EXPECT_EQ(kmm::get_freepointer(s, last), nullptr); // the chain is cut there
@@ -491,7 +511,8 @@ TEST_F(SlubPlanted, FreePointerOfAnAllocatedObject) {
 TEST_F(SlubPlanted, ListCountersAreRecounted) {
   s->node.nr_partial++;
   EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
-  EXPECT_NE(m->dmesg().find("SLUB planted: 1 partial slabs counted but counter=2\n"), std::string::npos);
+  EXPECT_NE(m->dmesg().find("SLUB planted: 1 partial slabs counted but counter=2\n"),
+            std::string::npos);
   s->node.nr_partial--;
   s->node.nr_slabs++;
   EXPECT_EQ(kmm::validate_slab_cache(k(), s), 1);
@@ -529,7 +550,8 @@ TEST(SlubDebug, SlabPaddingSeenByValidateWithoutRepair) {
   kmm::MachineScope scope(*m);
   struct kmem_cache* s = kmem_cache_create("pad", 328, 0, SLAB_POISON, nullptr);
   auto* p = static_cast<uint8_t*>(kmem_cache_alloc(s, GFP_KERNEL));
-  uint8_t* base = static_cast<uint8_t*>(kmm::slab_address(m->kernel(), kmm::virt_to_slab(m->kernel(), p)));
+  uint8_t* base =
+      static_cast<uint8_t*>(kmm::slab_address(m->kernel(), kmm::virt_to_slab(m->kernel(), p)));
   unsigned long slab_bytes = PAGE_SIZE << s->order;
   base[slab_bytes - 3] = 0;
   std::vector<std::string> expect{

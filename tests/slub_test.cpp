@@ -35,8 +35,9 @@ std::map<std::string, SlabRow> slabinfo(Machine& m) {
   for (size_t i = 2; i < rows.size(); i++) {
     auto& r = rows[i];
     if (r.size() != 16) continue;
-    out[r[0]] = SlabRow{std::stoul(r[1]), std::stoul(r[2]), unsigned(std::stoul(r[3])),
-                        unsigned(std::stoul(r[4])), unsigned(std::stoul(r[5])), std::stoul(r[14])};
+    out[r[0]] =
+        SlabRow{std::stoul(r[1]),           std::stoul(r[2]),           unsigned(std::stoul(r[3])),
+                unsigned(std::stoul(r[4])), unsigned(std::stoul(r[5])), std::stoul(r[14])};
   }
   return out;
 }
@@ -50,9 +51,9 @@ TEST(SlubGeometry, Example328ByteStructGives448ByteSlotAnd18CtorCalls) {
   auto m = Machine::boot("mem=64M nr_cpus=4");
   kmm::MachineScope scope(*m);
   ctor_calls = 0;
-  struct kmem_cache* s = kmem_cache_create("test328", 328, sizeof(long),
-                                           SLAB_POISON | SLAB_RED_ZONE | SLAB_HWCACHE_ALIGN,
-                                           counting_ctor);
+  struct kmem_cache* s =
+      kmem_cache_create("test328", 328, sizeof(long),
+                        SLAB_POISON | SLAB_RED_ZONE | SLAB_HWCACHE_ALIGN, counting_ctor);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(ctor_calls, 0);
   void* p = kmem_cache_alloc(s, GFP_KERNEL);
@@ -72,8 +73,9 @@ TEST(SlubGeometry, Example328ByteStructGives448ByteSlotAnd18CtorCalls) {
 }
 
 // The reference table (kernel-algorithms.md section 4): objects per slab / order.
-static void expect_kmalloc_geometry(const char* cmdline,
-                                    const std::vector<std::pair<std::string, std::pair<unsigned, unsigned>>>& table) {
+static void expect_kmalloc_geometry(
+    const char* cmdline,
+    const std::vector<std::pair<std::string, std::pair<unsigned, unsigned>>>& table) {
   auto m = Machine::boot(cmdline);
   auto info = slabinfo(*m);
   for (auto& [name, geo] : table) {
@@ -92,21 +94,35 @@ static void expect_kmalloc_geometry(const char* cmdline,
 }
 
 TEST(SlubGeometry, KmallocCachesMatchTheKernelOn4Cpus) {
-  expect_kmalloc_geometry(
-      "nr_cpus=4", {{"kmalloc-8", {512, 0}},  {"kmalloc-16", {256, 0}}, {"kmalloc-32", {128, 0}},
-                    {"kmalloc-64", {64, 0}},  {"kmalloc-96", {42, 0}},  {"kmalloc-128", {32, 0}},
-                    {"kmalloc-192", {21, 0}}, {"kmalloc-256", {16, 0}}, {"kmalloc-512", {16, 1}},
-                    {"kmalloc-1k", {16, 2}},  {"kmalloc-2k", {16, 3}},  {"kmalloc-4k", {8, 3}},
-                    {"kmalloc-8k", {4, 3}}});
+  expect_kmalloc_geometry("nr_cpus=4", {{"kmalloc-8", {512, 0}},
+                                        {"kmalloc-16", {256, 0}},
+                                        {"kmalloc-32", {128, 0}},
+                                        {"kmalloc-64", {64, 0}},
+                                        {"kmalloc-96", {42, 0}},
+                                        {"kmalloc-128", {32, 0}},
+                                        {"kmalloc-192", {21, 0}},
+                                        {"kmalloc-256", {16, 0}},
+                                        {"kmalloc-512", {16, 1}},
+                                        {"kmalloc-1k", {16, 2}},
+                                        {"kmalloc-2k", {16, 3}},
+                                        {"kmalloc-4k", {8, 3}},
+                                        {"kmalloc-8k", {4, 3}}});
 }
 
 TEST(SlubGeometry, KmallocCachesMatchTheKernelOn64Cpus) {
-  expect_kmalloc_geometry(
-      "nr_cpus=64", {{"kmalloc-8", {512, 0}},  {"kmalloc-16", {256, 0}}, {"kmalloc-32", {128, 0}},
-                     {"kmalloc-64", {64, 0}},  {"kmalloc-96", {42, 0}},  {"kmalloc-128", {32, 0}},
-                     {"kmalloc-192", {42, 1}}, {"kmalloc-256", {32, 1}}, {"kmalloc-512", {32, 2}},
-                     {"kmalloc-1k", {32, 3}},  {"kmalloc-2k", {16, 3}},  {"kmalloc-4k", {8, 3}},
-                     {"kmalloc-8k", {4, 3}}});
+  expect_kmalloc_geometry("nr_cpus=64", {{"kmalloc-8", {512, 0}},
+                                         {"kmalloc-16", {256, 0}},
+                                         {"kmalloc-32", {128, 0}},
+                                         {"kmalloc-64", {64, 0}},
+                                         {"kmalloc-96", {42, 0}},
+                                         {"kmalloc-128", {32, 0}},
+                                         {"kmalloc-192", {42, 1}},
+                                         {"kmalloc-256", {32, 1}},
+                                         {"kmalloc-512", {32, 2}},
+                                         {"kmalloc-1k", {32, 3}},
+                                         {"kmalloc-2k", {16, 3}},
+                                         {"kmalloc-4k", {8, 3}},
+                                         {"kmalloc-8k", {4, 3}}});
 }
 
 TEST(SlubGeometry, ObjsizeIsTheSlotStride) {
@@ -117,7 +133,8 @@ TEST(SlubGeometry, ObjsizeIsTheSlotStride) {
   EXPECT_EQ(info["kmalloc-8k"].objsize, 8192u);
   kmm::MachineScope scope(*m);
   // HWCACHE_ALIGN halves the line while the object fits twice: 20 bytes -> 32-byte slots.
-  struct kmem_cache* s = kmem_cache_create("hw20", 20, 0, SLAB_HWCACHE_ALIGN | SLAB_NO_MERGE, nullptr);
+  struct kmem_cache* s =
+      kmem_cache_create("hw20", 20, 0, SLAB_HWCACHE_ALIGN | SLAB_NO_MERGE, nullptr);
   EXPECT_EQ(slabinfo(*m)["hw20"].objsize, 32u);
   EXPECT_EQ(slabinfo(*m)["hw20"].objperslab, 128u);
   kmem_cache_destroy(s);
@@ -142,9 +159,10 @@ TEST(Slabinfo, HeaderAndNewestFirstAndRowFormat) {
   text = m->proc_read("/proc/slabinfo");
   size_t at = text.find("\nnewest");
   ASSERT_NE(at, std::string::npos);
-  EXPECT_EQ(text.substr(at + 1, text.find('\n', at + 1) - at - 1),
-            kmm::strprintf("%-17s %6lu %6lu %6u %4u %4d : tunables %4u %4u %4u : slabdata %6lu %6lu %6lu",
-                           "newest", 39ul, 39ul, 104u, 39u, 1, 0u, 0u, 0u, 1ul, 1ul, 0ul));
+  EXPECT_EQ(
+      text.substr(at + 1, text.find('\n', at + 1) - at - 1),
+      kmm::strprintf("%-17s %6lu %6lu %6u %4u %4d : tunables %4u %4u %4u : slabdata %6lu %6lu %6lu",
+                     "newest", 39ul, 39ul, 104u, 39u, 1, 0u, 0u, 0u, 1ul, 1ul, 0ul));
   kmem_cache_free(s, p);
   kmem_cache_destroy(s);
   EXPECT_EQ(slabinfo(*m).count("newest"), 0u);
@@ -219,7 +237,7 @@ TEST(Slub, MergingMakesAnAliasUnlessNomergeCtorOrDebug) {
   kmm::MachineScope scope(*m);
   struct kmem_cache* a = kmem_cache_create("merge_me", 60, 0, 0, nullptr);
   EXPECT_STREQ(kmem_cache_name(a), "kmalloc-64"); // 60 -> 64-byte slots: same geometry
-  EXPECT_EQ(slabinfo(*m).count("merge_me"), 0u); // aliases are not listed
+  EXPECT_EQ(slabinfo(*m).count("merge_me"), 0u);  // aliases are not listed
   EXPECT_EQ(m->proc_read("/sys/kernel/slab/merge_me/slab_size"), "64\n");
   struct kmem_cache* c = kmem_cache_create("with_ctor", 60, 0, 0, counting_ctor);
   EXPECT_STREQ(kmem_cache_name(c), "with_ctor");
@@ -249,16 +267,15 @@ TEST(Slub, DestroyWithLiveObjectsReportsAndLeaksTheCache) {
   EXPECT_EQ(m->reports()[0].kind, kmm::ReportKind::SlubDebug);
   EXPECT_EQ(m->reports()[0].title,
             "BUG leaky (Not tainted): Objects remaining in leaky on __kmem_cache_shutdown()");
-  EXPECT_NE(m->reports()[0].text.find(
-                kmm::strprintf("Object 0x%llx @offset=",
-                               (unsigned long long)m->kernel().mem.kva(p))),
+  EXPECT_NE(m->reports()[0].text.find(kmm::strprintf("Object 0x%llx @offset=",
+                                                     (unsigned long long)m->kernel().mem.kva(p))),
             std::string::npos);
   EXPECT_EQ(m->reports()[1].kind, kmm::ReportKind::Warn);
   EXPECT_NE(m->reports()[1].text.find("kmem_cache_destroy leaky: Slab cache still has objects "
                                       "when called from "),
             std::string::npos);
   EXPECT_EQ(m->kernel().slab->slab_errors.load(), 2); // slub_kunit's count: header + 1 object
-  EXPECT_EQ(slabinfo(*m).count("leaky"), 1u);     // still listed, as in the kernel
+  EXPECT_EQ(slabinfo(*m).count("leaky"), 1u);         // still listed, as in the kernel
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
@@ -402,15 +419,17 @@ TEST(Slub, PanicFlagPanicsOnCreationFailure) {
             std::string::npos);
   EXPECT_EQ(kmem_cache_create("toobig", 8u << 20, 0, SLAB_PANIC, nullptr), nullptr);
   ASSERT_EQ(m->reports().size(), 2u);
-  EXPECT_EQ(m->reports()[1].title,
-            "Kernel panic - not syncing: kmem_cache_create: Failed to create slab 'toobig'. Error -22");
+  EXPECT_EQ(
+      m->reports()[1].title,
+      "Kernel panic - not syncing: kmem_cache_create: Failed to create slab 'toobig'. Error -22");
 }
 
 TEST(Slub, SleepingAllocationInAtomicContextIsReported) {
   auto m = Machine::boot("");
   kmm::MachineScope scope(*m);
   struct kmem_cache* s = kmem_cache_create("atomic", 64, 0, SLAB_NO_MERGE, nullptr);
-  kmem_cache_free(s, kmem_cache_alloc(s, GFP_KERNEL)); // a cpu slab exists: no page allocation below
+  kmem_cache_free(s,
+                  kmem_cache_alloc(s, GFP_KERNEL)); // a cpu slab exists: no page allocation below
   spinlock_t lock;
   spin_lock_init(&lock);
   spin_lock(&lock);

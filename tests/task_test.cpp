@@ -87,8 +87,9 @@ TEST(Task, ValidateNamesEachPlantedCorruption) {
 
   uint32_t pte = t.pgtables.back();
   k.mem.mem_map[pte].owner_data = 12345; // owned by another pid
-  EXPECT_TRUE(has(kmm::validate(*m),
-                  kmm::strprintf("task: pid %d page table pfn 0x%x is not its page table", pid, pte)));
+  EXPECT_TRUE(
+      has(kmm::validate(*m),
+          kmm::strprintf("task: pid %d page table pfn 0x%x is not its page table", pid, pte)));
   k.mem.mem_map[pte].owner_data = static_cast<uint32_t>(pid);
 
   t.nr_ptes++;
@@ -98,7 +99,8 @@ TEST(Task, ValidateNamesEachPlantedCorruption) {
 
   unsigned long total_vm = t.total_vm;
   t.total_vm = 2;
-  EXPECT_TRUE(has(kmm::validate(*m), kmm::strprintf("task: pid %d has 3 pages but reserved only 2", pid)));
+  EXPECT_TRUE(
+      has(kmm::validate(*m), kmm::strprintf("task: pid %d has 3 pages but reserved only 2", pid)));
   t.total_vm = total_vm;
 
   k.mod_node_page_state(kmm::NR_ANON_MAPPED, 1);
@@ -106,7 +108,8 @@ TEST(Task, ValidateNamesEachPlantedCorruption) {
   k.mod_node_page_state(kmm::NR_ANON_MAPPED, -1);
 
   k.mod_node_page_state(kmm::NR_PAGETABLE, 1);
-  EXPECT_TRUE(has(kmm::validate(*m), "task: tasks hold 4 page-table pages, nr_page_table_pages says 5"));
+  EXPECT_TRUE(
+      has(kmm::validate(*m), "task: tasks hold 4 page-table pages, nr_page_table_pages says 5"));
   k.mod_node_page_state(kmm::NR_PAGETABLE, -1);
 
   EXPECT_TRUE(kmm::validate(*m).empty());

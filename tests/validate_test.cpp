@@ -81,7 +81,8 @@ TEST_F(ValidatePlanted, BuddyTypeOnATailPage) {
   k().mem.mem_map[513].page_type = kmm::PGTY_buddy;
   auto e = kmm::validate(*m);
   EXPECT_TRUE(has(e, "pages: pfn 0x201 inside the order-9 block at 0x200 has flags 0x0 "
-                     "page_type 0xf0")) << dump(e);
+                     "page_type 0xf0"))
+      << dump(e);
 }
 
 TEST_F(ValidatePlanted, FreeBlockHeadWithWrongOrder) {
@@ -167,14 +168,16 @@ TEST_F(ValidatePlanted, PageInTwoStatesOrNone) {
   struct page* q = alloc_pages(GFP_KERNEL, 0);
   q->flags = 0;
   auto e = kmm::validate(*m);
-  EXPECT_TRUE(has(e, "pages: pfn 0x200 is in more than one state (flags 0xc page_type 0x0)")) << dump(e);
+  EXPECT_TRUE(has(e, "pages: pfn 0x200 is in more than one state (flags 0xc page_type 0x0)"))
+      << dump(e);
   EXPECT_TRUE(has(e, "pages: pfn 0x201 is in no state (flags 0x0 page_type 0x0)")) << dump(e);
 }
 
 TEST_F(ValidatePlanted, DirtyTailInsideABlock) {
   k().mem.mem_map[600].flags = kmm::PG_lru;
   auto e = kmm::validate(*m);
-  EXPECT_TRUE(has(e, "pages: pfn 0x258 inside the order-9 block at 0x200 has flags 0x80")) << dump(e);
+  EXPECT_TRUE(has(e, "pages: pfn 0x258 inside the order-9 block at 0x200 has flags 0x80"))
+      << dump(e);
 }
 
 TEST_F(ValidatePlanted, FreePageStillOwned) {
@@ -187,10 +190,10 @@ TEST_F(ValidatePlanted, WatermarksOutOfOrder) {
   normal()._watermark[kmm::WMARK_LOW] = normal()._watermark[kmm::WMARK_HIGH] + 1;
   auto e = kmm::validate(*m);
   const auto& w = normal()._watermark;
-  EXPECT_EQ(e, (std::vector<std::string>{"watermark: zone Normal: min " + std::to_string(w[0]) +
-                                         " low " + std::to_string(w[1]) + " high " +
-                                         std::to_string(w[2]) + " promo " + std::to_string(w[3]) +
-                                         " out of order"}));
+  EXPECT_EQ(
+      e, (std::vector<std::string>{"watermark: zone Normal: min " + std::to_string(w[0]) + " low " +
+                                   std::to_string(w[1]) + " high " + std::to_string(w[2]) +
+                                   " promo " + std::to_string(w[3]) + " out of order"}));
 }
 
 TEST(ValidatePcp, CountMismatchAndForeignPages) {
@@ -202,14 +205,15 @@ TEST(ValidatePcp, CountMismatchAndForeignPages) {
   ASSERT_EQ(pcp.count, 31);
   pcp.count = 32;
   auto e = kmm::validate(*m);
-  EXPECT_EQ(e, (std::vector<std::string>{
-                   "pcp: zone Normal cpu 0: lists hold 31 pages, count says 32"}));
+  EXPECT_EQ(
+      e, (std::vector<std::string>{"pcp: zone Normal cpu 0: lists hold 31 pages, count says 32"}));
   pcp.count = 31;
   m->kernel().mem.mem_map[pcp.lists[0].head].private_ = 1;
   e = kmm::validate(*m);
   EXPECT_FALSE(e.empty());
   EXPECT_TRUE(e[0].rfind("pcp: zone Normal cpu 0: pfn 0x", 0) == 0 &&
-              e[0].find(" on the order-0 list is not a pcp block of that order") != std::string::npos)
+              e[0].find(" on the order-0 list is not a pcp block of that order") !=
+                  std::string::npos)
       << dump(e);
 }
 
@@ -225,7 +229,8 @@ TEST(ValidatePcp, CycleOutsideTheZoneAndAboveHigh) {
 
   int high = pcp.high;
   pcp.high = 31;
-  EXPECT_EQ(kmm::validate(*m), std::vector<std::string>{"pcp: zone Normal cpu 0: count 31 not below high 31"});
+  EXPECT_EQ(kmm::validate(*m),
+            std::vector<std::string>{"pcp: zone Normal cpu 0: count 31 not below high 31"});
   pcp.high = high;
 
   // The same list seen from DMA32's cpu 0 as well: every page is outside that zone.
@@ -253,11 +258,16 @@ TEST(Validate, PageOwnerNames) {
   // The owner names validate() and the bad-page reports print.
   using kmm::PageOwner;
   const std::vector<std::pair<PageOwner, std::string>> names = {
-      {PageOwner::None, "none"},         {PageOwner::Kernel, "kernel"},
-      {PageOwner::Slab, "slab"},         {PageOwner::KmallocLarge, "kmalloc-large"},
-      {PageOwner::Vmalloc, "vmalloc"},   {PageOwner::Anon, "anon"},
-      {PageOwner::PageCache, "pagecache"}, {PageOwner::PageTable, "pagetable"},
-      {PageOwner::Cma, "cma"},           {PageOwner::Dma, "dma"},
+      {PageOwner::None, "none"},
+      {PageOwner::Kernel, "kernel"},
+      {PageOwner::Slab, "slab"},
+      {PageOwner::KmallocLarge, "kmalloc-large"},
+      {PageOwner::Vmalloc, "vmalloc"},
+      {PageOwner::Anon, "anon"},
+      {PageOwner::PageCache, "pagecache"},
+      {PageOwner::PageTable, "pagetable"},
+      {PageOwner::Cma, "cma"},
+      {PageOwner::Dma, "dma"},
       {PageOwner::Kfence, "kfence"}};
   for (auto& [owner, name] : names) EXPECT_EQ(kmm::page_owner_name(owner), name);
   EXPECT_STREQ(kmm::page_owner_name(static_cast<PageOwner>(200)), "?");
@@ -266,8 +276,9 @@ TEST(Validate, PageOwnerNames) {
 TEST_F(ValidatePlanted, FreeListTailNotTheLastEntry) {
   normal().free_area_[9].free_list[kmm::MIGRATE_MOVABLE].tail = 0x300;
   auto e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{
-                   "buddy: zone Normal: order 9 Movable list tail is 0x300, last entry is 0x200"})
+  EXPECT_EQ(e,
+            std::vector<std::string>{
+                "buddy: zone Normal: order 9 Movable list tail is 0x300, last entry is 0x200"})
       << dump(e);
   normal().free_area_[9].free_list[kmm::MIGRATE_MOVABLE].tail = 0x200;
   EXPECT_EQ(dump(kmm::validate(*m)), "");
@@ -280,7 +291,8 @@ TEST(Validate, FreeCmaCounterOffByOne) {
   ASSERT_EQ(cma, 2048);
   normal.vm_stat[kmm::NR_FREE_CMA_PAGES]++;
   auto e = kmm::validate(*m);
-  EXPECT_TRUE(has(e, "buddy: zone Normal: CMA lists hold 2048 pages, NR_FREE_CMA_PAGES says 2049")) << dump(e);
+  EXPECT_TRUE(has(e, "buddy: zone Normal: CMA lists hold 2048 pages, NR_FREE_CMA_PAGES says 2049"))
+      << dump(e);
   normal.vm_stat[kmm::NR_FREE_CMA_PAGES]--;
   EXPECT_EQ(dump(kmm::validate(*m)), "");
 }

@@ -49,7 +49,8 @@ TEST_F(VmallocTest, SizeRoundsUpToPagesPlusGuard) {
   EXPECT_EQ(kmm::test::proc_value(*m, "/proc/meminfo", "VmallocUsed"), before + 12);
   std::string info = m->proc_read("/proc/vmallocinfo");
   // 3 pages plus the guard page: 16384 bytes.
-  EXPECT_NE(info.find("   16384 vmalloc+0x0/0x0 pages=3 vmalloc N0=3\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("   16384 vmalloc+0x0/0x0 pages=3 vmalloc N0=3\n"), std::string::npos)
+      << info;
   EXPECT_EQ(info.rfind("0xffffc90000000000-0xffffc90000004000", 0), 0u) << info;
   EXPECT_EQ(vmalloc_to_page(static_cast<char*>(p) + 3 * PAGE_SIZE), nullptr); // the guard
   vfree(p);
@@ -152,7 +153,8 @@ TEST_F(VmallocTest, VmapMapsGivenPages) {
 TEST_F(VmallocTest, GfpVmallocAndVmallocToPfn) {
   // __vmalloc() with the caller's flags: __GFP_ZERO zeroes, GFP_DMA32 keeps every page below
   // 4 GiB (here: inside ZONE_DMA32), and vmalloc_to_pfn() names each page's frame.
-  auto* p = static_cast<unsigned char*>(__vmalloc(4 * PAGE_SIZE, GFP_KERNEL | __GFP_ZERO | GFP_DMA32));
+  auto* p =
+      static_cast<unsigned char*>(__vmalloc(4 * PAGE_SIZE, GFP_KERNEL | __GFP_ZERO | GFP_DMA32));
   ASSERT_NE(p, nullptr);
   for (unsigned long i = 0; i < 4 * PAGE_SIZE; i++) ASSERT_EQ(p[i], 0) << i;
   for (unsigned i = 0; i < 4; i++) {
@@ -319,8 +321,9 @@ TEST_F(VmallocTest, VmapMisuse) {
   vunmap(p);
   ASSERT_EQ(m->reports().size(), 3u);
   EXPECT_EQ(m->reports()[2].title, "WARNING: CPU: 0 PID: 1 at mm/vmalloc.c vunmap");
-  EXPECT_NE(m->reports()[2].text.find("Trying to vunmap() nonexistent vm area (ffffc90000003000)\n"),
-            std::string::npos)
+  EXPECT_NE(
+      m->reports()[2].text.find("Trying to vunmap() nonexistent vm area (ffffc90000003000)\n"),
+      std::string::npos)
       << m->reports()[2].text;
   vunmap(nullptr); // a no-op
   EXPECT_EQ(m->reports().size(), 3u);
@@ -338,8 +341,9 @@ TEST_F(VmallocTest, VmapNoGuardAreasAbut) {
   a[1] = 9;
   EXPECT_EQ(b[1], 9); // both map the same page
   std::string info = m->proc_read("/proc/vmallocinfo");
-  EXPECT_NE(info.find("0xffffc90000000000-0xffffc90000001000    4096 vmap+0x0/0x0 pages=1 vmap N0=1\n"),
-            std::string::npos)
+  EXPECT_NE(
+      info.find("0xffffc90000000000-0xffffc90000001000    4096 vmap+0x0/0x0 pages=1 vmap N0=1\n"),
+      std::string::npos)
       << info;
   EXPECT_TRUE(kmm::validate(*m).empty());
   vunmap(a);
@@ -373,7 +377,8 @@ TEST_F(VmallocPlanted, LostAndOverlappingRanges) {
   // Two free ranges over the same pages, and the second one not merged with the first.
   st().free_ranges[start] = start + 3 * PAGE_SIZE;
   e = kmm::validate(*m);
-  EXPECT_EQ(e, std::vector<std::string>{"vmalloc: overlapping ranges at ffffc90000002000"}) << dump(e);
+  EXPECT_EQ(e, std::vector<std::string>{"vmalloc: overlapping ranges at ffffc90000002000"})
+      << dump(e);
   st().free_ranges.erase(start + 2 * PAGE_SIZE);
   st().free_ranges[start] = start + 2 * PAGE_SIZE;
   st().free_ranges[start + 2 * PAGE_SIZE] = end;

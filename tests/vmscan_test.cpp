@@ -132,7 +132,7 @@ TEST(Vmscan, SecondAccessActivatesAndProtects) {
   int cold = kmm::file_create(*m, "cold");
   ASSERT_EQ(kmm::file_read(*m, hot, 0, 300), 300);
   EXPECT_EQ(proc_value(*m, "/proc/meminfo", "Inactive(file)"), 300 * 4); // referenced once
-  ASSERT_EQ(kmm::file_read(*m, hot, 0, 300), 300);                      // second access
+  ASSERT_EQ(kmm::file_read(*m, hot, 0, 300), 300);                       // second access
   EXPECT_EQ(proc_value(*m, "/proc/meminfo", "Active(file)"), 300 * 4);
   EXPECT_EQ(vmstat(*m, "pgactivate"), 300);
   ASSERT_EQ(kmm::file_read(*m, cold, 0, 1000), 1000);
@@ -220,7 +220,8 @@ TEST(Vmscan, LruValidateNamesEachPlantedCorruption) {
   k.reclaim->lru.nr[kmm::LRU_INACTIVE_FILE]--;
 
   k.mod_node_page_state(kmm::NR_INACTIVE_FILE, 1);
-  EXPECT_TRUE(has(kmm::validate(*m), "lru: inactive_file holds 3 pages, node counter nr_inactive_file says 4"));
+  EXPECT_TRUE(has(kmm::validate(*m),
+                  "lru: inactive_file holds 3 pages, node counter nr_inactive_file says 4"));
   k.mod_node_page_state(kmm::NR_INACTIVE_FILE, -1);
 
   uint32_t tail = l.tail;
@@ -230,7 +231,8 @@ TEST(Vmscan, LruValidateNamesEachPlantedCorruption) {
 
   uint32_t second = k.mem.mem_map[l.head].lru_next;
   k.mem.mem_map[second].lru_prev = kmm::PFN_NIL;
-  EXPECT_TRUE(has(kmm::validate(*m), kmm::strprintf("lru: inactive_file: pfn 0x%x has a bad back link", second)));
+  EXPECT_TRUE(has(kmm::validate(*m),
+                  kmm::strprintf("lru: inactive_file: pfn 0x%x has a bad back link", second)));
   k.mem.mem_map[second].lru_prev = l.head;
 
   k.mem.mem_map[tail].lru_next = l.head;

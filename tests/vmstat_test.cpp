@@ -15,14 +15,17 @@ using kmm::test::zoneinfo;
 TEST(Vmstat, BuddyinfoLayout) {
   auto m = Machine::boot("mem=4M nr_cpus=1");
   // "Node %d, zone %8s " then "%6lu " per order, ending in a space before the newline.
-  EXPECT_EQ(m->proc_read("/proc/buddyinfo"),
-            "Node 0, zone      DMA      1      1      1      1      1      1      0      0      0      0      0 \n"
-            "Node 0, zone    DMA32      0      0      0      0      0      0      1      1      1      0      0 \n"
-            "Node 0, zone   Normal      0      0      0      0      0      0      0      0      0      1      0 \n");
+  EXPECT_EQ(m->proc_read("/proc/buddyinfo"), "Node 0, zone      DMA      1      1      1      1    "
+                                             "  1      1      0      0      0      0      0 \n"
+                                             "Node 0, zone    DMA32      0      0      0      0    "
+                                             "  0      0      1      1      1      0      0 \n"
+                                             "Node 0, zone   Normal      0      0      0      0    "
+                                             "  0      0      0      0      0      1      0 \n");
   // An empty zone has no line: movablecore gives Movable a line of its own.
   auto mv = Machine::boot("mem=8M movablecore=2M");
-  EXPECT_NE(mv->proc_read("/proc/buddyinfo").find("Node 0, zone  Movable      0      0      0      0"
-                                                  "      0      0      0      0      0      1      0 \n"),
+  EXPECT_NE(mv->proc_read("/proc/buddyinfo")
+                .find("Node 0, zone  Movable      0      0      0      0"
+                      "      0      0      0      0      0      1      0 \n"),
             std::string::npos);
 }
 
@@ -153,10 +156,17 @@ TEST(Vmstat, VmstatListsCountersInTheKernelOrder) {
     names.push_back(r[0]);
   }
   ASSERT_GE(names.size(), 11u);
-  const std::vector<std::string> zone_items = {
-      "nr_free_pages", "nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file",
-      "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock",
-      "nr_bounce", "nr_zspages", "nr_free_cma"};
+  const std::vector<std::string> zone_items = {"nr_free_pages",
+                                               "nr_zone_inactive_anon",
+                                               "nr_zone_active_anon",
+                                               "nr_zone_inactive_file",
+                                               "nr_zone_active_file",
+                                               "nr_zone_unevictable",
+                                               "nr_zone_write_pending",
+                                               "nr_mlock",
+                                               "nr_bounce",
+                                               "nr_zspages",
+                                               "nr_free_cma"};
   EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 11), zone_items);
   auto pos = [&](const char* n) {
     return std::find(names.begin(), names.end(), n) - names.begin();

@@ -57,8 +57,8 @@ long sysctl(Machine& m, const char* name) {
 } // namespace
 
 TEST(Watermark, IntSqrtIsTheFloorOfTheSquareRoot) {
-  for (unsigned long x : {0ul, 1ul, 2ul, 3ul, 4ul, 15ul, 16ul, 17ul, 65472ul, 1048576ul,
-                          16777152ul, 268435392ul, 999999999999ul})
+  for (unsigned long x : {0ul, 1ul, 2ul, 3ul, 4ul, 15ul, 16ul, 17ul, 65472ul, 1048576ul, 16777152ul,
+                          268435392ul, 999999999999ul})
     EXPECT_EQ(kmm::int_sqrt(x), kmm::test::ref_int_sqrt(x)) << x;
   EXPECT_EQ(kmm::int_sqrt(~0ul), 4294967295ul);
   EXPECT_EQ(kmm::int_sqrt(1ul << 62), 1ul << 31);
@@ -67,7 +67,9 @@ TEST(Watermark, IntSqrtIsTheFloorOfTheSquareRoot) {
 TEST(Watermark, BootMarksFollowTheKernelFormulas) {
   // min_free_kbytes = clamp(int_sqrt(lowmem_kb * 16), 128, 262144), pfn 0 being reserved:
   // 4M: sqrt(4092*16) = 255; 64M: sqrt(65532*16) = 1023; 1G: sqrt(1048572*16) = 4095.
-  for (auto [cmdline, mfk] : {std::pair{"mem=4M", 255l}, {"mem=64M", 1023l}, {"mem=1G", 4095l},
+  for (auto [cmdline, mfk] : {std::pair{"mem=4M", 255l},
+                              {"mem=64M", 1023l},
+                              {"mem=1G", 4095l},
                               {"mem=64M movablecore=16M", 0l}}) {
     SCOPED_TRACE(cmdline);
     auto m = Machine::boot(cmdline);
@@ -135,8 +137,8 @@ TEST(Watermark, SysctlWritesRecomputeTheMarks) {
 TEST(Watermark, BadSysctlValuesAreEinvalAndChangeNothing) {
   auto m = Machine::boot("mem=64M");
   const std::string before = m->proc_read("/proc/zoneinfo");
-  for (const char* bad : {"-1", "abc", "", "\n", "12abc", "1.5", "99999999999999999999",
-                          "2147483648"})
+  for (const char* bad :
+       {"-1", "abc", "", "\n", "12abc", "1.5", "99999999999999999999", "2147483648"})
     EXPECT_EQ(m->proc_write("/proc/sys/vm/min_free_kbytes", bad), -EINVAL) << '"' << bad << '"';
   for (const char* bad : {"0", "3001", "-5", "ten", ""})
     EXPECT_EQ(m->proc_write("/proc/sys/vm/watermark_scale_factor", bad), -EINVAL)
@@ -156,8 +158,8 @@ TEST(Watermark, AtomicDipsBelowMinWhereKernelDoesNot) {
   auto m = Machine::boot("mem=64M nr_cpus=1 kmm.pcp=0");
   kmm::MachineScope scope(*m);
   const long M = zoneinfo(*m)["DMA"].min;
-  ASSERT_EQ(M, 15); // 255 * 1023 / 16383
-  const long high_floor = M - M / 2;                   // 8
+  ASSERT_EQ(M, 15);                                      // 255 * 1023 / 16383
+  const long high_floor = M - M / 2;                     // 8
   const long atomic_floor = high_floor - high_floor / 4; // 6
   auto dma_free = [&] { return zoneinfo(*m)["DMA"].free; };
   kmm::Kernel& k = m->kernel();
@@ -176,8 +178,9 @@ TEST(Watermark, AtomicDipsBelowMinWhereKernelDoesNot) {
   m->clear_reports();
   EXPECT_EQ(alloc_pages(GFP_KERNEL | GFP_DMA | __GFP_NORETRY, 0), nullptr);
   ASSERT_EQ(m->reports().size(), 1u);
-  EXPECT_EQ(m->reports()[0].title, "kmm: page allocation failure: order:0, "
-                                   "mode:0x10cc1(GFP_KERNEL|GFP_DMA|__GFP_NORETRY), nodemask=(null)");
+  EXPECT_EQ(m->reports()[0].title,
+            "kmm: page allocation failure: order:0, "
+            "mode:0x10cc1(GFP_KERNEL|GFP_DMA|__GFP_NORETRY), nodemask=(null)");
   EXPECT_EQ(alloc_pages(GFP_NOWAIT | GFP_DMA | __GFP_NOWARN, 0), nullptr); // no __GFP_HIGH
   const unsigned long wakeups = k.kswapd_wakeups;
   struct page* a = alloc_pages(GFP_ATOMIC | GFP_DMA, 0);
@@ -196,8 +199,8 @@ TEST(Watermark, AtomicDipsBelowMinWhereKernelDoesNot) {
   ASSERT_NE(kpage, nullptr);
   held.push_back(kpage);
   // __GFP_HIGH stops exactly at M - M/2, and GFP_ATOMIC still gets below that.
-  while (struct page* p = alloc_pages(GFP_KERNEL | __GFP_HIGH | GFP_DMA | __GFP_NORETRY |
-                                      __GFP_NOWARN, 0))
+  while (struct page* p =
+             alloc_pages(GFP_KERNEL | __GFP_HIGH | GFP_DMA | __GFP_NORETRY | __GFP_NOWARN, 0))
     held.push_back(p);
   EXPECT_EQ(dma_free(), high_floor);
   struct page* b = alloc_pages(GFP_ATOMIC | GFP_DMA, 0);

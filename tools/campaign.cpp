@@ -83,7 +83,8 @@ int run_demo(const std::vector<std::string>& args) {
     }
     if (line.rfind("  | ", 0) == 0) {
       if (reads < 3) std::printf("%s\n", line.c_str() + 4);
-      else if (line.find("MemFree:") != std::string::npos || line.find("MemTotal:") != std::string::npos)
+      else if (line.find("MemFree:") != std::string::npos ||
+               line.find("MemTotal:") != std::string::npos)
         std::printf("%s\n", line.c_str() + 4);
       continue;
     }
@@ -96,7 +97,8 @@ int run_demo(const std::vector<std::string>& args) {
       freed++;
     } else if (line.rfind("big = ", 0) == 0) {
       std::printf("\nallocated %zu order-8 blocks (%zu more returned NULL), freed the %zu in the "
-                  "upper half of their pageblock\n", allocated, nulls, freed);
+                  "upper half of their pageblock\n",
+                  allocated, nulls, freed);
       std::printf("%s\n", line.c_str());
     } else if (line.rfind("  ! ", 0) == 0) {
       std::printf("%s\n", line.c_str());
@@ -111,7 +113,6 @@ int run_demo(const std::vector<std::string>& args) {
   }
   return r.exit_status;
 }
-
 
 namespace fs = std::filesystem;
 
@@ -185,7 +186,8 @@ fs::path find_source(const std::string& given) {
       if (ok(d)) return d;
       if (d == d.root_path()) break;
     }
-  usage_error("campaign: cannot find the kmm source tree (give --source DIR or set KMM_SOURCE_DIR)");
+  usage_error(
+      "campaign: cannot find the kmm source tree (give --source DIR or set KMM_SOURCE_DIR)");
 }
 
 // ---- progress of one target ------------------------------------------------------------------
@@ -246,7 +248,8 @@ std::vector<fs::path> crash_files(const fs::path& dir, bool afl) {
     for (const auto& f : fs::directory_iterator(dir / "crashes", ec)) {
       std::string n = f.path().filename().string();
       if ((n.rfind("crash-", 0) == 0 || n.rfind("timeout-", 0) == 0 || n.rfind("oom-", 0) == 0 ||
-           n.rfind("leak-", 0) == 0) && n.find(".min") == std::string::npos)
+           n.rfind("leak-", 0) == 0) &&
+          n.find(".min") == std::string::npos)
         out.push_back(f.path());
     }
   }
@@ -256,8 +259,8 @@ std::vector<fs::path> crash_files(const fs::path& dir, bool afl) {
 
 // Every fuzz target in fuzz/ (fuzz/CMakeLists.txt's KMM_FUZZ_TARGETS), in campaign order.
 const std::vector<std::string>& all_targets() {
-  static const std::vector<std::string> t = {"buddy", "slab",    "kmalloc", "kasan",
-                                             "machine", "vmalloc", "cma",   "pressure"};
+  static const std::vector<std::string> t = {"buddy",   "slab",    "kmalloc", "kasan",
+                                             "machine", "vmalloc", "cma",     "pressure"};
   return t;
 }
 
@@ -333,8 +336,8 @@ std::string describe_crash(const fs::path& src, const fs::path& bin, const Optio
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
   r << "  reproduce:       " << self.string() << " replay " << min.string() << "\n"
     << "  with the oracles: " << replay.string() << " " << min.string() << "\n"
-    << "  keep it:         cp " << kmmfile.string() << " " << (src / "corpus/regressions" / t).string()
-    << "/   (and say what broke in its first line)\n";
+    << "  keep it:         cp " << kmmfile.string() << " "
+    << (src / "corpus/regressions" / t).string() << "/   (and say what broke in its first line)\n";
   return r.str();
 }
 
@@ -358,8 +361,11 @@ Outcome run_target(const fs::path& src, const fs::path& bin, const Options& o, c
   if (!afl) {
     std::vector<std::string> argv = {(bin / "fuzz" / ("fuzz_" + t)).string(),
                                      "-max_total_time=" + std::to_string(o.seconds),
-                                     "-max_len=4096", "-timeout=10", "-rss_limit_mb=2560",
-                                     "-print_final_stats=1", "-dict=" + dict.string(),
+                                     "-max_len=4096",
+                                     "-timeout=10",
+                                     "-rss_limit_mb=2560",
+                                     "-print_final_stats=1",
+                                     "-dict=" + dict.string(),
                                      "-artifact_prefix=" + (dir / "crashes").string() + "/"};
     if (o.jobs > 1) argv.push_back("-fork=" + std::to_string(o.jobs));
     argv.push_back((dir / "corpus").string());
@@ -374,21 +380,36 @@ Outcome run_target(const fs::path& src, const fs::path& bin, const Options& o, c
     fs::create_directories(in);
     for (const fs::path& d : {seeds, dir / "out" / "main" / "queue"})
       for (const auto& f : fs::directory_iterator(d, ec))
-        if (f.is_regular_file()) fs::copy_file(f.path(), in / f.path().filename(), fs::copy_options::overwrite_existing, ec);
-    std::vector<std::string> aenv = {"AFL_NO_UI=1", "AFL_SKIP_CPUFREQ=1", "AFL_NO_AFFINITY=1",
-                                     "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1", "AFL_AUTORESUME=1",
-                                     "AFL_IGNORE_SEED_PROBLEMS=1", "AFL_FAST_CAL=1"};
+        if (f.is_regular_file())
+          fs::copy_file(f.path(), in / f.path().filename(), fs::copy_options::overwrite_existing,
+                        ec);
+    std::vector<std::string> aenv = {"AFL_NO_UI=1",       "AFL_SKIP_CPUFREQ=1",
+                                     "AFL_NO_AFFINITY=1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1",
+                                     "AFL_AUTORESUME=1",  "AFL_IGNORE_SEED_PROBLEMS=1",
+                                     "AFL_FAST_CAL=1"};
     int n = std::max(1, o.jobs);
     for (int i = 0; i < n; i++) {
-      std::vector<std::string> argv = {"afl-fuzz", i == 0 ? "-M" : "-S", i == 0 ? "main" : "s" + std::to_string(i),
-                                       "-i", in.string(), "-o", (dir / "out").string(), "-V",
-                                       std::to_string(o.seconds), "-x", dict.string(), "--",
+      std::vector<std::string> argv = {"afl-fuzz",
+                                       i == 0 ? "-M" : "-S",
+                                       i == 0 ? "main" : "s" + std::to_string(i),
+                                       "-i",
+                                       in.string(),
+                                       "-o",
+                                       (dir / "out").string(),
+                                       "-V",
+                                       std::to_string(o.seconds),
+                                       "-x",
+                                       dict.string(),
+                                       "--",
                                        (bin / "fuzz" / ("fuzz_" + t + "_persist")).string()};
-      pids.push_back(spawn(argv, i == 0 ? log : dir / ("fuzz-" + std::to_string(i) + ".log"), dir, aenv));
+      pids.push_back(
+          spawn(argv, i == 0 ? log : dir / ("fuzz-" + std::to_string(i) + ".log"), dir, aenv));
     }
   }
   auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
   size_t running = pids.size();
   double last_print = -10;
   while (running) {
@@ -405,7 +426,8 @@ Outcome run_target(const fs::path& src, const fs::path& bin, const Options& o, c
       for (const auto& inst : fs::directory_iterator(dir / "out", ec)) {
         auto m = afl_stats(inst.path() / "fuzzer_stats");
         st.execs += std::strtoull(m["execs_done"].c_str(), nullptr, 10);
-        st.corpus = std::max<uint64_t>(st.corpus, std::strtoull(m["corpus_count"].c_str(), nullptr, 10));
+        st.corpus =
+            std::max<uint64_t>(st.corpus, std::strtoull(m["corpus_count"].c_str(), nullptr, 10));
         if (!m["bitmap_cvg"].empty()) st.cov = m["bitmap_cvg"];
       }
     } else {
@@ -415,9 +437,10 @@ Outcome run_target(const fs::path& src, const fs::path& bin, const Options& o, c
     double e = std::max(elapsed(), 0.001);
     st.exec_s = static_cast<double>(st.execs) / std::min(e, double(o.seconds));
     out.st = st;
-    std::printf("  %-8s %4.0fs/%ds  execs %10llu  exec/s %7.0f  cov %-8s corpus %6llu  crashes %zu\n",
-                t.c_str(), e, o.seconds, static_cast<unsigned long long>(st.execs), st.exec_s,
-                st.cov.c_str(), static_cast<unsigned long long>(st.corpus), st.crashes);
+    std::printf(
+        "  %-8s %4.0fs/%ds  execs %10llu  exec/s %7.0f  cov %-8s corpus %6llu  crashes %zu\n",
+        t.c_str(), e, o.seconds, static_cast<unsigned long long>(st.execs), st.exec_s,
+        st.cov.c_str(), static_cast<unsigned long long>(st.corpus), st.crashes);
     std::fflush(stdout);
   }
   out.seconds = o.seconds;
@@ -438,8 +461,9 @@ int run_campaign(const Options& o) {
   fs::path bin = src / "build" / preset;
   fs::path root = src / "build" / "campaign" / o.engine;
   fs::create_directories(root);
-  std::printf("kmm campaign: engine %s, targets %s, %d s each, %d job(s)\n  source %s\n  build  %s\n",
-              o.engine.c_str(), join(o.targets).c_str(), o.seconds, o.jobs, src.c_str(), bin.c_str());
+  std::printf(
+      "kmm campaign: engine %s, targets %s, %d s each, %d job(s)\n  source %s\n  build  %s\n",
+      o.engine.c_str(), join(o.targets).c_str(), o.seconds, o.jobs, src.c_str(), bin.c_str());
   if (o.engine == "afl" && std::system("command -v afl-fuzz > /dev/null 2>&1") != 0)
     usage_error("campaign: afl-fuzz is not installed (ci/install-deps installs afl++)");
   if (!o.no_build) {
@@ -456,7 +480,8 @@ int run_campaign(const Options& o) {
     std::printf("building (cmake --preset %s; log: %s) ...\n", preset.c_str(), log.c_str());
     std::fflush(stdout);
     int rc = 0;
-    if (!fs::exists(bin / "CMakeCache.txt")) rc = run_logged({"cmake", "--preset", preset}, log, src);
+    if (!fs::exists(bin / "CMakeCache.txt"))
+      rc = run_logged({"cmake", "--preset", preset}, log, src);
     std::vector<std::string> b = {"cmake", "--build", bin.string(), "--target"};
     b.insert(b.end(), tg.begin(), tg.end());
     if (!rc) rc = run_logged(b, log, src);
@@ -502,7 +527,8 @@ int cmd_campaign(std::vector<std::string> args) {
         "runs each target for S seconds (default 20) on N cores (default: all; libFuzzer -fork=N,\n"
         "AFL++ one -M and N-1 -S instances), printing elapsed time, execs, exec/s, coverage and\n"
         "crashes every 2 seconds, then a summary table and, for each crash, the minimized input,\n"
-        "its text scenario and the command lines that replay it. Targets: buddy slab kmalloc kasan\n"
+        "its text scenario and the command lines that replay it. Targets: buddy slab kmalloc "
+        "kasan\n"
         "machine vmalloc cma pressure (default: all). State (corpus, crashes, logs):\n"
         "DIR/build/campaign/<engine>/.\n"
         "The source tree DIR is found from this executable's path, or $KMM_SOURCE_DIR.\n"

@@ -292,29 +292,33 @@ int run_then(const Scenario& s, const std::function<void(Machine&)>& fn, bool qu
 
 int cmd_proc(std::vector<std::string> args) {
   if (wants_help(args)) {
-    std::printf("usage: kmm proc [--boot LINE] [FILE.kmm] PATH...\n\n"
-                "Boots the machine (the scenario's boot line, or --boot, or the default), runs the\n"
-                "scenario if one is given, then prints each /proc or /sys file, e.g.\n"
-                "  kmm proc /proc/buddyinfo\n"
-                "  kmm proc --boot 'mem=64M nr_cpus=4' /proc/zoneinfo\n"
-                "  kmm proc corpus/examples/fragmentation.kmm /proc/buddyinfo /proc/meminfo\n");
+    std::printf(
+        "usage: kmm proc [--boot LINE] [FILE.kmm] PATH...\n\n"
+        "Boots the machine (the scenario's boot line, or --boot, or the default), runs the\n"
+        "scenario if one is given, then prints each /proc or /sys file, e.g.\n"
+        "  kmm proc /proc/buddyinfo\n"
+        "  kmm proc --boot 'mem=64M nr_cpus=4' /proc/zoneinfo\n"
+        "  kmm proc corpus/examples/fragmentation.kmm /proc/buddyinfo /proc/meminfo\n");
     return 0;
   }
   MachineArgs m = machine_args(args, "proc");
   if (m.rest.empty()) usage_error("proc needs at least one PATH");
   int bad = 0;
-  int rc = run_then(m.s, [&](Machine& mach) {
-    for (const auto& path : m.rest) {
-      if (m.rest.size() > 1) std::printf("==> %s <==\n", path.c_str());
-      try {
-        std::string text = mach.proc_read(path);
-        std::fwrite(text.data(), 1, text.size(), stdout);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "kmm: %s\n", e.what());
-        bad = 2;
-      }
-    }
-  }, true);
+  int rc = run_then(
+      m.s,
+      [&](Machine& mach) {
+        for (const auto& path : m.rest) {
+          if (m.rest.size() > 1) std::printf("==> %s <==\n", path.c_str());
+          try {
+            std::string text = mach.proc_read(path);
+            std::fwrite(text.data(), 1, text.size(), stdout);
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "kmm: %s\n", e.what());
+            bad = 2;
+          }
+        }
+      },
+      true);
   return rc ? rc : bad;
 }
 
@@ -323,17 +327,16 @@ int cmd_proc(std::vector<std::string> args) {
 using namespace kmm::tool;
 
 static void print_help() {
-  std::printf(
-      "usage: kmm COMMAND [ARGS]   (kmm COMMAND --help for each)\n\n"
-      "  run FILE.kmm          run a scenario: trace, dmesg, reports; exit 1 on a failure\n"
-      "  replay CRASH          decode a binary fuzz input, print it as text, run it\n"
-      "  decode INPUT          print the text scenario of a binary input\n"
-      "  encode FILE.kmm       write the binary form of a text scenario\n"
-      "  minimize FILE         shrink a failing scenario keeping its first report/failure\n"
-      "  proc [--boot LINE] [FILE.kmm] PATH...   print /proc files after a scenario\n"
-      "  top [--boot LINE] [FILE.kmm]            slabtop-like view after a scenario\n"
-      "  campaign              run the default campaign (today: the built-in demo)\n"
-      "  ops                   list the scenario operations\n");
+  std::printf("usage: kmm COMMAND [ARGS]   (kmm COMMAND --help for each)\n\n"
+              "  run FILE.kmm          run a scenario: trace, dmesg, reports; exit 1 on a failure\n"
+              "  replay CRASH          decode a binary fuzz input, print it as text, run it\n"
+              "  decode INPUT          print the text scenario of a binary input\n"
+              "  encode FILE.kmm       write the binary form of a text scenario\n"
+              "  minimize FILE         shrink a failing scenario keeping its first report/failure\n"
+              "  proc [--boot LINE] [FILE.kmm] PATH...   print /proc files after a scenario\n"
+              "  top [--boot LINE] [FILE.kmm]            slabtop-like view after a scenario\n"
+              "  campaign              run the default campaign (today: the built-in demo)\n"
+              "  ops                   list the scenario operations\n");
 }
 
 int main(int argc, char** argv) {

@@ -42,8 +42,7 @@ void print_top(Machine& m, size_t limit) {
   std::string slabinfo;
   try {
     slabinfo = m.proc_read("/proc/slabinfo");
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
   auto rows = parse_slabinfo(slabinfo);
   unsigned long free_kb = 0, total_kb = 0;
   {
@@ -76,7 +75,9 @@ void print_top(Machine& m, size_t limit) {
     max_obj = std::max(max_obj, r.objsize);
     sum_obj += r.objsize;
   }
-  auto pct = [](unsigned long a, unsigned long b) { return b ? 100.0 * double(a) / double(b) : 0.0; };
+  auto pct = [](unsigned long a, unsigned long b) {
+    return b ? 100.0 * double(a) / double(b) : 0.0;
+  };
   std::printf(" Active / Total Objects (%% used)    : %lu / %lu (%.1f%%)\n", active, total,
               pct(active, total));
   // SLUB reports every slab of a cache as active (slabinfo's active_slabs == num_slabs).
@@ -122,7 +123,8 @@ int cmd_top(std::vector<std::string> args) {
     }
   MachineArgs m = machine_args(rest, "top");
   if (!m.rest.empty()) usage_error("top: unexpected argument " + m.rest[0]);
-  return run_then(m.s, [&](Machine& mach) { print_top(mach, limit); }, false);
+  return run_then(
+      m.s, [&](Machine& mach) { print_top(mach, limit); }, false);
 }
 
 } // namespace kmm::tool

@@ -30,10 +30,26 @@ bool memparse(const std::string& text, uint64_t* out) {
   unsigned shift = 0;
   switch (*end) {
   case '\0': break;
-  case 'k': case 'K': shift = 10; ++end; break;
-  case 'm': case 'M': shift = 20; ++end; break;
-  case 'g': case 'G': shift = 30; ++end; break;
-  case 't': case 'T': shift = 40; ++end; break;
+  case 'k':
+  case 'K':
+    shift = 10;
+    ++end;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    ++end;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    ++end;
+    break;
+  case 't':
+  case 'T':
+    shift = 40;
+    ++end;
+    break;
   default: return false;
   }
   if (*end != '\0') return false;
@@ -110,9 +126,9 @@ void set_value(BootParams& p, const BootParamInfo& info, const std::string& name
 #define STR v
 #define FLAG true
 #define BOOT_PARAM(pname, field, type, def, desc)                                                  \
-  if (std::string(pname) == info.name) {                                                         \
-    p.field = type;                                                                              \
-    return;                                                                                      \
+  if (std::string(pname) == info.name) {                                                           \
+    p.field = type;                                                                                \
+    return;                                                                                        \
   }
 #include "bootparams.def"
 #undef BOOT_PARAM
@@ -134,8 +150,7 @@ void check_ranges(const BootParams& p) {
     }
   };
   if (p.mem < (4ull << 20) || p.mem > (64ull << 30))
-    throw BootError("boot parameter 'mem=" + std::to_string(p.mem) +
-                    "': out of range (4M .. 64G)");
+    throw BootError("boot parameter 'mem=" + std::to_string(p.mem) + "': out of range (4M .. 64G)");
   if (p.mem % (1ull << 20))
     throw BootError("boot parameter 'mem=" + std::to_string(p.mem) +
                     "': must be a whole number of MiB");
@@ -148,8 +163,7 @@ void check_ranges(const BootParams& p) {
     throw BootError("boot parameter 'movablecore=" + std::to_string(p.movablecore) +
                     "': must be smaller than mem=");
   if (p.kasan_fault != "report" && p.kasan_fault != "panic")
-    throw BootError("boot parameter 'kasan.fault=" + p.kasan_fault +
-                    "': expected report or panic");
+    throw BootError("boot parameter 'kasan.fault=" + p.kasan_fault + "': expected report or panic");
 }
 
 } // namespace

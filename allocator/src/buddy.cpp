@@ -19,8 +19,8 @@
 
 namespace kmm {
 
-const char* const migratetype_names[MIGRATE_TYPES] = {"Unmovable", "Movable", "Reclaimable",
-                                                      "HighAtomic", "CMA", "Isolate"};
+const char* const migratetype_names[MIGRATE_TYPES] = {"Unmovable",  "Movable", "Reclaimable",
+                                                      "HighAtomic", "CMA",     "Isolate"};
 const char* const zone_names[MAX_NR_ZONES] = {"DMA", "DMA32", "Normal", "Movable"};
 
 // fallbacks[] (page_alloc.c): where each pcp type may steal from, in preference order.
@@ -261,8 +261,7 @@ unsigned long __rmqueue(Kernel& k, zone& z, unsigned order, int mt, unsigned all
       pfn = __rmqueue_smallest(k, z, order, MIGRATE_CMA);
       if (pfn != PFN_NIL) return pfn;
     }
-    if (mt >= MIGRATE_PCPTYPES || !__rmqueue_fallback(k, z, order, mt, alloc_flags))
-      return PFN_NIL;
+    if (mt >= MIGRATE_PCPTYPES || !__rmqueue_fallback(k, z, order, mt, alloc_flags)) return PFN_NIL;
   }
 }
 
@@ -321,8 +320,8 @@ void buddy_check_zone(Kernel& k, zone& z, std::vector<std::string>& errors) {
           err("pfn 0x%x order %u lies outside the zone", pfn, order);
         if (pfn & ((1u << order) - 1)) err("pfn 0x%x is not aligned to order %u", pfn, order);
         if (!PageBuddy(p) || p.private_ != order || p.list_mt != mt)
-          err("pfn 0x%x on the order-%u %s list is not a free block of that order/type", pfn,
-              order, migratetype_names[mt]);
+          err("pfn 0x%x on the order-%u %s list is not a free block of that order/type", pfn, order,
+              migratetype_names[mt]);
         if (p.lru_prev != prev) err("pfn 0x%x has a broken back link", pfn);
         // Maximal coalescing: the buddy must not also be free at this order (unless a
         // pageblock-type boundary forbids the merge, or at the top order).
@@ -346,8 +345,8 @@ void buddy_check_zone(Kernel& k, zone& z, std::vector<std::string>& errors) {
         err("order %u %s list tail is 0x%x, last entry is 0x%x", order, migratetype_names[mt],
             area.free_list[mt].tail, prev);
       if (n != area.nr_free_mt[mt])
-        err("order %u %s list holds %lu blocks, counter says %lu", order, migratetype_names[mt],
-            n, area.nr_free_mt[mt]);
+        err("order %u %s list holds %lu blocks, counter says %lu", order, migratetype_names[mt], n,
+            area.nr_free_mt[mt]);
       total += n;
     }
     if (total != area.nr_free)

@@ -20,8 +20,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "bug.h"
 #include "buddy.h"
+#include "bug.h"
 #include "kasan.h"
 #include "kernel.h"
 #include "kmm/machine.h"
@@ -69,7 +69,8 @@ void cma_reserve(Kernel& k) {
   zone& z = page_zone(k, base_pfn);
   if (base_pfn < z.zone_start_pfn || base_pfn + count > z.end_pfn())
     throw BootError("boot parameter 'cma=" + arg + "': the range must lie inside one zone (" +
-                    z.name + " ends at " + std::to_string(uint64_t(z.end_pfn()) << PAGE_SHIFT_) + ")");
+                    z.name + " ends at " + std::to_string(uint64_t(z.end_pfn()) << PAGE_SHIFT_) +
+                    ")");
 
   auto area = std::make_unique<struct cma>();
   area->name = "reserved";
@@ -103,7 +104,9 @@ static void for_each_block(Kernel& k, unsigned long start, unsigned long end, Fn
   }
 }
 
-static bool is_movable_owner(PageOwner o) { return o == PageOwner::Anon || o == PageOwner::PageCache; }
+static bool is_movable_owner(PageOwner o) {
+  return o == PageOwner::Anon || o == PageOwner::PageCache;
+}
 
 static int start_isolate_page_range(Kernel& k, zone& z, unsigned long start, unsigned long end) {
   std::lock_guard<std::mutex> guard(z.lock);
@@ -143,8 +146,8 @@ static unsigned long migrate_range(Kernel& k, unsigned long start, unsigned long
       continue;
     }
     // alloc_migration_target(): a movable page; isolated pageblocks are never allocated from.
-    struct page* fresh = __alloc_pages(k, GFP_HIGHUSER_MOVABLE | __GFP_NOWARN | __GFP_NORETRY, 0,
-                                       old->owner);
+    struct page* fresh =
+        __alloc_pages(k, GFP_HIGHUSER_MOVABLE | __GFP_NOWARN | __GFP_NORETRY, 0, old->owner);
     if (!fresh) {
       *busy = true;
       k.count_event(PGMIGRATE_FAIL);
@@ -256,7 +259,8 @@ static std::string cma_debug_show_areas(struct cma* c) {
                    free, c->count);
 }
 
-struct page* cma_alloc(Kernel& k, struct cma* c, unsigned long count, unsigned align, bool no_warn) {
+struct page* cma_alloc(Kernel& k, struct cma* c, unsigned long count, unsigned align,
+                       bool no_warn) {
   if (!c || !c->count || !count) return nullptr;
   if (count > c->count || align > MAX_PAGE_ORDER_) {
     k.count_event(CMA_ALLOC_FAIL);
@@ -310,14 +314,16 @@ bool cma_release(Kernel& k, struct cma* c, const struct page* pages, unsigned lo
   unsigned long pfn = k.mem.page_to_pfn(pages);
   if (pfn < c->base_pfn || pfn >= c->base_pfn + c->count) return false;
   if (pfn + count > c->base_pfn + c->count) {
-    report_warn(k, "mm/cma.c", "cma_release", "VM_BUG_ON(pfn + count > cma->base_pfn + cma->count)");
+    report_warn(k, "mm/cma.c", "cma_release",
+                "VM_BUG_ON(pfn + count > cma->base_pfn + cma->count)");
     return false;
   }
   {
     std::lock_guard<std::mutex> guard(c->lock);
     for (unsigned long i = 0; i < count; i++)
       if (!c->bitmap[pfn - c->base_pfn + i]) {
-        report_bad_page(k, k.mem.pfn_to_page(pfn + i), "cma_release() of a page cma_alloc() did not hand out");
+        report_bad_page(k, k.mem.pfn_to_page(pfn + i),
+                        "cma_release() of a page cma_alloc() did not hand out");
         return false;
       }
   }
@@ -345,8 +351,8 @@ static unsigned long cma_maxchunk(struct cma* c) {
 
 static std::string proc_cma(Kernel& k) {
   // /proc/cma is kmm's summary of the debugfs files: one line per area.
-  std::string t = strprintf("%-12s %10s %10s %10s %10s\n", "name", "base_pfn", "count", "used",
-                            "maxchunk");
+  std::string t =
+      strprintf("%-12s %10s %10s %10s %10s\n", "name", "base_pfn", "count", "used", "maxchunk");
   for (auto& c : k.cma->areas) {
     std::lock_guard<std::mutex> guard(c->lock);
     t += strprintf("%-12s %#10lx %10lu %10lu %10lu\n", c->name.c_str(), c->base_pfn, c->count,
@@ -372,14 +378,18 @@ void register_cma_procfs(Kernel& k) {
       };
       if (path == dbg + "base_pfn") return num([](struct cma* c) { return c->base_pfn; });
       if (path == dbg + "count") return num([](struct cma* c) { return c->count; });
-      if (path == dbg + "order_per_bit") return num([](struct cma* c) { return (unsigned long)c->order_per_bit; });
+      if (path == dbg + "order_per_bit")
+        return num([](struct cma* c) { return (unsigned long)c->order_per_bit; });
       if (path == dbg + "used") return num([](struct cma* c) { return cma_used(c); });
       if (path == dbg + "maxchunk") return num([](struct cma* c) { return cma_maxchunk(c); });
-      if (path == sys + "alloc_pages_success") return num([](struct cma* c) { return c->alloc_success; });
+      if (path == sys + "alloc_pages_success")
+        return num([](struct cma* c) { return c->alloc_success; });
       if (path == sys + "alloc_pages_fail") return num([](struct cma* c) { return c->alloc_fail; });
-      if (path == sys + "release_pages_success") return num([](struct cma* c) { return c->release_success; });
+      if (path == sys + "release_pages_success")
+        return num([](struct cma* c) { return c->release_success; });
       if (path == sys + "total_pages") return num([](struct cma* c) { return c->count; });
-      if (path == sys + "available_pages") return num([](struct cma* c) { return c->count - cma_used(c); });
+      if (path == sys + "available_pages")
+        return num([](struct cma* c) { return c->count - cma_used(c); });
     }
     return false;
   });
@@ -390,8 +400,9 @@ void cma_validate(Kernel& k, std::vector<std::string>& errors) {
     std::lock_guard<std::mutex> guard(c->lock);
     for (unsigned long pb = c->base_pfn; pb < c->base_pfn + c->count; pb += pageblock_nr_pages)
       if (k.mem.get_pageblock_migratetype(pb) != MIGRATE_CMA)
-        errors.push_back(strprintf("cma: %s: pageblock at pfn 0x%lx is %s, not CMA", c->name.c_str(),
-                                   pb, migratetype_names[k.mem.get_pageblock_migratetype(pb)]));
+        errors.push_back(strprintf("cma: %s: pageblock at pfn 0x%lx is %s, not CMA",
+                                   c->name.c_str(), pb,
+                                   migratetype_names[k.mem.get_pageblock_migratetype(pb)]));
     const unsigned long end = c->base_pfn + c->count;
     for_each_block(k, c->base_pfn, end, [&](unsigned long pfn, unsigned order, struct page* p) {
       for (unsigned long i = 0; i < (1ul << order); i++) {
@@ -402,10 +413,11 @@ void cma_validate(Kernel& k, std::vector<std::string>& errors) {
                           (p->owner == PageOwner::Cma || p->owner == PageOwner::Dma);
         if (bit != handed_out)
           errors.push_back(strprintf("cma: %s: pfn 0x%lx bitmap bit %d but the page is %s",
-                                     c->name.c_str(), q, bit, handed_out ? "handed out" : "not handed out"));
+                                     c->name.c_str(), q, bit,
+                                     handed_out ? "handed out" : "not handed out"));
         if ((p->flags & PG_alloc) && !handed_out && !is_movable_owner(p->owner))
-          errors.push_back(strprintf("cma: %s: pfn 0x%lx holds an unmovable %s page", c->name.c_str(),
-                                     q, page_owner_name(p->owner)));
+          errors.push_back(strprintf("cma: %s: pfn 0x%lx holds an unmovable %s page",
+                                     c->name.c_str(), q, page_owner_name(p->owner)));
       }
     });
   }

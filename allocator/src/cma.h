@@ -18,12 +18,12 @@ struct cma {
   // page base_pfn + i has been handed out by cma_alloc (order_per_bit is 0).
   std::string name;
   unsigned long base_pfn = 0;
-  unsigned long count = 0;           // pages
+  unsigned long count = 0; // pages
   unsigned order_per_bit = 0;
-  std::vector<bool> bitmap;          // one bit per page
-  std::mutex lock;                   // the bitmap
-  std::mutex alloc_mutex;            // one alloc_contig_range at a time (cma_mutex)
-  unsigned long alloc_success = 0;   // pages, /sys/kernel/mm/cma/<name>/alloc_pages_success
+  std::vector<bool> bitmap;        // one bit per page
+  std::mutex lock;                 // the bitmap
+  std::mutex alloc_mutex;          // one alloc_contig_range at a time (cma_mutex)
+  unsigned long alloc_success = 0; // pages, /sys/kernel/mm/cma/<name>/alloc_pages_success
   unsigned long alloc_fail = 0;
   unsigned long release_success = 0;
 };

@@ -80,10 +80,8 @@ void* dma_alloc_coherent(struct device* dev, size_t size, dma_addr_t* dma_handle
       page = nullptr;
       if (dev->coherent_dma_mask < DMA_BIT_MASK(64) && !(zone & (__GFP_DMA32 | __GFP_DMA)))
         zone = __GFP_DMA32;
-      else if (!(zone & __GFP_DMA))
-        zone = __GFP_DMA;
-      else
-        break;
+      else if (!(zone & __GFP_DMA)) zone = __GFP_DMA;
+      else break;
     }
   }
   if (!page) return nullptr;

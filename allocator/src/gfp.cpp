@@ -13,22 +13,47 @@ struct GfpName {
   gfp_t mask;
   const char* name;
 };
-#define G(x) {x, #x}
+#define G(x)                                                                                       \
+  { x, #x }
 const GfpName gfp_table[] = {
-    G(GFP_TRANSHUGE),     G(GFP_TRANSHUGE_LIGHT), G(GFP_HIGHUSER_MOVABLE),
-    G(GFP_HIGHUSER),      G(GFP_USER),            G(GFP_KERNEL_ACCOUNT),
-    G(GFP_KERNEL),        G(GFP_NOFS),            G(GFP_ATOMIC),
-    G(GFP_NOIO),          G(GFP_NOWAIT),          G(GFP_DMA),
-    G(__GFP_HIGHMEM),     G(GFP_DMA32),           G(__GFP_HIGH),
-    G(__GFP_IO),          G(__GFP_FS),            G(__GFP_NOWARN),
-    G(__GFP_RETRY_MAYFAIL), G(__GFP_NOFAIL),      G(__GFP_NORETRY),
-    G(__GFP_COMP),        G(__GFP_ZERO),          G(__GFP_NOMEMALLOC),
-    G(__GFP_MEMALLOC),    G(__GFP_HARDWALL),      G(__GFP_THISNODE),
-    G(__GFP_RECLAIMABLE), G(__GFP_MOVABLE),       G(__GFP_ACCOUNT),
-    G(__GFP_WRITE),       G(__GFP_RECLAIM),       G(__GFP_DIRECT_RECLAIM),
-    G(__GFP_KSWAPD_RECLAIM), G(__GFP_ZEROTAGS),
+    G(GFP_TRANSHUGE),
+    G(GFP_TRANSHUGE_LIGHT),
+    G(GFP_HIGHUSER_MOVABLE),
+    G(GFP_HIGHUSER),
+    G(GFP_USER),
+    G(GFP_KERNEL_ACCOUNT),
+    G(GFP_KERNEL),
+    G(GFP_NOFS),
+    G(GFP_ATOMIC),
+    G(GFP_NOIO),
+    G(GFP_NOWAIT),
+    G(GFP_DMA),
+    G(__GFP_HIGHMEM),
+    G(GFP_DMA32),
+    G(__GFP_HIGH),
+    G(__GFP_IO),
+    G(__GFP_FS),
+    G(__GFP_NOWARN),
+    G(__GFP_RETRY_MAYFAIL),
+    G(__GFP_NOFAIL),
+    G(__GFP_NORETRY),
+    G(__GFP_COMP),
+    G(__GFP_ZERO),
+    G(__GFP_NOMEMALLOC),
+    G(__GFP_MEMALLOC),
+    G(__GFP_HARDWALL),
+    G(__GFP_THISNODE),
+    G(__GFP_RECLAIMABLE),
+    G(__GFP_MOVABLE),
+    G(__GFP_ACCOUNT),
+    G(__GFP_WRITE),
+    G(__GFP_RECLAIM),
+    G(__GFP_DIRECT_RECLAIM),
+    G(__GFP_KSWAPD_RECLAIM),
+    G(__GFP_ZEROTAGS),
     // Names accepted when parsing but never printed (they alias printed ones).
-    G(__GFP_DMA),         G(__GFP_DMA32),
+    G(__GFP_DMA),
+    G(__GFP_DMA32),
 };
 #undef G
 constexpr size_t kPrinted = sizeof(gfp_table) / sizeof(gfp_table[0]) - 2;

@@ -6,8 +6,8 @@
 
 #include <cstring>
 
-#include "bug.h"
 #include "buddy.h"
+#include "bug.h"
 #include "kasan_asan.h"
 #include "kernel.h"
 #include "kmm/machine.h"
@@ -21,8 +21,9 @@ std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const cha
 KasanState::~KasanState() {
   // ASan's copy goes with the machine: its host ranges are unmapped next and may be reused.
   if (owner)
-    kasan_asan_unregister(*owner, reinterpret_cast<uintptr_t>(owner->mem.direct_map), owner->mem.bytes,
-                          owner->vmalloc ? owner->vmalloc->base : 0, owner->vmalloc ? owner->vmalloc->size : 0);
+    kasan_asan_unregister(*owner, reinterpret_cast<uintptr_t>(owner->mem.direct_map),
+                          owner->mem.bytes, owner->vmalloc ? owner->vmalloc->base : 0,
+                          owner->vmalloc ? owner->vmalloc->size : 0);
   if (dm_shadow) munmap(dm_shadow, dm_shadow_size);
   if (vm_shadow) munmap(vm_shadow, vm_shadow_size);
 }
@@ -30,9 +31,10 @@ KasanState::~KasanState() {
 bool kasan_enabled(const Kernel& k) { return k.kasan != nullptr; }
 
 static uint8_t* map_shadow(size_t bytes) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
-  if (p == MAP_FAILED) throw BootError("kasan: cannot map " + std::to_string(bytes) + " bytes of shadow");
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    throw BootError("kasan: cannot map " + std::to_string(bytes) + " bytes of shadow");
   return static_cast<uint8_t*>(p);
 }
 
@@ -122,7 +124,8 @@ void kasan_poison_vmalloc(Kernel& k, const void* addr, size_t size) {
 
 // The address the kernel would print for a pointer into simulated memory.
 static uint64_t kernel_addr(Kernel& k, uintptr_t a) {
-  if (k.mem.is_direct(reinterpret_cast<const void*>(a))) return k.mem.kva(reinterpret_cast<const void*>(a));
+  if (k.mem.is_direct(reinterpret_cast<const void*>(a)))
+    return k.mem.kva(reinterpret_cast<const void*>(a));
   if (k.vmalloc && k.vmalloc->contains(a)) return k.vmalloc->kva(a);
   return a;
 }
@@ -151,7 +154,8 @@ static std::string memory_state(Kernel& k, uintptr_t a) {
     if (!shadow_slot(k, row, &key) || !shadow_slot(k, row + row_bytes - 1, &key)) continue;
     t += strprintf("%s%016llx:", r == 2 ? ">" : " ", (unsigned long long)kernel_addr(k, row));
     for (int i = 0; i < 16; i++)
-      t += strprintf(" %02x", kasan_shadow(k, reinterpret_cast<const void*>(row + i * KASAN_GRANULE_SIZE)));
+      t += strprintf(" %02x",
+                     kasan_shadow(k, reinterpret_cast<const void*>(row + i * KASAN_GRANULE_SIZE)));
     t += "\n";
     if (r == 2) {
       size_t col = 1 + 16 + 1 + 3 * ((a - row) / KASAN_GRANULE_SIZE) + 1;
@@ -164,14 +168,16 @@ static std::string memory_state(Kernel& k, uintptr_t a) {
 static std::string describe_addr(Kernel& k, uintptr_t a, const char* type, Report* r) {
   std::string t;
   const void* p = reinterpret_cast<const void*>(a);
-  if (kasan_describe_slab_object) t += kasan_describe_slab_object(k, p, type, &r->cache, &r->offset);
+  if (kasan_describe_slab_object)
+    t += kasan_describe_slab_object(k, p, type, &r->cache, &r->offset);
   if (k.mem.is_direct(p)) {
     if (!t.empty()) t += "\n";
     t += "The buggy address belongs to the physical page:\n";
     t += dump_page(k, k.mem.virt_to_page(p), "kasan: bad access detected");
   } else if (k.vmalloc && k.vmalloc->contains(a)) {
     if (!t.empty()) t += "\n";
-    t += strprintf("The buggy address belongs to the virtual mapping at\n [%016llx, ...) created by:\n vmalloc\n",
+    t += strprintf("The buggy address belongs to the virtual mapping at\n [%016llx, ...) created "
+                   "by:\n vmalloc\n",
                    (unsigned long long)k.vmalloc->kva(a & ~(PAGE_SIZE_ - 1)));
   }
   return t;

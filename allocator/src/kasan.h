@@ -12,8 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "kmm/gfp.h"

@@ -67,7 +67,9 @@ uint8_t asan_value(uint8_t kasan_value) {
 
 // Shadow bytes are written through ASan's own interface (whole granules) or by plain stores in
 // uninstrumented functions: instrumented code may not write the shadow region.
-KMM_NO_SANITIZE_ADDRESS void store_shadow(uintptr_t granule, uint8_t v) { *asan_shadow(granule) = v; }
+KMM_NO_SANITIZE_ADDRESS void store_shadow(uintptr_t granule, uint8_t v) {
+  *asan_shadow(granule) = v;
+}
 
 void unpoison_range(uintptr_t lo, uintptr_t hi) {
   if (hi > lo) __asan_unpoison_memory_region(reinterpret_cast<void*>(lo), hi - lo);
@@ -98,9 +100,9 @@ bool runtime_frame(const std::string& fn) {
   static const char* const prefixes[] = {"__asan", "__interceptor_", "__sanitizer", "__ubsan"};
   for (const char* p : prefixes)
     if (fn.rfind(p, 0) == 0) return true;
-  static const char* const libc[] = {"memset", "memcpy", "memmove", "memcmp", "bcmp", "memchr",
-                                     "strlen", "strnlen", "strcpy", "strncpy", "strcmp",
-                                     "strncmp", "strchr", "strrchr", "strcat"};
+  static const char* const libc[] = {"memset", "memcpy",  "memmove", "memcmp",  "bcmp",
+                                     "memchr", "strlen",  "strnlen", "strcpy",  "strncpy",
+                                     "strcmp", "strncmp", "strchr",  "strrchr", "strcat"};
   for (const char* p : libc)
     if (fn == p) return true;
   return false;
@@ -140,7 +142,8 @@ std::vector<Frame> report_frames(const char* text) {
     size_t build_id = line.find(" (BuildId: ");
     if (build_id != std::string::npos) line.resize(build_id);
     size_t hash = line.find_first_not_of(' ');
-    if (hash != std::string::npos && line[hash] == '#' && line.find(" 0x", hash) != std::string::npos) {
+    if (hash != std::string::npos && line[hash] == '#' &&
+        line.find(" 0x", hash) != std::string::npos) {
       in_stack = true;
       Frame f;
       size_t in = line.find(" in ", hash);
@@ -184,7 +187,9 @@ void on_asan_report(const char* text) {
   while (first < frames.size() && runtime_frame(bare_name(frames[first].fn))) first++;
   std::string fn;
   if (first < frames.size() && !frames[first].fn.empty()) fn = bare_name(frames[first].fn);
-  else fn = strprintf("0x%llx", (unsigned long long)reinterpret_cast<uintptr_t>(__asan_get_report_pc()));
+  else
+    fn = strprintf("0x%llx",
+                   (unsigned long long)reinterpret_cast<uintptr_t>(__asan_get_report_pc()));
   std::string trace = "Call Trace:\n <TASK>\n";
   for (size_t i = first; i < frames.size() && i < first + 12; i++)
     trace += " " + (frames[i].fn.empty() ? std::string("?") : bare_name(frames[i].fn)) + " " +
@@ -234,10 +239,12 @@ void kasan_asan_unregister(Kernel& k, uintptr_t dm_base, size_t dm_size, uintptr
 void kasan_asan_set(const void* addr, size_t size, uint8_t kasan_value) {
   if (!size) return;
   uintptr_t a = reinterpret_cast<uintptr_t>(addr) & ~uintptr_t(KASAN_GRANULE_SIZE - 1);
-  size_t n = (reinterpret_cast<uintptr_t>(addr) + size - a + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE;
+  size_t n =
+      (reinterpret_cast<uintptr_t>(addr) + size - a + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE;
   void* start = reinterpret_cast<void*>(a);
   if (kasan_value == 0) __asan_unpoison_memory_region(start, n * KASAN_GRANULE_SIZE);
-  else if (kasan_value >= KASAN_GRANULE_SIZE) __asan_poison_memory_region(start, n * KASAN_GRANULE_SIZE);
+  else if (kasan_value >= KASAN_GRANULE_SIZE)
+    __asan_poison_memory_region(start, n * KASAN_GRANULE_SIZE);
   else
     for (size_t i = 0; i < n; i++) store_shadow(a + i * KASAN_GRANULE_SIZE, kasan_value);
 }

@@ -20,8 +20,8 @@
 #include "kasan.h"
 #include "kasan_asan.h"
 #include "kasan_hooks.h"
-#include "kfence.h"
 #include "kernel.h"
+#include "kfence.h"
 #include "page_alloc.h"
 #include "slub.h"
 
@@ -66,7 +66,8 @@ void kasan_kmalloc_hook(Kernel& k, kmem_cache* s, const void* obj, size_t size, 
   if (is_kfence_address(k, obj)) return; // KFENCE guards its own objects
   kasan_unpoison(k, obj, size);
   size_t start = round_up_granule(size), end = round_up_granule(s->object_size);
-  if (end > start) kasan_poison(k, static_cast<const char*>(obj) + start, end - start, KASAN_SLAB_REDZONE);
+  if (end > start)
+    kasan_poison(k, static_cast<const char*>(obj) + start, end - start, KASAN_SLAB_REDZONE);
 }
 
 void kasan_krealloc_hook(Kernel& k, const void* obj, size_t size, gfp_t gfp) {
@@ -80,7 +81,8 @@ void kasan_krealloc_hook(Kernel& k, const void* obj, size_t size, gfp_t gfp) {
   unsigned order = (head->flags & PG_head) ? head->compound_order : 0;
   kasan_unpoison(k, obj, size);
   size_t start = round_up_granule(size), end = PAGE_SIZE_ << order;
-  if (end > start) kasan_poison(k, static_cast<const char*>(obj) + start, end - start, KASAN_PAGE_REDZONE);
+  if (end > start)
+    kasan_poison(k, static_cast<const char*>(obj) + start, end - start, KASAN_PAGE_REDZONE);
 }
 
 void kasan_kmalloc_large_hook(Kernel& k, const void* p, size_t size, gfp_t gfp) {
@@ -205,7 +207,10 @@ static std::string describe_slab_object(Kernel& k, const void* addr, const char*
   size_t alloc_size = 0;
   for (size_t off = 0; off < s->object_size; off += KASAN_GRANULE_SIZE) {
     uint8_t v = kasan_shadow(k, obj + off);
-    if (v == 0) { alloc_size += KASAN_GRANULE_SIZE; continue; }
+    if (v == 0) {
+      alloc_size += KASAN_GRANULE_SIZE;
+      continue;
+    }
     if (v < KASAN_GRANULE_SIZE) alloc_size += v;
     break;
   }
@@ -231,9 +236,10 @@ static std::string describe_slab_object(Kernel& k, const void* addr, const char*
   std::string t = strprintf("The buggy address belongs to the object at %016llx\n which belongs to "
                             "the cache %s of size %u\n",
                             (unsigned long long)k.mem.kva(obj), s->name.c_str(), s->object_size);
-  t += strprintf("The buggy address is located %ld bytes %s of\n %s%zu-byte region [%016llx, %016llx)\n",
-                 rel_bytes, rel_type, state.c_str(), alloc_size, (unsigned long long)k.mem.kva(obj),
-                 (unsigned long long)k.mem.kva(obj + alloc_size));
+  t += strprintf(
+      "The buggy address is located %ld bytes %s of\n %s%zu-byte region [%016llx, %016llx)\n",
+      rel_bytes, rel_type, state.c_str(), alloc_size, (unsigned long long)k.mem.kva(obj),
+      (unsigned long long)k.mem.kva(obj + alloc_size));
   return t;
 }
 

@@ -39,10 +39,10 @@ struct TaskRef {
 
 // Per-CPU state. Touched only by the thread holding the CPU's scope.
 struct alignas(64) CpuState {
-  int preempt_count = 0;     // spin_lock()/preempt_disable() depth
-  int irq_disable_depth = 0; // local_irq_disable() depth
-  int in_irq = 0;            // simulated hardirq nesting
-  TaskRef current;           // the running task
+  int preempt_count = 0;                        // spin_lock()/preempt_disable() depth
+  int irq_disable_depth = 0;                    // local_irq_disable() depth
+  int in_irq = 0;                               // simulated hardirq nesting
+  TaskRef current;                              // the running task
   unsigned long events[NR_VM_EVENT_ITEMS] = {}; // vm_event_states, summed by /proc/vmstat
 };
 
@@ -71,7 +71,9 @@ struct KasanState;
 struct KasanQuarantine;
 struct KfencePool;
 struct SlabState; // slub.h
-struct SlabStateDeleter { void operator()(SlabState* s) const; }; // slab_common.cpp
+struct SlabStateDeleter {
+  void operator()(SlabState* s) const;
+}; // slab_common.cpp
 
 struct Kernel {
   Kernel() = default;
@@ -118,10 +120,10 @@ struct Kernel {
   long user_reserve_kbytes = 0;         // vm.user_reserve_kbytes (init_user_reserve)
   long admin_reserve_kbytes = 0;        // vm.admin_reserve_kbytes (init_admin_reserve)
   int swappiness = 60;                  // vm.swappiness (accepted; no swap device)
-  std::unique_ptr<CmaState> cma;         // cma.cpp
-  std::unique_ptr<KasanState> kasan;     // kasan.cpp; null when kasan=off
+  std::unique_ptr<CmaState> cma;        // cma.cpp
+  std::unique_ptr<KasanState> kasan;    // kasan.cpp; null when kasan=off
   std::unique_ptr<KasanQuarantine> kasan_quarantine; // kasan_slab.cpp
-  std::unique_ptr<KfencePool> kfence;    // kfence.cpp; null unless kfence.sample_interval
+  std::unique_ptr<KfencePool> kfence; // kfence.cpp; null unless kfence.sample_interval
   std::unique_ptr<SlabState, SlabStateDeleter> slab; // slab caches, kmalloc, RCU (slub.h)
   // kmalloc_caches[type][index] (mm/slab_common.c): type 0 normal, 1 reclaimable, 2 DMA; index
   // as kmalloc_info[] (kmalloc.cpp). Set once at boot. Here rather than in SlabState: the
@@ -131,9 +133,9 @@ struct Kernel {
   std::mutex report_lock;
   std::vector<Report> reports;
 
-  uint64_t rng_state = 0; // splitmix64, seeded from kmm.seed
+  uint64_t rng_state = 0;     // splitmix64, seeded from kmm.seed
   Machine* machine = nullptr; // the owner
-  bool panicked = false;  // a panic was reported; allocation stops retrying
+  bool panicked = false;      // a panic was reported; allocation stops retrying
 
   // Per-thread current machine and CPU. constinit and initial-exec: every slab fast path reads
   // them, and an extern thread_local that might need dynamic initialisation is reached through a

@@ -31,15 +31,18 @@ bool is_kfence_address(const Kernel& k, const void* p) {
 }
 
 static std::string object_lines(Kernel& k, const kfence_metadata& m, size_t idx) {
-  std::string t = strprintf("kfence-#%zu: 0x%016llx-0x%016llx, size=%zu, cache=%s\n\n", idx,
-                            (unsigned long long)k.mem.kva(reinterpret_cast<void*>(m.addr)),
-                            (unsigned long long)k.mem.kva(reinterpret_cast<void*>(m.addr + m.size - 1)),
-                            m.size, m.cache.c_str());
+  std::string t =
+      strprintf("kfence-#%zu: 0x%016llx-0x%016llx, size=%zu, cache=%s\n\n", idx,
+                (unsigned long long)k.mem.kva(reinterpret_cast<void*>(m.addr)),
+                (unsigned long long)k.mem.kva(reinterpret_cast<void*>(m.addr + m.size - 1)), m.size,
+                m.cache.c_str());
   t += strprintf("allocated by task %d on cpu %u at %llu.%06llus:\n\n", m.alloc_pid, m.alloc_cpu,
-                 (unsigned long long)(m.alloc_time / 1000000), (unsigned long long)(m.alloc_time % 1000000));
+                 (unsigned long long)(m.alloc_time / 1000000),
+                 (unsigned long long)(m.alloc_time % 1000000));
   if (m.state == KfenceState::Freed)
     t += strprintf("freed by task %d on cpu %u at %llu.%06llus:\n\n", m.free_pid, m.free_cpu,
-                   (unsigned long long)(m.free_time / 1000000), (unsigned long long)(m.free_time % 1000000));
+                   (unsigned long long)(m.free_time / 1000000),
+                   (unsigned long long)(m.free_time % 1000000));
   return t;
 }
 
@@ -98,8 +101,7 @@ static bool kfence_fault(Kernel& k, uintptr_t addr, bool write) {
   unsigned long shown = best ? (left_of ? best->addr - addr : addr - best->addr) : 0;
   std::string access =
       best ? strprintf("Out-of-bounds %s at 0x%016llx (%luB %s of kfence-#%zu):", rw,
-                       (unsigned long long)kaddr, shown,
-                       left_of ? "left" : "right", best_idx)
+                       (unsigned long long)kaddr, shown, left_of ? "left" : "right", best_idx)
            : strprintf("Out-of-bounds %s at 0x%016llx:", rw, (unsigned long long)kaddr);
   kfence_report(k, strprintf("BUG: KFENCE: out-of-bounds %s in kfence_fault", rw), access, best,
                 best_idx, kaddr);
@@ -114,9 +116,10 @@ void kfence_init(Kernel& k) {
   size_t pages = (objects + 1) * 2;
   unsigned order = 0;
   while ((1ul << order) < pages) order++;
-  struct page* block = order <= MAX_PAGE_ORDER_
-                           ? __alloc_pages(k, GFP_KERNEL | __GFP_NOWARN | __GFP_COMP, order, PageOwner::Kfence)
-                           : nullptr;
+  struct page* block =
+      order <= MAX_PAGE_ORDER_
+          ? __alloc_pages(k, GFP_KERNEL | __GFP_NOWARN | __GFP_COMP, order, PageOwner::Kfence)
+          : nullptr;
   if (!block) {
     k.log.printk("kfence: failed to allocate the pool; KFENCE disabled");
     return;
@@ -136,10 +139,10 @@ void kfence_init(Kernel& k) {
   for (size_t p = 1; p < pages; p += 2) protect(kp->pool + p * kPage, true);
   k.kfence = std::move(kp);
   register_fault_range(k, k.kfence->pool, k.kfence->pool + pages * kPage, kfence_fault);
-  k.log.printk(strprintf("kfence: initialized - using %zu bytes for %zu objects at 0x%016llx-0x%016llx",
-                         pages * kPage, objects,
-                         (unsigned long long)k.mem.kva(reinterpret_cast<void*>(k.kfence->pool)),
-                         (unsigned long long)k.mem.kva(reinterpret_cast<void*>(k.kfence->pool + pages * kPage))));
+  k.log.printk(strprintf(
+      "kfence: initialized - using %zu bytes for %zu objects at 0x%016llx-0x%016llx", pages * kPage,
+      objects, (unsigned long long)k.mem.kva(reinterpret_cast<void*>(k.kfence->pool)),
+      (unsigned long long)k.mem.kva(reinterpret_cast<void*>(k.kfence->pool + pages * kPage))));
 }
 
 void* kfence_alloc(Kernel& k, const char* cache, size_t size, size_t align, gfp_t gfp) {
@@ -193,7 +196,8 @@ void kfence_free(Kernel& k, const void* p, const char* fn) {
   if (pgidx < 2 || pgidx % 2) {
     guard.unlock();
     kfence_report(k, strprintf("BUG: KFENCE: invalid free in %s", fn),
-                  strprintf("Invalid free of 0x%016llx:", (unsigned long long)kaddr), nullptr, 0, kaddr);
+                  strprintf("Invalid free of 0x%016llx:", (unsigned long long)kaddr), nullptr, 0,
+                  kaddr);
     return;
   }
   size_t idx = (pgidx - 2) / 2;
@@ -201,9 +205,10 @@ void kfence_free(Kernel& k, const void* p, const char* fn) {
   if (m.state != KfenceState::Allocated || a != m.addr) {
     kfence_metadata copy = m;
     guard.unlock();
-    kfence_report(k, strprintf("BUG: KFENCE: invalid free in %s", fn),
-                  strprintf("Invalid free of 0x%016llx (in kfence-#%zu):", (unsigned long long)kaddr, idx),
-                  &copy, idx, kaddr);
+    kfence_report(
+        k, strprintf("BUG: KFENCE: invalid free in %s", fn),
+        strprintf("Invalid free of 0x%016llx (in kfence-#%zu):", (unsigned long long)kaddr, idx),
+        &copy, idx, kaddr);
     return;
   }
   // check_canary(): the first corrupted byte and the 16 bytes from there.
@@ -231,8 +236,8 @@ void kfence_free(Kernel& k, const void* p, const char* fn) {
     kp.freelist.push_back(idx);
     guard.unlock();
     kfence_report(k, strprintf("BUG: KFENCE: memory corruption in %s", fn),
-                  strprintf("Corrupted memory at 0x%016llx %s (in kfence-#%zu):", (unsigned long long)where,
-                            bytes.c_str(), idx),
+                  strprintf("Corrupted memory at 0x%016llx %s (in kfence-#%zu):",
+                            (unsigned long long)where, bytes.c_str(), idx),
                   &copy, idx, where);
     return;
   }
@@ -250,7 +255,8 @@ void kfence_validate(Kernel& k, std::vector<std::string>& errors) {
   size_t unused = 0;
   for (auto& m : kp.objects) unused += m.state != KfenceState::Allocated;
   if (unused != kp.freelist.size())
-    errors.push_back(strprintf("kfence: %zu free slots but %zu on the freelist", unused, kp.freelist.size()));
+    errors.push_back(
+        strprintf("kfence: %zu free slots but %zu on the freelist", unused, kp.freelist.size()));
 }
 
 } // namespace kmm

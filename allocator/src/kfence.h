@@ -28,10 +28,10 @@ enum class KfenceState : uint8_t { Unused, Allocated, Freed };
 // other byte of the page holds the canary pattern 0xaa ^ (address & 7); when Freed, the page is
 // PROT_NONE.
 struct kfence_metadata {
-  uintptr_t page = 0;       // host address of the object's page
-  uintptr_t addr = 0;       // the object handed out
+  uintptr_t page = 0; // host address of the object's page
+  uintptr_t addr = 0; // the object handed out
   size_t size = 0;
-  std::string cache;        // the kmem_cache it stands in for
+  std::string cache; // the kmem_cache it stands in for
   KfenceState state = KfenceState::Unused;
   int alloc_pid = 0, free_pid = 0;
   unsigned alloc_cpu = 0, free_cpu = 0;
@@ -40,11 +40,11 @@ struct kfence_metadata {
 
 struct KfencePool {
   std::mutex lock;
-  uintptr_t pool = 0;        // host address of page 0
+  uintptr_t pool = 0; // host address of page 0
   size_t pool_pages = 0;
   unsigned long pool_pfn = 0;
   unsigned sample_interval = 0;
-  uint64_t counter = 0;      // eligible allocations seen
+  uint64_t counter = 0; // eligible allocations seen
   std::vector<kfence_metadata> objects;
   std::vector<size_t> freelist; // object indices, oldest freed first
 };

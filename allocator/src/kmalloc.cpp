@@ -8,8 +8,8 @@
 #include "bug.h"
 #include "kasan_asan.h"
 #include "kasan_hooks.h"
-#include "kfence.h"
 #include "kernel.h"
+#include "kfence.h"
 #include "kmalloc_fast.h"
 #include "page_alloc.h"
 #include "slub.h"
@@ -23,7 +23,7 @@ static const char* const kmalloc_type_prefix[NR_KMALLOC_TYPES] = {"kmalloc-", "k
 static const struct {
   unsigned size;
   const char* name;
-} kmalloc_info[14] = {{0, "0"},     {96, "96"},   {192, "192"}, {8, "8"},   {16, "16"},
+} kmalloc_info[14] = {{0, "0"},     {96, "96"},   {192, "192"}, {8, "8"},     {16, "16"},
                       {32, "32"},   {64, "64"},   {128, "128"}, {256, "256"}, {512, "512"},
                       {1024, "1k"}, {2048, "2k"}, {4096, "4k"}, {8192, "8k"}};
 
@@ -81,7 +81,7 @@ static __attribute__((noinline)) void* kmalloc_large(Kernel& k, size_t size, gfp
 }
 
 static __attribute__((noinline)) void* kmalloc_cache_kasan(Kernel& k, kmem_cache* s, gfp_t flags,
-                                                            size_t size, uintptr_t caller) {
+                                                           size_t size, uintptr_t caller) {
   void* p = slab_alloc(k, s, flags, size, caller);
   if (p) kasan_kmalloc(k, s, p, size, flags);
   return p;
@@ -214,7 +214,8 @@ void* __krealloc(Kernel& k, const void* p, size_t new_size, gfp_t flags, uintptr
   } else if (page && (page->flags & PG_alloc) && page->owner == PageOwner::KmallocLarge) {
     ks = size_t(PAGE_SIZE_) << ((page->flags & PG_head) ? page->compound_order : 0);
   } else {
-    report_warn(k, "mm/slab_common.c", "krealloc", "krealloc() of a pointer that is not kmalloc'ed");
+    report_warn(k, "mm/slab_common.c", "krealloc",
+                "krealloc() of a pointer that is not kmalloc'ed");
     return nullptr;
   }
   if (new_size <= ks) {

@@ -157,14 +157,14 @@ void spin_lock_init(spinlock_t* lock) { lock->locked.store(false, std::memory_or
 void spin_lock(spinlock_t* lock) {
   K().cpu().preempt_count++;
   while (lock->locked.exchange(true, std::memory_order_acquire))
-    while (lock->locked.load(std::memory_order_relaxed)) {
-    }
+    while (lock->locked.load(std::memory_order_relaxed)) {}
 }
 
 void spin_unlock(spinlock_t* lock) {
   Kernel& k = K();
   if (!lock->locked.load(std::memory_order_relaxed)) {
-    kmm::report_warn(k, "kernel/locking/spinlock_debug.c", "spin_unlock", "BUG: spinlock already unlocked");
+    kmm::report_warn(k, "kernel/locking/spinlock_debug.c", "spin_unlock",
+                     "BUG: spinlock already unlocked");
     return;
   }
   lock->locked.store(false, std::memory_order_release);

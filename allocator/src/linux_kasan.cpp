@@ -15,7 +15,8 @@ static Kernel& K() {
   return *k;
 }
 
-bool kmm::kasan_check_access(const volatile void* p, unsigned long size, bool write, const char* fn) {
+bool kmm::kasan_check_access(const volatile void* p, unsigned long size, bool write,
+                             const char* fn) {
   return kmm::kasan_check(K(), const_cast<const void*>(p), size, write, fn);
 }
 

@@ -33,7 +33,8 @@ struct kmem_cache* kmem_cache_create(const char* name, unsigned int size, unsign
                                      slab_flags_t flags, void (*ctor)(void*)) {
   Kernel& k = K();
   if (in_interrupt()) {
-    kmm::report_warn(k, "mm/slab_common.c", "kmem_cache_create", "kmem_cache_create() in interrupt");
+    kmm::report_warn(k, "mm/slab_common.c", "kmem_cache_create",
+                     "kmem_cache_create() in interrupt");
     return nullptr;
   }
   return kmm::create_cache(k, name, size, align, flags, ctor, CALLER);

@@ -28,7 +28,9 @@ void* vmap(struct page** pages, unsigned int count, unsigned long flags, pgprot_
   return kmm::vmap(K(), pages, count, flags);
 }
 void vunmap(const void* addr) { kmm::vunmap(K(), addr); }
-struct page* vmalloc_to_page(const void* addr) { return kmm::vmalloc_to_page(K(), addr); }
+struct page* vmalloc_to_page(const void* addr) {
+  return kmm::vmalloc_to_page(K(), addr);
+}
 unsigned long vmalloc_to_pfn(const void* addr) {
   Kernel& k = K();
   struct page* p = kmm::vmalloc_to_page(k, addr);

@@ -10,20 +10,20 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "bug.h"
 #include "buddy.h"
+#include "bug.h"
 #include "cma.h"
-#include "kasan.h"
-#include "kfence.h"
 #include "fault.h"
-#include "vmalloc.h"
+#include "kasan.h"
 #include "kernel.h"
+#include "kfence.h"
 #include "pagecache.h"
 #include "pressure_init.h"
 #include "shrinker.h"
-#include "task.h"
-#include "vmscan.h"
 #include "slub.h"
+#include "task.h"
+#include "vmalloc.h"
+#include "vmscan.h"
 #include "watermark.h"
 
 namespace kmm {
@@ -99,7 +99,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   }
   init_per_zone_wmark_min(*k);
   log_memory(*k);
-  kmem_cache_init(*k); // slab caches and the kmalloc caches (slab_common.cpp)
+  kmem_cache_init(*k);                  // slab caches and the kmalloc caches (slab_common.cpp)
   if (k->params.min_free_kbytes >= 0) { // as a write to /proc/sys/vm/min_free_kbytes
     k->min_free_kbytes = static_cast<int>(k->params.min_free_kbytes);
     k->user_min_free_kbytes = k->min_free_kbytes;
@@ -111,7 +111,7 @@ std::unique_ptr<Machine> Machine::boot(const std::string& cmdline) {
   kasan_init(*k);
   kfence_init(*k);
   kmem_cache_init_late(*k); // the slab fast paths know whether KASAN or KFENCE must see them
-  pressure_init(*k); // tasks, page cache, reclaim, kswapd, OOM (installs the pressure hooks)
+  pressure_init(*k);        // tasks, page cache, reclaim, kswapd, OOM (installs the pressure hooks)
   register_cma_procfs(*k);
   log_smp(*k);
   std::unique_ptr<Machine> m(new Machine(std::move(k)));
@@ -163,8 +163,7 @@ int Machine::proc_write(const std::string& path, const std::string& text) {
   return ret;
 }
 
-MachineScope::MachineScope(Machine& m)
-    : prev_k_(Kernel::current), prev_cpu_(Kernel::current_cpu) {
+MachineScope::MachineScope(Machine& m) : prev_k_(Kernel::current), prev_cpu_(Kernel::current_cpu) {
   Kernel::current = &m.kernel();
   Kernel::current_cpu = 0;
 }

@@ -17,8 +17,8 @@ bool migrate_page_owner(Kernel& k, struct page* old_page, struct page* new_page)
   if (!k.reclaim || old_page == new_page) return false;
   std::lock_guard<std::mutex> guard(k.reclaim->lru_lock);
   const uint32_t order0_alloc = PG_alloc;
-  if ((old_page->flags & (PG_alloc | PG_head | PG_tail)) != order0_alloc || old_page->private_ != 0 ||
-      !(old_page->flags & PG_lru) ||
+  if ((old_page->flags & (PG_alloc | PG_head | PG_tail)) != order0_alloc ||
+      old_page->private_ != 0 || !(old_page->flags & PG_lru) ||
       (old_page->owner != PageOwner::Anon && old_page->owner != PageOwner::PageCache))
     return false;
   if (old_page->_refcount != 1) return false; // pinned (get_page): cannot move

@@ -80,9 +80,9 @@ inline constexpr unsigned NR_PCP_ORDERS = PAGE_ALLOC_COSTLY_ORDER + 1;
 inline constexpr unsigned NR_PCP_LISTS = MIGRATE_PCPTYPES * NR_PCP_ORDERS;
 struct alignas(64) per_cpu_pages {
   SpinLock lock;
-  int count = 0;  // pages (not blocks) on the lists
-  int high = 0;   // free to buddy when count >= high
-  int batch = 0;  // refill / drain chunk
+  int count = 0; // pages (not blocks) on the lists
+  int high = 0;  // free to buddy when count >= high
+  int batch = 0; // refill / drain chunk
   pfn_list lists[NR_PCP_LISTS];
 };
 inline unsigned order_to_pindex(int mt, unsigned order) { return MIGRATE_PCPTYPES * order + mt; }

@@ -62,8 +62,8 @@ static void report_oom_kill_Locked(Kernel& k, std::string header, const Task& vi
   t += strprintf("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
                  "global_oom,task_memcg=/,task=%s,pid=%d,uid=0\n",
                  victim.comm.c_str(), victim.pid);
-  std::string title = strprintf("Out of memory: Killed process %d (%s)", victim.pid,
-                                victim.comm.c_str());
+  std::string title =
+      strprintf("Out of memory: Killed process %d (%s)", victim.pid, victim.comm.c_str());
   t += strprintf("%s total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB, shmem-rss:%lukB, UID:%u "
                  "pgtables:%lukB oom_score_adj:%d\n",
                  title.c_str(), victim.total_vm << 2, victim.anon.size() << 2, 0ul, 0ul, 0u,

@@ -15,8 +15,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "bug.h"
 #include "buddy.h"
+#include "bug.h"
 #include "kasan.h"
 #include "kasan_asan.h"
 #include "kernel.h"
@@ -162,7 +162,8 @@ static unsigned long rmqueue_buddy(Kernel& k, zone& z, unsigned order, int mt,
 static unsigned long rmqueue(Kernel& k, zone& z, unsigned order, int mt, unsigned alloc_flags) {
   unsigned long pfn = PFN_NIL;
   // The Movable pcp list may hold CMA pages: only CMA-capable requests use it.
-  if (pcp_allowed_order(order) && k.params.pcp && ((alloc_flags & ALLOC_CMA) || mt != MIGRATE_MOVABLE))
+  if (pcp_allowed_order(order) && k.params.pcp &&
+      ((alloc_flags & ALLOC_CMA) || mt != MIGRATE_MOVABLE))
     pfn = rmqueue_pcplist(k, z, order, mt, alloc_flags);
   if (pfn == PFN_NIL) pfn = rmqueue_buddy(k, z, order, mt, alloc_flags);
   if (pfn != PFN_NIL) count_pgalloc(k, z, order);
@@ -286,8 +287,8 @@ static bool alloc_pages_may_oom(Kernel& k, gfp_t gfp, unsigned order, int highes
   return no_oom_killer(k, gfp, order);
 }
 
-static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order,
-                                          int highest_zoneidx, int mt, PageOwner owner) {
+static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order, int highest_zoneidx,
+                                          int mt, PageOwner owner) {
   const bool can_direct_reclaim = gfp & __GFP_DIRECT_RECLAIM;
   const bool costly_order = order > PAGE_ALLOC_COSTLY_ORDER;
   unsigned alloc_flags = gfp_to_alloc_flags(gfp, order);
@@ -350,8 +351,8 @@ static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order,
         report_warn(k, "mm/page_alloc.c", "__alloc_pages_slowpath",
                     "__GFP_NOFAIL for a costly order");
       // __alloc_pages_cpuset_fallback(ALLOC_MIN_RESERVE)
-      pfn = get_page_from_freelist(k, gfp, order, ALLOC_WMARK_MIN | ALLOC_MIN_RESERVE |
-                                                      (alloc_flags & ALLOC_CMA),
+      pfn = get_page_from_freelist(k, gfp, order,
+                                   ALLOC_WMARK_MIN | ALLOC_MIN_RESERVE | (alloc_flags & ALLOC_CMA),
                                    highest_zoneidx, mt, owner);
       if (pfn != PFN_NIL) return pfn;
     }
@@ -371,8 +372,9 @@ struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order, PageOwner owner
   }
   int highest_zoneidx = gfp_zone(gfp);
   if (highest_zoneidx < 0) {
-    report_warn(k, "include/linux/gfp.h", "gfp_zone",
-                strprintf("GFP_ZONE_BAD: mode:%#x(%s) names two zones", gfp, gfp_names(gfp).c_str()));
+    report_warn(
+        k, "include/linux/gfp.h", "gfp_zone",
+        strprintf("GFP_ZONE_BAD: mode:%#x(%s) names two zones", gfp, gfp_names(gfp).c_str()));
     return nullptr;
   }
   if ((gfp & (__GFP_RECLAIMABLE | __GFP_MOVABLE)) == (__GFP_RECLAIMABLE | __GFP_MOVABLE)) {
@@ -385,7 +387,8 @@ struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order, PageOwner owner
   int mt = gfp_migratetype(gfp);
   unsigned alloc_flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(k, highest_zoneidx, gfp);
   if (mt == MIGRATE_MOVABLE) alloc_flags |= ALLOC_CMA;
-  unsigned long pfn = get_page_from_freelist(k, gfp, order, alloc_flags, highest_zoneidx, mt, owner);
+  unsigned long pfn =
+      get_page_from_freelist(k, gfp, order, alloc_flags, highest_zoneidx, mt, owner);
   if (pfn == PFN_NIL) pfn = alloc_pages_slowpath(k, gfp, order, highest_zoneidx, mt, owner);
   return pfn == PFN_NIL ? nullptr : k.mem.pfn_to_page(pfn);
 }
@@ -394,7 +397,8 @@ struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order, PageOwner owner
 
 bool check_free_page(Kernel& k, struct page* p, unsigned order) {
   if (!k.mem.is_page(p)) {
-    report_warn(k, "mm/page_alloc.c", "__free_pages", "freeing a pointer that is not a struct page");
+    report_warn(k, "mm/page_alloc.c", "__free_pages",
+                "freeing a pointer that is not a struct page");
     return false;
   }
   if (p->flags & PG_reserved) {
@@ -414,8 +418,8 @@ bool check_free_page(Kernel& k, struct page* p, unsigned order) {
     return false;
   }
   if (p->private_ != order) {
-    report_bad_page(k, p,
-                    strprintf("freed as order %u, allocated as order %u", order, p->private_).c_str());
+    report_bad_page(
+        k, p, strprintf("freed as order %u, allocated as order %u", order, p->private_).c_str());
     return false;
   }
   if (order > MAX_PAGE_ORDER_) {

@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "bug.h"
 #include "buddy.h"
+#include "bug.h"
 #include "kernel.h"
 #include "kmm/pressure.h"
 #include "page_alloc.h"

@@ -97,8 +97,8 @@ bool fill_ram(HostRam& h, uint8_t fill) {
 void release(HostRam h) {
   bool keep = h.bytes <= kPoolMaxBytes &&
               // KFENCE leaves PROT_NONE guard pages in the direct map.
-              mprotect(h.direct_map, h.bytes, PROT_READ | PROT_WRITE) == 0 &&
-              fill_ram(h, h.fill) && zero_mem_map(h.mem_map, h.mem_map_bytes);
+              mprotect(h.direct_map, h.bytes, PROT_READ | PROT_WRITE) == 0 && fill_ram(h, h.fill) &&
+              zero_mem_map(h.mem_map, h.mem_map_bytes);
   if (keep) {
     std::lock_guard<std::mutex> guard(pool_lock);
     if (pool.size() < kPoolEntries) {
@@ -127,7 +127,8 @@ bool take_pooled(uint64_t size, uint8_t fill, HostRam* out) {
 // the alignment, map the file at the aligned point inside, give back the slack.
 uint8_t* map_direct(int memfd, uint64_t size) {
   const uint64_t align = uint64_t(PAGE_SIZE_) << MAX_PAGE_ORDER_;
-  void* r = mmap(nullptr, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* r =
+      mmap(nullptr, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED)
     throw BootError(std::string("cannot reserve simulated RAM: ") + std::strerror(errno));
   const uintptr_t base = reinterpret_cast<uintptr_t>(r);

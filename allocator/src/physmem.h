@@ -27,12 +27,12 @@ inline constexpr uint64_t VMEMMAP_START_VA = 0xffffea0000000000ull;
 
 struct PhysMem {
   int memfd = -1;
-  uint8_t* direct_map = nullptr;   // host mapping of [0, bytes)
+  uint8_t* direct_map = nullptr; // host mapping of [0, bytes)
   uint64_t bytes = 0;
   unsigned long nr_pages = 0;
-  struct page* mem_map = nullptr;  // nr_pages records, lazily backed anonymous memory
+  struct page* mem_map = nullptr; // nr_pages records, lazily backed anonymous memory
   size_t mem_map_bytes = 0;
-  uint8_t fill = 0;                // what RAM read as at boot (recycling restores it)
+  uint8_t fill = 0;                  // what RAM read as at boot (recycling restores it)
   std::vector<uint8_t> pageblock_mt; // migratetype of each pageblock
 
   PhysMem() = default;
@@ -43,7 +43,9 @@ struct PhysMem {
   // Throws BootError if the host refuses the memory.
   void init(uint64_t size, uint8_t fill = 0);
 
-  struct page* pfn_to_page(unsigned long pfn) const { return mem_map + pfn; }
+  struct page* pfn_to_page(unsigned long pfn) const {
+    return mem_map + pfn;
+  }
   unsigned long page_to_pfn(const struct page* p) const {
     return static_cast<unsigned long>(p - mem_map);
   }
@@ -51,7 +53,8 @@ struct PhysMem {
   bool is_page(const struct page* p) const {
     return p >= mem_map && p < mem_map + nr_pages &&
            (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(mem_map)) %
-                   sizeof(struct page) == 0;
+                   sizeof(struct page) ==
+               0;
   }
   void* page_address(const struct page* p) const {
     return direct_map + (static_cast<uint64_t>(page_to_pfn(p)) << PAGE_SHIFT_);

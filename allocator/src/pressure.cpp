@@ -12,8 +12,8 @@
 
 #include "bug.h"
 #include "kernel.h"
-#include "migrate.h"
 #include "kmm/pressure.h"
+#include "migrate.h"
 #include "oom_kill.h"
 #include "overcommit.h"
 #include "pagecache.h"
@@ -114,9 +114,7 @@ static int sysrq_write(Kernel& k, const std::string& text) {
     k.log.printk("sysrq: Show Memory");
     k.log.printk(show_mem(k));
     break;
-  default:
-    k.log.printk("sysrq: HELP : show-memory-usage(m) manual-oom-kill(f)");
-    break;
+  default: k.log.printk("sysrq: HELP : show-memory-usage(m) manual-oom-kill(f)"); break;
   }
   return 0;
 }
@@ -151,7 +149,8 @@ void pressure_init(Kernel& k) {
     throw BootError("boot parameter 'kmm.kswapd=" + p.kswapd + "': expected sync or thread");
   if (p.kswapd == "thread" && k.nr_cpus >= MAX_CPUS)
     throw BootError("boot parameter 'kmm.kswapd=thread': kswapd needs a CPU slot; use nr_cpus "
-                    "below " + std::to_string(MAX_CPUS));
+                    "below " +
+                    std::to_string(MAX_CPUS));
   if (p.overcommit_memory > 2)
     throw BootError("boot parameter 'vm.overcommit_memory=" + std::to_string(p.overcommit_memory) +
                     "': out of range (0 .. 2)");
@@ -195,15 +194,17 @@ void pressure_validate(Kernel& k, std::vector<std::string>& errors) {
   const PageOwner owners[3] = {PageOwner::Anon, PageOwner::PageCache, PageOwner::PageTable};
   for (int i = 0; i < 3; i++)
     if (owned[i] != k.node_page_state(items[i]))
-      errors.push_back(strprintf("pressure: %ld %s pages in mem_map, owners account for %ld", owned[i],
-                                 page_owner_name(owners[i]), k.node_page_state(items[i])));
+      errors.push_back(strprintf("pressure: %ld %s pages in mem_map, owners account for %ld",
+                                 owned[i], page_owner_name(owners[i]),
+                                 k.node_page_state(items[i])));
   // meminfo arithmetic: Cached is the file LRU, AnonPages the anon LRU, Committed_AS the tasks'
   // reservations.
   long file_lru = k.node_page_state(NR_ACTIVE_FILE) + k.node_page_state(NR_INACTIVE_FILE);
   long anon_lru = k.node_page_state(NR_ACTIVE_ANON) + k.node_page_state(NR_INACTIVE_ANON);
   if (file_lru != k.node_page_state(NR_FILE_PAGES))
-    errors.push_back(strprintf("meminfo: Active(file) + Inactive(file) = %ld pages but Cached = %ld",
-                               file_lru, k.node_page_state(NR_FILE_PAGES)));
+    errors.push_back(
+        strprintf("meminfo: Active(file) + Inactive(file) = %ld pages but Cached = %ld", file_lru,
+                  k.node_page_state(NR_FILE_PAGES)));
   if (anon_lru != k.node_page_state(NR_ANON_MAPPED))
     errors.push_back(strprintf("meminfo: Active(anon) + Inactive(anon) = %ld pages but AnonPages = "
                                "%ld",

@@ -4,9 +4,9 @@
 #include <thread>
 
 #include "bug.h"
-#include "kmm/linux.h"
 #include "kernel.h"
 #include "kmalloc.h"
+#include "kmm/linux.h"
 #include "slub.h"
 
 namespace kmm {
@@ -51,8 +51,7 @@ static void wait_for_readers(Kernel& k) {
     report_warn(k, "kernel/rcu/tree.c", "synchronize_rcu",
                 "Illegal synchronize_rcu() in RCU read-side critical section");
   for (unsigned c = 0; c < k.nr_cpu_slots(); c++)
-    while (c != self && r.readers[c].load(std::memory_order_acquire) > 0)
-      std::this_thread::yield();
+    while (c != self && r.readers[c].load(std::memory_order_acquire) > 0) std::this_thread::yield();
 }
 
 static void invoke(Kernel& k, const RcuState::Callback& cb) {

@@ -23,9 +23,9 @@ inline constexpr size_t RCU_QHIMARK = 10000;
 // call_rcu(); `readers[cpu]` is that CPU's rcu_read_lock() nesting depth.
 struct RcuState {
   struct Callback {
-    rcu_head* head;                      // call_rcu: head->func(head)
-    void* kfree_ptr;                     // kvfree_call_rcu: kfree(kfree_ptr)
-    void (*internal)(Kernel&, void*);    // kmm-internal deferral (slab pages of RCU caches)
+    rcu_head* head;                   // call_rcu: head->func(head)
+    void* kfree_ptr;                  // kvfree_call_rcu: kfree(kfree_ptr)
+    void (*internal)(Kernel&, void*); // kmm-internal deferral (slab pages of RCU caches)
     void* arg;
   };
   std::mutex lock;

@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <unistd.h>
 
-#include "bug.h"
 #include "buddy.h"
+#include "bug.h"
 #include "kernel.h"
 
 namespace kmm {
@@ -48,8 +48,8 @@ std::string strprintf(const char* fmt, ...) {
 
 std::string cpu_line(Kernel& k) {
   const CpuState& c = k.cpu();
-  return strprintf("CPU: %u PID: %d Comm: %s Not tainted 6.12.0-kmm #1\n", k.cpu_id(), c.current.pid,
-                   c.current.comm.c_str());
+  return strprintf("CPU: %u PID: %d Comm: %s Not tainted 6.12.0-kmm #1\n", k.cpu_id(),
+                   c.current.pid, c.current.comm.c_str());
 }
 
 void emit_report(Kernel& k, Report r) {
@@ -105,9 +105,13 @@ void report_sleep_in_atomic(Kernel& k, const char* where) {
 }
 
 static std::string page_flags_text(const struct page* p) {
-  static const struct { uint32_t bit; const char* name; } names[] = {
-      {PG_reserved, "reserved"}, {PG_head, "head"}, {PG_slab, "slab"},  {PG_lru, "lru"},
-      {PG_dirty, "dirty"},       {PG_referenced, "referenced"}, {PG_active, "active"},
+  static const struct {
+    uint32_t bit;
+    const char* name;
+  } names[] = {
+      {PG_reserved, "reserved"}, {PG_head, "head"},   {PG_slab, "slab"},
+      {PG_lru, "lru"},           {PG_dirty, "dirty"}, {PG_referenced, "referenced"},
+      {PG_active, "active"},
   };
   std::string s;
   for (auto& n : names)
@@ -168,22 +172,21 @@ std::string show_mem(Kernel& k) {
     free_cma += z.vm_stat[NR_FREE_CMA_PAGES].load();
     for (unsigned c = 0; c < k.nr_cpu_slots(); c++) free_pcp += z.pcp[c].count;
   }
-  t += strprintf("active_anon:%ld inactive_anon:%ld isolated_anon:0\n"
-                 " active_file:%ld inactive_file:%ld isolated_file:0\n"
-                 " unevictable:%ld dirty:%ld writeback:%ld\n"
-                 " slab_reclaimable:%ld slab_unreclaimable:%ld\n"
-                 " mapped:%ld shmem:%ld pagetables:%ld\n"
-                 " sec_pagetables:0 bounce:0\n"
-                 " kernel_misc_reclaimable:0\n"
-                 " free:%ld free_pcp:%ld free_cma:%ld\n",
-                 k.node_page_state(NR_ACTIVE_ANON), k.node_page_state(NR_INACTIVE_ANON),
-                 k.node_page_state(NR_ACTIVE_FILE), k.node_page_state(NR_INACTIVE_FILE),
-                 k.node_page_state(NR_UNEVICTABLE), k.node_page_state(NR_FILE_DIRTY),
-                 k.node_page_state(NR_WRITEBACK),
-                 k.node_page_state(NR_SLAB_RECLAIMABLE_B) >> PAGE_SHIFT_,
-                 k.node_page_state(NR_SLAB_UNRECLAIMABLE_B) >> PAGE_SHIFT_,
-                 k.node_page_state(NR_FILE_MAPPED), k.node_page_state(NR_SHMEM),
-                 k.node_page_state(NR_PAGETABLE), free, free_pcp, free_cma);
+  t += strprintf(
+      "active_anon:%ld inactive_anon:%ld isolated_anon:0\n"
+      " active_file:%ld inactive_file:%ld isolated_file:0\n"
+      " unevictable:%ld dirty:%ld writeback:%ld\n"
+      " slab_reclaimable:%ld slab_unreclaimable:%ld\n"
+      " mapped:%ld shmem:%ld pagetables:%ld\n"
+      " sec_pagetables:0 bounce:0\n"
+      " kernel_misc_reclaimable:0\n"
+      " free:%ld free_pcp:%ld free_cma:%ld\n",
+      k.node_page_state(NR_ACTIVE_ANON), k.node_page_state(NR_INACTIVE_ANON),
+      k.node_page_state(NR_ACTIVE_FILE), k.node_page_state(NR_INACTIVE_FILE),
+      k.node_page_state(NR_UNEVICTABLE), k.node_page_state(NR_FILE_DIRTY),
+      k.node_page_state(NR_WRITEBACK), k.node_page_state(NR_SLAB_RECLAIMABLE_B) >> PAGE_SHIFT_,
+      k.node_page_state(NR_SLAB_UNRECLAIMABLE_B) >> PAGE_SHIFT_, k.node_page_state(NR_FILE_MAPPED),
+      k.node_page_state(NR_SHMEM), k.node_page_state(NR_PAGETABLE), free, free_pcp, free_cma);
   for (auto& z : k.zones) {
     if (!z.populated()) continue;
     long zpcp = 0;
@@ -191,11 +194,11 @@ std::string show_mem(Kernel& k) {
     t += strprintf("Node 0 %s free:%ldkB boost:%lukB min:%lukB low:%lukB high:%lukB "
                    "reserved_highatomic:%luKB present:%lukB managed:%lukB free_pcp:%ldkB "
                    "local_pcp:%dkB free_cma:%ldkB\n",
-                   z.name, z.free_pages() << 2, z.watermark_boost << 2, z._watermark[WMARK_MIN] << 2,
-                   z._watermark[WMARK_LOW] << 2, z._watermark[WMARK_HIGH] << 2,
-                   z.nr_reserved_highatomic << 2, z.present_pages << 2, z.managed_pages << 2,
-                   zpcp << 2, z.pcp[k.cpu_id()].count << 2,
-                   z.vm_stat[NR_FREE_CMA_PAGES].load() << 2);
+                   z.name, z.free_pages() << 2, z.watermark_boost << 2,
+                   z._watermark[WMARK_MIN] << 2, z._watermark[WMARK_LOW] << 2,
+                   z._watermark[WMARK_HIGH] << 2, z.nr_reserved_highatomic << 2,
+                   z.present_pages << 2, z.managed_pages << 2, zpcp << 2,
+                   z.pcp[k.cpu_id()].count << 2, z.vm_stat[NR_FREE_CMA_PAGES].load() << 2);
     t += "lowmem_reserve[]:";
     for (int j = 0; j < MAX_NR_ZONES; j++) t += strprintf(" %lu", z.lowmem_reserve[j]);
     t += "\n";
@@ -223,16 +226,17 @@ std::string show_mem(Kernel& k) {
   t += strprintf("0 pages in swap cache\nFree swap  = 0kB\n"
                  "Total swap = 0kB\n%lu pages RAM\n0 pages HighMem/MovableOnly\n"
                  "%lu pages reserved\n",
-                 ram, ram - (k.zones[0].managed_pages + k.zones[1].managed_pages +
-                             k.zones[2].managed_pages + k.zones[3].managed_pages));
+                 ram,
+                 ram - (k.zones[0].managed_pages + k.zones[1].managed_pages +
+                        k.zones[2].managed_pages + k.zones[3].managed_pages));
   return t;
 }
 
 void warn_alloc(Kernel& k, gfp_t gfp, unsigned order, const char* what) {
-  std::string title = strprintf("%s: %s, mode:%#x(%s), nodemask=(null)",
-                                k.cpu().current.comm.c_str(),
-                                what ? what : strprintf("page allocation failure: order:%u", order).c_str(),
-                                gfp, gfp_names(gfp).c_str());
+  std::string title =
+      strprintf("%s: %s, mode:%#x(%s), nodemask=(null)", k.cpu().current.comm.c_str(),
+                what ? what : strprintf("page allocation failure: order:%u", order).c_str(), gfp,
+                gfp_names(gfp).c_str());
   std::string t = title + ",cpuset=/,mems_allowed=0\n" + cpu_line(k) + show_mem(k);
   emit_report(k, Report{ReportKind::AllocFail, title, t});
 }

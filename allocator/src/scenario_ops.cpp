@@ -98,9 +98,15 @@ char kind_prefix(Kind k) {
 
 const std::vector<std::string>& read_paths() {
   static const std::vector<std::string> paths = {
-      "/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
-      "/proc/meminfo",   "/proc/vmstat",       "/proc/slabinfo",
-      "/proc/vmallocinfo", "/proc/sys/vm/min_free_kbytes", "/proc/sys/vm/watermark_scale_factor",
+      "/proc/buddyinfo",
+      "/proc/pagetypeinfo",
+      "/proc/zoneinfo",
+      "/proc/meminfo",
+      "/proc/vmstat",
+      "/proc/slabinfo",
+      "/proc/vmallocinfo",
+      "/proc/sys/vm/min_free_kbytes",
+      "/proc/sys/vm/watermark_scale_factor",
       "/proc/cma",
   };
   return paths;
@@ -108,9 +114,12 @@ const std::vector<std::string>& read_paths() {
 
 const std::vector<std::string>& write_paths() {
   static const std::vector<std::string> paths = {
-      "/proc/sys/vm/drop_caches",       "/proc/sys/vm/min_free_kbytes",
-      "/proc/sys/vm/watermark_scale_factor", "/proc/sys/vm/swappiness",
-      "/proc/sys/vm/overcommit_memory", "/proc/sys/vm/compact_memory",
+      "/proc/sys/vm/drop_caches",
+      "/proc/sys/vm/min_free_kbytes",
+      "/proc/sys/vm/watermark_scale_factor",
+      "/proc/sys/vm/swappiness",
+      "/proc/sys/vm/overcommit_memory",
+      "/proc/sys/vm/compact_memory",
   };
   return paths;
 }
@@ -120,14 +129,14 @@ struct FlagName {
   uint64_t bit;
   const char* name;
 };
-#define F(x) {x, #x}
+#define F(x)                                                                                       \
+  { x, #x }
 const FlagName slab_flag_table[] = {
-    F(SLAB_CONSISTENCY_CHECKS), F(SLAB_RED_ZONE),      F(SLAB_POISON),
-    F(SLAB_KMALLOC),            F(SLAB_HWCACHE_ALIGN), F(SLAB_CACHE_DMA),
-    F(SLAB_CACHE_DMA32),        F(SLAB_STORE_USER),    F(SLAB_RECLAIM_ACCOUNT),
-    F(SLAB_PANIC),              F(SLAB_TYPESAFE_BY_RCU), F(SLAB_TRACE),
-    F(SLAB_NOLEAKTRACE),        F(SLAB_NO_MERGE),      F(SLAB_FAILSLAB),
-    F(SLAB_ACCOUNT),            F(SLAB_NO_USER_FLAGS),
+    F(SLAB_CONSISTENCY_CHECKS), F(SLAB_RED_ZONE),  F(SLAB_POISON),          F(SLAB_KMALLOC),
+    F(SLAB_HWCACHE_ALIGN),      F(SLAB_CACHE_DMA), F(SLAB_CACHE_DMA32),     F(SLAB_STORE_USER),
+    F(SLAB_RECLAIM_ACCOUNT),    F(SLAB_PANIC),     F(SLAB_TYPESAFE_BY_RCU), F(SLAB_TRACE),
+    F(SLAB_NOLEAKTRACE),        F(SLAB_NO_MERGE),  F(SLAB_FAILSLAB),        F(SLAB_ACCOUNT),
+    F(SLAB_NO_USER_FLAGS),
 };
 #undef F
 } // namespace
@@ -273,8 +282,8 @@ struct page* sub_page(Runner& r, const Op& op, const Result& res, size_t field) 
   // The block's pages: res.size, not res.order, which split_page sets to 0.
   int64_t pages = res.size / int64_t(PAGE_SIZE);
   if (idx >= pages && idx != 0) {
-    r.detail = "skipped: page " + std::to_string(idx) + " is outside " + op.args[0].str +
-               " (" + std::to_string(pages) + " pages)";
+    r.detail = "skipped: page " + std::to_string(idx) + " is outside " + op.args[0].str + " (" +
+               std::to_string(pages) + " pages)";
     return nullptr;
   }
   return res.page + idx;
@@ -509,8 +518,8 @@ void exec_expect_value(Runner& r, const Op& op) {
         char buf[96];
         std::snprintf(buf, sizeof buf, "byte %" PRId64 " is 0x%02x, expected 0x%02x", i, c.mem[j],
                       want);
-        r.fail(op, "expectation failed: " + a.str + (a.num < 0 ? "" : "+") +
-                       std::to_string(a.num) + ": " + buf);
+        r.fail(op, "expectation failed: " + a.str + (a.num < 0 ? "" : "+") + std::to_string(a.num) +
+                       ": " + buf);
         return;
       }
   r.detail = "ok";
@@ -579,20 +588,22 @@ void exec_cache_shrink(Runner& r, const Op& op) {
 }
 
 void exec_kmalloc(Runner& r, const Op& op) {
-  define_obj(r, op, kmalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
+  define_obj(r, op,
+             kmalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
              op.args[0].num);
 }
 void exec_kzalloc(Runner& r, const Op& op) {
-  define_obj(r, op, kzalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
+  define_obj(r, op,
+             kzalloc(static_cast<size_t>(op.args[0].num), static_cast<gfp_t>(op.args[1].num)),
              op.args[0].num);
 }
 
 void exec_krealloc(Runner& r, const Op& op) {
   Result& old = r.ref(op, 0);
-  define_obj(r, op,
-             krealloc(old.ptr, static_cast<size_t>(op.args[1].num),
-                      static_cast<gfp_t>(op.args[2].num)),
-             op.args[1].num);
+  define_obj(
+      r, op,
+      krealloc(old.ptr, static_cast<size_t>(op.args[1].num), static_cast<gfp_t>(op.args[2].num)),
+      op.args[1].num);
 }
 
 void exec_kfree(Runner& r, const Op& op) {
@@ -630,10 +641,12 @@ void define_mem(Runner& r, const Op& op, Kind kind, void* ptr, int64_t size) {
 }
 
 void exec_vmalloc(Runner& r, const Op& op) {
-  define_mem(r, op, Kind::Vmalloc, vmalloc(static_cast<unsigned long>(op.args[0].num)), op.args[0].num);
+  define_mem(r, op, Kind::Vmalloc, vmalloc(static_cast<unsigned long>(op.args[0].num)),
+             op.args[0].num);
 }
 void exec_vzalloc(Runner& r, const Op& op) {
-  define_mem(r, op, Kind::Vmalloc, vzalloc(static_cast<unsigned long>(op.args[0].num)), op.args[0].num);
+  define_mem(r, op, Kind::Vmalloc, vzalloc(static_cast<unsigned long>(op.args[0].num)),
+             op.args[0].num);
 }
 void exec_vfree(Runner& r, const Op& op) {
   Result& v = r.ref(op, 0);
@@ -664,8 +677,8 @@ void exec_cma_alloc(Runner& r, const Op& op) {
   Result res;
   res.kind = Kind::Cma;
   auto count = static_cast<unsigned long>(op.args[0].num);
-  res.page = cma_alloc(dev_get_cma_area(nullptr), count, static_cast<unsigned>(op.args[1].num),
-                       false);
+  res.page =
+      cma_alloc(dev_get_cma_area(nullptr), count, static_cast<unsigned>(op.args[1].num), false);
   res.ptr = res.page ? page_address(res.page) : nullptr;
   res.size = op.args[0].num * int64_t(PAGE_SIZE);
   r.define(op, res);
@@ -803,14 +816,15 @@ void exec_expect_where(Runner& r, const Op& op, bool want_vmalloc) {
   if (vm == want_vmalloc) r.detail = "ok";
   else
     r.fail(op, "expectation failed: " + op.args[0].str + " is " +
-                   (vm ? "a vmalloc address" : "not a vmalloc address") + " (" + r.describe(res) + ")");
+                   (vm ? "a vmalloc address" : "not a vmalloc address") + " (" + r.describe(res) +
+                   ")");
 }
 void exec_expect_vmalloc(Runner& r, const Op& op) { exec_expect_where(r, op, true); }
 void exec_expect_kmalloc(Runner& r, const Op& op) { exec_expect_where(r, op, false); }
 
 void exec_reclaim(Runner& r, const Op& op) {
-  r.detail = std::to_string(reclaim(r.m, static_cast<unsigned long>(op.args[0].num))) +
-             " pages reclaimed";
+  r.detail =
+      std::to_string(reclaim(r.m, static_cast<unsigned long>(op.args[0].num))) + " pages reclaimed";
 }
 
 } // namespace
@@ -835,10 +849,10 @@ int64_t size_none(const Op&, const SymTab&) { return 0; }
 // allocation fits the binary form's 3 bytes (kMaxWindow).
 // They are also kept small enough for fuzzing speed: a vmalloc maps its pages one mmap per
 // physically contiguous run, and a task_touch faults pages one by one.
-constexpr int64_t kMaxVmallocSize = int64_t(1) << 20;   // 256 pages
-constexpr int64_t kMaxKvmallocSize = int64_t(4) << 20;  // above MAX_PAGE_ORDER's 4 MiB block
-constexpr int64_t kMaxCmaCount = 4096;  // pages; more than any fuzz machine's area
-constexpr int64_t kMaxTouch = 4096;     // pages per task_touch: 16 MiB; a few OOM any machine
+constexpr int64_t kMaxVmallocSize = int64_t(1) << 20;  // 256 pages
+constexpr int64_t kMaxKvmallocSize = int64_t(4) << 20; // above MAX_PAGE_ORDER's 4 MiB block
+constexpr int64_t kMaxCmaCount = 4096;                 // pages; more than any fuzz machine's area
+constexpr int64_t kMaxTouch = 4096; // pages per task_touch: 16 MiB; a few OOM any machine
 constexpr int64_t kMaxFilePages = 1024;
 
 // Field shorthands for the table.

@@ -102,7 +102,10 @@ public:
     if (t.quoted && f.type != FieldType::Text)
       error("unexpected string \"" + s + "\" for " + label(spec, f));
     switch (f.type) {
-    case FieldType::Ref: resolve(spec, f, s, syms); v->str = s; break;
+    case FieldType::Ref:
+      resolve(spec, f, s, syms);
+      v->str = s;
+      break;
     case FieldType::Access: {
       size_t cut = s.find_first_of("+-");
       std::string name = s.substr(0, cut);
@@ -184,8 +187,8 @@ public:
             std::to_string(kMaxAccessLen));
     Window w = access_window(d, f.corrupt);
     if (v.num < w.lo || v.num >= w.hi || v.len > w.hi - v.num) {
-      std::string where = v.str + (v.num < 0 ? "" : "+") + std::to_string(v.num) +
-                          " len=" + std::to_string(v.len);
+      std::string where =
+          v.str + (v.num < 0 ? "" : "+") + std::to_string(v.num) + " len=" + std::to_string(v.len);
       std::string msg = where + " is outside " + v.str + " (" + std::to_string(d.size) + " bytes)";
       if (f.corrupt && (d.kind == Kind::Vmalloc || d.kind == Kind::Kvmalloc))
         msg += " and its guard page";
@@ -201,7 +204,8 @@ public:
     op.line = line_;
     size_t i = 0;
     if (toks.size() >= 2 && !toks[1].quoted && toks[1].text == "=") {
-      if (toks[0].quoted || !is_ident(toks[0].text)) error("bad result name '" + toks[0].text + "'");
+      if (toks[0].quoted || !is_ident(toks[0].text))
+        error("bad result name '" + toks[0].text + "'");
       op.result = toks[0].text;
       i = 2;
       if (i >= toks.size()) error("missing operation after '" + op.result + " ='");
@@ -224,8 +228,7 @@ public:
       error(std::string(spec.name) + " needs a result name: NAME = " + spec.name + " ...");
     if (spec.result == Kind::None && !op.result.empty())
       error(std::string(spec.name) + " has no result to name");
-    if (!op.result.empty() && syms.find(op.result))
-      error("'" + op.result + "' is already defined");
+    if (!op.result.empty() && syms.find(op.result)) error("'" + op.result + "' is already defined");
 
     op.args.assign(spec.fields.size(), Value{});
     std::vector<bool> seen(spec.fields.size(), false);
@@ -239,8 +242,7 @@ public:
                spec.fields[next_pos].type != FieldType::Access)
           next_pos++;
         if (next_pos >= spec.fields.size())
-          error("unexpected '" + (t.quoted ? "\"" + t.text + "\"" : t.text) + "' for " +
-                spec.name);
+          error("unexpected '" + (t.quoted ? "\"" + t.text + "\"" : t.text) + "' for " + spec.name);
         value(spec, spec.fields[next_pos], t, &op.args[next_pos], syms, boot);
         seen[next_pos] = true;
         next_pos++;

@@ -47,7 +47,8 @@ uint8_t* Runner::host(const Result& r, int64_t off, int64_t len, std::string* wh
   if (k.vmalloc && k.vmalloc->contains(reinterpret_cast<uintptr_t>(r.ptr))) {
     // The area's pages and its guard page (a touch there faults, and the fault handler reports
     // it); nothing below the area.
-    int64_t room = ((r.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1)) + int64_t(PAGE_SIZE);
+    int64_t room =
+        ((r.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1)) + int64_t(PAGE_SIZE);
     if (off < 0 || len < 0 || off + len > room) {
       *why = "outside the vmalloc area and its guard page";
       return nullptr;
@@ -94,14 +95,15 @@ bool Runner::span(const Result& r, int64_t off, int64_t len, std::vector<Chunk>*
   }
   int64_t have = static_cast<int64_t>(t->anon.size()) * int64_t(PAGE_SIZE);
   if (off < 0 || len < 0 || off + len > have) {
-    *why = "beyond the " + std::to_string(t->anon.size()) + " pages task " +
-           std::to_string(r.id) + " has touched";
+    *why = "beyond the " + std::to_string(t->anon.size()) + " pages task " + std::to_string(r.id) +
+           " has touched";
     return false;
   }
   for (int64_t pos = off; pos < off + len;) {
     int64_t idx = pos / int64_t(PAGE_SIZE), in = pos % int64_t(PAGE_SIZE);
     int64_t n = std::min(int64_t(PAGE_SIZE) - in, off + len - pos);
-    uint8_t* page = static_cast<uint8_t*>(k.mem.phys_to_virt(uint64_t(t->anon[size_t(idx)]) << PAGE_SHIFT));
+    uint8_t* page =
+        static_cast<uint8_t*>(k.mem.phys_to_virt(uint64_t(t->anon[size_t(idx)]) << PAGE_SHIFT));
     out->push_back({page + in, static_cast<size_t>(n)});
     pos += n;
   }

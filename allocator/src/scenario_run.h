@@ -26,15 +26,15 @@ namespace kmm::scn {
 
 struct Result {
   Kind kind = Kind::None;
-  struct page* page = nullptr;         // Page, Cma: the head page
-  void* ptr = nullptr;                 // Page/Virt/Obj/Cma/Dma: the address (direct map);
-                                       // Vmalloc, Kvmalloc: the vmalloc or kmalloc address
-  struct kmem_cache* cache = nullptr;  // Cache
-  int64_t size = 0;                    // bytes (Task: its anonymous pages, from the task)
-  unsigned order = 0;                  // Page: order the block is freed with by default
-  int id = 0;                          // Task: pid (<= 0: spawn failed); File: inode (<= 0: none)
-  uint64_t dma = 0;                    // Dma: the bus address
-  unsigned mask_bits = 0;              // Dma: the device's mask
+  struct page* page = nullptr;        // Page, Cma: the head page
+  void* ptr = nullptr;                // Page/Virt/Obj/Cma/Dma: the address (direct map);
+                                      // Vmalloc, Kvmalloc: the vmalloc or kmalloc address
+  struct kmem_cache* cache = nullptr; // Cache
+  int64_t size = 0;                   // bytes (Task: its anonymous pages, from the task)
+  unsigned order = 0;                 // Page: order the block is freed with by default
+  int id = 0;                         // Task: pid (<= 0: spawn failed); File: inode (<= 0: none)
+  uint64_t dma = 0;                   // Dma: the bus address
+  unsigned mask_bits = 0;             // Dma: the device's mask
   bool null() const {
     switch (kind) {
     case Kind::Cache: return cache == nullptr;
@@ -57,9 +57,9 @@ struct Runner {
   Kernel& k;
   RunResult& out;
   std::map<std::string, Result> results;
-  spinlock_t lock;               // the scenario's one lock object
+  spinlock_t lock; // the scenario's one lock object
   bool lock_held = false;
-  size_t report_cursor = 0;      // reports before this were looked at by an `expect`
+  size_t report_cursor = 0; // reports before this were looked at by an `expect`
   std::unique_ptr<CpuScope> cpu_scope;
   unsigned cpu = 0;
   // The scenario's devices for dma_alloc_coherent, one per DMA mask width, made on first use

@@ -25,17 +25,24 @@ static slab_flags_t parse_debug_letters(const std::string& letters) {
   slab_flags_t f = 0;
   for (char c : letters) {
     switch (c) {
-    case 'f': case 'F': f |= SLAB_CONSISTENCY_CHECKS; break;
-    case 'z': case 'Z': f |= SLAB_RED_ZONE; break;
-    case 'p': case 'P': f |= SLAB_POISON; break;
-    case 'u': case 'U': f |= SLAB_STORE_USER; break;
-    case 't': case 'T': f |= SLAB_TRACE; break;
-    case 'a': case 'A': f |= SLAB_FAILSLAB; break;
-    case 'o': case 'O': break; // "skip debug if it raises the order": kmm keeps the debug
+    case 'f':
+    case 'F': f |= SLAB_CONSISTENCY_CHECKS; break;
+    case 'z':
+    case 'Z': f |= SLAB_RED_ZONE; break;
+    case 'p':
+    case 'P': f |= SLAB_POISON; break;
+    case 'u':
+    case 'U': f |= SLAB_STORE_USER; break;
+    case 't':
+    case 'T': f |= SLAB_TRACE; break;
+    case 'a':
+    case 'A': f |= SLAB_FAILSLAB; break;
+    case 'o':
+    case 'O': break; // "skip debug if it raises the order": kmm keeps the debug
     case '-': f = 0; break;
     default:
-      throw BootError(std::string("boot parameter 'slub_debug=") + letters +
-                      "': unknown flag '" + c + "' (expected F Z P U T A O or -)");
+      throw BootError(std::string("boot parameter 'slub_debug=") + letters + "': unknown flag '" +
+                      c + "' (expected F Z P U T A O or -)");
     }
   }
   return f;
@@ -47,7 +54,8 @@ void parse_slub_debug(Kernel& k, const std::string& arg) {
   size_t start = 0;
   while (start <= arg.size() && !arg.empty()) {
     size_t semi = arg.find(';', start);
-    std::string block = arg.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
+    std::string block =
+        arg.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
     size_t comma = block.find(',');
     slab_flags_t f = parse_debug_letters(block.substr(0, comma));
     if (comma == std::string::npos) {
@@ -56,7 +64,8 @@ void parse_slub_debug(Kernel& k, const std::string& arg) {
       size_t pos = comma + 1;
       while (pos <= block.size()) {
         size_t next = block.find(',', pos);
-        std::string name = block.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+        std::string name =
+            block.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
         if (!name.empty()) st.debug_caches.emplace_back(name, f);
         if (next == std::string::npos) break;
         pos = next + 1;
@@ -128,8 +137,9 @@ static void* creation_error(Kernel& k, const char* name, slab_flags_t flags, int
     report_panic(k, strprintf("kmem_cache_create: Failed to create slab '%s'. Error %d",
                               name ? name : "(null)", err));
   else
-    report_warn(k, "mm/slab_common.c", "kmem_cache_create",
-                strprintf("kmem_cache_create(%s) failed with error %d", name ? name : "(null)", err));
+    report_warn(
+        k, "mm/slab_common.c", "kmem_cache_create",
+        strprintf("kmem_cache_create(%s) failed with error %d", name ? name : "(null)", err));
   return nullptr;
 }
 
@@ -137,8 +147,7 @@ kmem_cache* create_cache(Kernel& k, const char* name, unsigned size, unsigned al
                          slab_flags_t flags, void (*ctor)(void*), uintptr_t caller) {
   (void)caller;
   SlabState& st = *k.slab;
-  if (!name || !*name || size < 1 || size > KMALLOC_MAX_SIZE ||
-      (align && (align & (align - 1))))
+  if (!name || !*name || size < 1 || size > KMALLOC_MAX_SIZE || (align && (align & (align - 1))))
     return static_cast<kmem_cache*>(creation_error(k, name, flags, -EINVAL));
   std::lock_guard<std::mutex> guard(st.slab_mutex);
   flags = kmem_cache_flags(k, flags, name);
@@ -158,7 +167,8 @@ kmem_cache* create_cache(Kernel& k, const char* name, unsigned size, unsigned al
   s->ctor = ctor;
   s->align = calculate_alignment(flags, align, size);
   s->is_kmalloc = flags & SLAB_KMALLOC;
-  if (calculate_sizes(k, s) < 0) return static_cast<kmem_cache*>(creation_error(k, name, flags, -E2BIG));
+  if (calculate_sizes(k, s) < 0)
+    return static_cast<kmem_cache*>(creation_error(k, name, flags, -E2BIG));
   s->random = k.slab->rng.fetch_add(0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
   init_cache_random_seq(k, s);
   // slab_want_init_on_alloc / _on_free: not for ctor or RCU caches, whose contents must stay.
@@ -251,8 +261,8 @@ static std::string slabinfo_show(Kernel& k) {
     SlabInfo i = get_slabinfo(k, s);
     out += strprintf("%-17s %6lu %6lu %6u %4u %4d : tunables %4u %4u %4u : slabdata %6lu %6lu "
                      "%6lu\n",
-                     s->name.c_str(), i.active_objs, i.num_objs, s->size, s->objects,
-                     1 << s->order, 0u, 0u, 0u, i.num_slabs, i.num_slabs, 0ul);
+                     s->name.c_str(), i.active_objs, i.num_objs, s->size, s->objects, 1 << s->order,
+                     0u, 0u, 0u, i.num_slabs, i.num_slabs, 0ul);
   }
   return out;
 }
@@ -298,7 +308,8 @@ static bool slab_sysfs_resolve(Kernel& k, const std::string& path, ProcFile* out
     *out = num([](kmem_cache* c) { return c->node.total_objects.load(); });
   else if (attr == "partial") *out = num([](kmem_cache* c) { return c->node.nr_partial; });
   else if (attr == "objects")
-    *out = ProcFile{[s](Kernel& kk) { return std::to_string(get_slabinfo(kk, s).active_objs) + "\n"; }, {}};
+    *out = ProcFile{
+        [s](Kernel& kk) { return std::to_string(get_slabinfo(kk, s).active_objs) + "\n"; }, {}};
   else if (attr == "red_zone") *out = flag(SLAB_RED_ZONE);
   else if (attr == "poison") *out = flag(SLAB_POISON);
   else if (attr == "store_user") *out = flag(SLAB_STORE_USER);
@@ -334,7 +345,8 @@ void register_slab_procfs(Kernel& k) {
   k.procfs.add_resolver(slab_sysfs_resolve);
 }
 
-// ---- boot -----------------------------------------------------------------------------------------
+// ---- boot
+// -----------------------------------------------------------------------------------------
 
 void kmem_cache_init(Kernel& k) {
   k.slab.reset(new SlabState());
@@ -360,7 +372,8 @@ void kmem_cache_init_late(Kernel& k) {
   for (kmem_cache* s : k.slab->slab_caches) s->fastpath = slab_wants_fastpath(k, s);
 }
 
-// ---- kmm::validate --------------------------------------------------------------------------------
+// ---- kmm::validate
+// --------------------------------------------------------------------------------
 
 void slab_validate(Kernel& k, std::vector<std::string>& errors) {
   if (!k.slab) return;
@@ -370,11 +383,11 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
   std::set<uint32_t> reached;
   for (kmem_cache* s : st.slab_caches) {
     if (s->fastpath != slab_wants_fastpath(k, s))
-      errors.push_back(strprintf("slub: %s: fastpath is %d, but debug flags 0x%x, init_on_alloc %d, "
-                                 "init_on_free %d, kasan %d, kfence %d ask for %d",
-                                 s->name.c_str(), s->fastpath, unsigned(s->flags & SLAB_DEBUG_FLAGS),
-                                 s->init_on_alloc, s->init_on_free, k.kasan != nullptr,
-                                 k.kfence != nullptr, !s->fastpath));
+      errors.push_back(strprintf(
+          "slub: %s: fastpath is %d, but debug flags 0x%x, init_on_alloc %d, "
+          "init_on_free %d, kasan %d, kfence %d ask for %d",
+          s->name.c_str(), s->fastpath, unsigned(s->flags & SLAB_DEBUG_FLAGS), s->init_on_alloc,
+          s->init_on_free, k.kasan != nullptr, k.kfence != nullptr, !s->fastpath));
     kmem_cache_node& n = s->node;
     n.list_lock.lock();
     unsigned long count = 0, partial = 0;
@@ -382,7 +395,8 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
       struct page* slab = k.mem.pfn_to_page(pfn);
       count++;
       if (!reached.insert(pfn).second)
-        errors.push_back(strprintf("slub: %s: slab pfn 0x%x is on two lists", s->name.c_str(), pfn));
+        errors.push_back(
+            strprintf("slub: %s: slab pfn 0x%x is on two lists", s->name.c_str(), pfn));
       if (!(slab->flags & PG_slab) || slab->slab.slab_cache != s) {
         errors.push_back(strprintf("slub: %s: pfn 0x%x on the %s list is not a slab of this cache",
                                    s->name.c_str(), pfn, list));
@@ -397,10 +411,11 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
       if (!visit(pfn, "partial")) break;
       struct page* slab = k.mem.pfn_to_page(pfn);
       if (slab->slab.frozen)
-        errors.push_back(strprintf("slub: %s: partial slab pfn 0x%x is frozen", s->name.c_str(), pfn));
+        errors.push_back(
+            strprintf("slub: %s: partial slab pfn 0x%x is frozen", s->name.c_str(), pfn));
       if (!slab->slab.freelist)
-        errors.push_back(strprintf("slub: %s: partial slab pfn 0x%x has no free object",
-                                   s->name.c_str(), pfn));
+        errors.push_back(
+            strprintf("slub: %s: partial slab pfn 0x%x has no free object", s->name.c_str(), pfn));
     }
     if (partial != n.nr_partial)
       errors.push_back(strprintf("slub: %s: %lu partial slabs but nr_partial=%lu", s->name.c_str(),
@@ -411,13 +426,15 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
       struct page* slab = k.mem.pfn_to_page(pfn);
       bool disabled = slab->slab.frozen && slab->slab.slab_cpu == 0xffff;
       if (slab->slab.freelist && !disabled)
-        errors.push_back(strprintf("slub: %s: full slab pfn 0x%x has free objects", s->name.c_str(), pfn));
+        errors.push_back(
+            strprintf("slub: %s: full slab pfn 0x%x has free objects", s->name.c_str(), pfn));
     }
     for (unsigned cpu = 0; cpu < k.nr_cpu_slots(); cpu++) {
       kmem_cache_cpu& c = s->cpu_slab[cpu];
       if (!c.slab) {
         if (c.freelist)
-          errors.push_back(strprintf("slub: %s: cpu %u has a freelist but no slab", s->name.c_str(), cpu));
+          errors.push_back(
+              strprintf("slub: %s: cpu %u has a freelist but no slab", s->name.c_str(), cpu));
         continue;
       }
       uint32_t pfn = uint32_t(k.mem.page_to_pfn(c.slab));
@@ -428,7 +445,8 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
       unsigned steps = 0;
       for (void* p = c.freelist; p; p = get_freepointer(s, p)) {
         if (!check_valid_pointer(k, s, c.slab, p)) {
-          errors.push_back(strprintf("slub: %s: cpu %u freelist leaves its slab", s->name.c_str(), cpu));
+          errors.push_back(
+              strprintf("slub: %s: cpu %u freelist leaves its slab", s->name.c_str(), cpu));
           break;
         }
         if (++steps > c.slab->slab.objects) {

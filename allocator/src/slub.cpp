@@ -35,8 +35,8 @@
 #include "bug.h"
 #include "kasan_asan.h"
 #include "kasan_hooks.h"
-#include "kfence.h"
 #include "kernel.h"
+#include "kfence.h"
 #include "page_alloc.h"
 #include "pfn_list.h"
 #include "rcu.h"
@@ -51,7 +51,9 @@ void* fixup_red_left(const kmem_cache* s, void* slot) {
   return static_cast<char*>(slot) + s->red_left_pad;
 }
 
-struct page* virt_to_slab(Kernel& k, const void* p) { return slab_of(k, p); }
+struct page* virt_to_slab(Kernel& k, const void* p) {
+  return slab_of(k, p);
+}
 
 void* get_freepointer(const kmem_cache* s, void* obj) { return freepointer_load(s, obj); }
 void set_freepointer(const kmem_cache* s, void* obj, void* fp) { freepointer_store(s, obj, fp); }
@@ -124,14 +126,13 @@ int calculate_sizes(Kernel& k, kmem_cache* s) {
   size = (size + 7) & ~7u;
   if ((flags & SLAB_POISON) && !(flags & SLAB_TYPESAFE_BY_RCU) && !s->ctor)
     s->flags |= __OBJECT_POISON;
-  else
-    s->flags &= ~__OBJECT_POISON;
+  else s->flags &= ~__OBJECT_POISON;
   // A right red zone needs room after the object: one word if the object fills its last word.
   if ((flags & SLAB_RED_ZONE) && size == s->object_size) size += sizeof(void*);
   s->inuse = size;
-  bool outside = (flags & (SLAB_TYPESAFE_BY_RCU | SLAB_POISON)) || s->ctor ||
-                 ((flags & SLAB_RED_ZONE) &&
-                  (s->object_size < sizeof(void*) || slub_debug_orig_size(s)));
+  bool outside =
+      (flags & (SLAB_TYPESAFE_BY_RCU | SLAB_POISON)) || s->ctor ||
+      ((flags & SLAB_RED_ZONE) && (s->object_size < sizeof(void*) || slub_debug_orig_size(s)));
   if (outside) {
     s->offset = size; // after the object: it must not overwrite live or poisoned data
     size += sizeof(void*);
@@ -295,7 +296,7 @@ void discard_slab(Kernel& k, kmem_cache* s, struct page* slab) {
   s->node.total_objects.fetch_sub(slab->slab.objects, std::memory_order_relaxed);
   if (s->flags & SLAB_TYPESAFE_BY_RCU) {
     slab->slab.frozen = 1;
-    slab->slab.slab_cpu = 0xfffe; // waiting for a grace period (validate knows this mark)
+    slab->slab.slab_cpu = 0xfffe;      // waiting for a grace period (validate knows this mark)
     rcu_defer(k, rcu_free_slab, slab); // readers may still look at the objects' types
     return;
   }
@@ -369,8 +370,9 @@ static void slab_out_of_memory(Kernel& k, kmem_cache* s, gfp_t gfp) {
   if (gfp & __GFP_NOWARN) return;
   std::string t = strprintf("SLUB: Unable to allocate memory on node -1, gfp=%#x(%s)\n", gfp,
                             gfp_names(gfp).c_str());
-  t += strprintf("  cache: %s, object size: %u, buffer size: %u, default order: %u, min order: %u\n",
-                 s->name.c_str(), s->object_size, s->size, s->order, s->min_order);
+  t +=
+      strprintf("  cache: %s, object size: %u, buffer size: %u, default order: %u, min order: %u\n",
+                s->name.c_str(), s->object_size, s->size, s->order, s->min_order);
   t += strprintf("  node 0: slabs: %lu, objs: %lu, free: -\n", s->node.nr_slabs.load(),
                  s->node.total_objects.load());
   k.log.printk(t);
@@ -467,9 +469,9 @@ static void* slab_alloc_debug(Kernel& k, kmem_cache* s, gfp_t gfp, unsigned orig
 static void report_naive_double_free(Kernel& k, kmem_cache* s, struct page* slab, void* obj) {
   // set_freepointer()'s BUG_ON(object == fp) under CONFIG_SLAB_FREELIST_HARDENED; reported
   // instead of crashing, and the object is not freed again.
-  report_slab_object_err(k, s, slab, obj, "Object already free",
-                         strprintf("Object at 0x%llx not freed",
-                                   (unsigned long long)k.mem.kva(obj)));
+  report_slab_object_err(
+      k, s, slab, obj, "Object already free",
+      strprintf("Object at 0x%llx not freed", (unsigned long long)k.mem.kva(obj)));
 }
 
 // The general paths. The fast paths (slub_fast.h) hand whatever they do not handle themselves to
@@ -478,8 +480,8 @@ static void report_naive_double_free(Kernel& k, kmem_cache* s, struct page* slab
 // slab_alloc_node() in full: might_alloc(), KFENCE sampling, debug caches, the CPU freelist or
 // the slow path, zeroing and the KASAN hook.
 __attribute__((noinline)) void* slab_alloc_general(Kernel& k, kmem_cache* s, gfp_t gfp,
-                                                    size_t orig_size, uintptr_t caller,
-                                                    unsigned cpu) {
+                                                   size_t orig_size, uintptr_t caller,
+                                                   unsigned cpu) {
   if ((gfp & __GFP_DIRECT_RECLAIM) && cpu_in_atomic(k.cpus[cpu]))
     report_sleep_in_atomic(k, "include/linux/sched/mm.h");
   void* obj;
@@ -588,7 +590,7 @@ static void slab_free_debug(Kernel& k, kmem_cache* s, struct page* slab, void* o
 }
 
 static __attribute__((noinline)) void report_invalid_object_pointer(Kernel& k, kmem_cache* s,
-                                                                     struct page* slab, void* obj) {
+                                                                    struct page* slab, void* obj) {
   report_slab_err(k, s, slab,
                   strprintf("Invalid object pointer 0x%llx", (unsigned long long)k.mem.kva(obj)),
                   strprintf("Object at 0x%llx not freed", (unsigned long long)k.mem.kva(obj)));
@@ -681,9 +683,8 @@ int __kmem_cache_shrink(Kernel& k, kmem_cache* s) {
     (slab->slab.inuse == 0 ? empty : keep).push_back(slab);
   }
   // Fullest slabs first, so allocations fill them and the emptier ones can drain.
-  std::stable_sort(keep.begin(), keep.end(), [](struct page* a, struct page* b) {
-    return a->slab.inuse > b->slab.inuse;
-  });
+  std::stable_sort(keep.begin(), keep.end(),
+                   [](struct page* a, struct page* b) { return a->slab.inuse > b->slab.inuse; });
   for (struct page* slab : keep) add_partial_locked(k, n, slab, /*tail=*/true);
   n.list_lock.unlock();
   for (struct page* slab : empty) discard_slab(k, s, slab);

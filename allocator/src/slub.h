@@ -85,10 +85,10 @@ struct alignas(64) kmem_cache_cpu {
 //    objects on its CPU freelist count as in use, as in the kernel.)
 struct kmem_cache_node {
   kmm::SpinLock list_lock;
-  kmm::pfn_list partial;        // slabs with free objects (head = most recently added)
+  kmm::pfn_list partial; // slabs with free objects (head = most recently added)
   unsigned long nr_partial = 0;
-  kmm::pfn_list full;           // slabs with no free objects (kept always; the kernel only
-                                // with debugging) so validate and shutdown can walk them
+  kmm::pfn_list full; // slabs with no free objects (kept always; the kernel only
+                      // with debugging) so validate and shutdown can walk them
   std::atomic<unsigned long> nr_slabs{0};
   std::atomic<unsigned long> total_objects{0};
 };
@@ -110,13 +110,13 @@ struct kmem_cache {
   unsigned min_order = 0;   // fallback order (s->min)
   unsigned min_objects = 0; // objects per slab of min_order
   unsigned min_partial = kmm::MIN_PARTIAL;
-  uint32_t reciprocal = 0;  // ceil(2^32 / size), for obj_to_index without a division
+  uint32_t reciprocal = 0; // ceil(2^32 / size), for obj_to_index without a division
   slab_flags_t flags = 0;
-  gfp_t allocflags = 0;     // __GFP_COMP, GFP_DMA, __GFP_RECLAIMABLE as the flags ask
+  gfp_t allocflags = 0; // __GFP_COMP, GFP_DMA, __GFP_RECLAIMABLE as the flags ask
   void (*ctor)(void*) = nullptr;
-  uint64_t random = 0;      // freelist hardening key (s->random)
+  uint64_t random = 0;              // freelist hardening key (s->random)
   std::vector<unsigned> random_seq; // freelist randomisation: slot offsets, shuffled
-  int refcount = 1;         // merged aliases hold references
+  int refcount = 1;                 // merged aliases hold references
   bool is_kmalloc = false;
   bool init_on_alloc = false, init_on_free = false;
   // The lock-free fast paths may serve this cache: no debug flag, no init_on_alloc/free, and
@@ -138,10 +138,11 @@ struct SlabState {
   std::mutex slab_mutex;                        // slab_caches, creation and destruction
   std::vector<kmem_cache*> slab_caches;         // newest first, as /proc/slabinfo lists them
   std::vector<std::unique_ptr<kmem_cache>> all; // owns every descriptor, dead ones too
-  std::atomic<long> slab_errors{0};   // slub_kunit's counter: +1 per object_err, slab_err,
-                                      // slab_fix and byte-range report
+  std::atomic<long> slab_errors{0}; // slub_kunit's counter: +1 per object_err, slab_err,
+                                    // slab_fix and byte-range report
   std::atomic<uint64_t> jiffies{0};
-  std::atomic<uint64_t> rng{0};      // freelist shuffles (seeded from kmm.seed at boot)   // ticks once per tracked (SLAB_STORE_USER) operation
+  std::atomic<uint64_t> rng{0}; // freelist shuffles (seeded from kmm.seed at boot)   // ticks once
+                                // per tracked (SLAB_STORE_USER) operation
   // slub_debug= as parsed: global flags and per-cache entries.
   slab_flags_t debug_flags = 0;
   std::vector<std::pair<std::string, slab_flags_t>> debug_caches;
@@ -152,7 +153,7 @@ struct SlabState {
 };
 
 // ---- slub.cpp: the allocator ----
-void kmem_cache_init(Kernel& k); // boot: parse slub_* params, create the kmalloc caches, /proc
+void kmem_cache_init(Kernel& k);      // boot: parse slub_* params, create the kmalloc caches, /proc
 void kmem_cache_init_late(Kernel& k); // boot, after KASAN and KFENCE: every cache's fastpath
 bool slab_wants_fastpath(const Kernel& k, const kmem_cache* s);
 void* slab_alloc(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_size, uintptr_t caller);
@@ -208,7 +209,8 @@ bool free_debug_processing(Kernel& k, kmem_cache* s, struct page* slab, void* ob
 // validate_slab_cache: checks every slab; returns the number of errors counted.
 long validate_slab_cache(Kernel& k, kmem_cache* s);
 // Silent self-check for kmm::validate (no reports, no repairs).
-void slab_check_quiet(Kernel& k, kmem_cache* s, struct page* slab, std::vector<std::string>& errors);
+void slab_check_quiet(Kernel& k, kmem_cache* s, struct page* slab,
+                      std::vector<std::string>& errors);
 void trace(Kernel& k, const kmem_cache* s, struct page* slab, void* obj, bool alloc);
 
 // ---- slub_report.cpp: one function per SLUB report (all ReportKind::SlubDebug) ----

@@ -88,14 +88,14 @@ void setup_slab_debug(Kernel& k, kmem_cache* s, struct page* slab) {
 
 void trace(Kernel& k, const kmem_cache* s, struct page* slab, void* obj, bool alloc) {
   if (!(s->flags & SLAB_TRACE)) return;
-  k.log.printk(strprintf("TRACE %s %s 0x%llx inuse=%d fp=0x%llx", s->name.c_str(),
-                         alloc ? "alloc" : "free", (unsigned long long)k.mem.kva(obj),
-                         slab->slab.inuse,
-                         slab->slab.freelist ? (unsigned long long)k.mem.kva(slab->slab.freelist)
-                                             : 0ull));
+  k.log.printk(
+      strprintf("TRACE %s %s 0x%llx inuse=%d fp=0x%llx", s->name.c_str(), alloc ? "alloc" : "free",
+                (unsigned long long)k.mem.kva(obj), slab->slab.inuse,
+                slab->slab.freelist ? (unsigned long long)k.mem.kva(slab->slab.freelist) : 0ull));
 }
 
-// ---- checks ---------------------------------------------------------------------------------------
+// ---- checks
+// ---------------------------------------------------------------------------------------
 
 static std::string where(Kernel& k, const kmem_cache* s, const void* obj) {
   return strprintf("slub: %s: object 0x%llx", s->name.c_str(), (unsigned long long)k.mem.kva(obj));
@@ -178,9 +178,8 @@ static bool check_object(DebugCtx& d, kmem_cache* s, struct page* slab, void* ob
       ret = false;
     if (slub_debug_orig_size(s) && val == SLUB_RED_ACTIVE) {
       unsigned orig = get_orig_size(s, obj);
-      if (s->object_size > orig &&
-          !check_bytes_and_report(d, s, slab, obj, "kmalloc Redzone", p + orig, val,
-                                  s->object_size - orig))
+      if (s->object_size > orig && !check_bytes_and_report(d, s, slab, obj, "kmalloc Redzone",
+                                                           p + orig, val, s->object_size - orig))
         ret = false;
     }
   } else if ((s->flags & SLAB_POISON) && s->object_size < s->inuse) {
@@ -192,8 +191,8 @@ static bool check_object(DebugCtx& d, kmem_cache* s, struct page* slab, void* ob
     if (val != SLUB_RED_ACTIVE && (s->flags & __OBJECT_POISON)) {
       if (!check_bytes_and_report(d, s, slab, obj, "Poison", p, POISON_FREE, s->object_size - 1))
         ret = false;
-      if (!check_bytes_and_report(d, s, slab, obj, "End Poison", p + s->object_size - 1,
-                                  POISON_END, 1))
+      if (!check_bytes_and_report(d, s, slab, obj, "End Poison", p + s->object_size - 1, POISON_END,
+                                  1))
         ret = false;
     }
     if (!check_pad_bytes(d, s, slab, p)) ret = false;
@@ -214,7 +213,8 @@ static bool check_object(DebugCtx& d, kmem_cache* s, struct page* slab, void* ob
 
 static bool check_slab(DebugCtx& d, kmem_cache* s, struct page* slab) {
   unsigned order = (slab->flags & PG_head) ? slab->compound_order : 0;
-  unsigned maxobj = std::min<unsigned>(unsigned((PAGE_SIZE_ << order) / s->size), MAX_OBJS_PER_PAGE);
+  unsigned maxobj =
+      std::min<unsigned>(unsigned((PAGE_SIZE_ << order) / s->size), MAX_OBJS_PER_PAGE);
   std::string err;
   if (!(slab->flags & PG_slab)) err = "Not a valid slab page";
   else if (slab->slab.objects > maxobj)
@@ -304,7 +304,8 @@ static bool on_freelist(DebugCtx& d, kmem_cache* s, struct page* slab, void* sea
   return search == nullptr;
 }
 
-// ---- alloc and free -------------------------------------------------------------------------------
+// ---- alloc and free
+// -------------------------------------------------------------------------------
 
 bool alloc_debug_processing(Kernel& k, kmem_cache* s, struct page* slab, void* obj,
                             unsigned orig_size, uintptr_t caller) {
@@ -352,8 +353,8 @@ bool free_debug_processing(Kernel& k, kmem_cache* s, struct page* slab, void* ob
   DebugCtx d{k};
   if (s->flags & SLAB_CONSISTENCY_CHECKS) {
     if (!free_consistency_checks(d, s, slab, obj)) {
-      report_slab_fix_only(k, s, strprintf("Object at 0x%llx not freed",
-                                           (unsigned long long)k.mem.kva(obj)));
+      report_slab_fix_only(
+          k, s, strprintf("Object at 0x%llx not freed", (unsigned long long)k.mem.kva(obj)));
       return false;
     }
   }
@@ -409,7 +410,8 @@ long validate_slab_cache(Kernel& k, kmem_cache* s) {
   return k.slab->slab_errors.load() - before;
 }
 
-void slab_check_quiet(Kernel& k, kmem_cache* s, struct page* slab, std::vector<std::string>& errors) {
+void slab_check_quiet(Kernel& k, kmem_cache* s, struct page* slab,
+                      std::vector<std::string>& errors) {
   DebugCtx d{k, &errors};
   if (!check_slab(d, s, slab)) return;
   std::vector<bool> is_free(slab->slab.objects);

@@ -87,9 +87,9 @@ inline void* slab_alloc_fast(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_si
   void* obj = c->freelist;
   const CpuState& cs = k.cpus[cpu];
   // Any nesting at all goes to the general path, which decides with cpu_in_atomic().
-  const bool plain = s->fastpath && !(gfp & __GFP_ZERO) &&
-                     !((gfp & __GFP_DIRECT_RECLAIM) &&
-                       (cs.preempt_count | cs.irq_disable_depth | cs.in_irq) != 0);
+  const bool plain =
+      s->fastpath && !(gfp & __GFP_ZERO) &&
+      !((gfp & __GFP_DIRECT_RECLAIM) && (cs.preempt_count | cs.irq_disable_depth | cs.in_irq) != 0);
   if (__builtin_expect(!plain || obj == nullptr, 0))
     return slab_alloc_general(k, s, gfp, orig_size, caller, cpu);
   c->freelist = freepointer_load(s, obj);
@@ -102,8 +102,8 @@ inline void slab_free_fast(Kernel& k, kmem_cache* s, struct page* slab, void* ob
                            uintptr_t caller) {
   kmem_cache_cpu* c = &s->cpu_slab[this_cpu(k)];
   void* head = c->freelist;
-  if (__builtin_expect(!s->fastpath || slab != c->slab || obj == head ||
-                           !object_pointer_ok(k, s, slab, obj), 0))
+  if (__builtin_expect(
+          !s->fastpath || slab != c->slab || obj == head || !object_pointer_ok(k, s, slab, obj), 0))
     return slab_free_general(k, s, slab, obj, caller);
   freepointer_store(s, obj, head);
   c->freelist = obj;

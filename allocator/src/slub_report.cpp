@@ -18,9 +18,7 @@
 
 namespace kmm {
 
-static unsigned long long kva(Kernel& k, const void* p) {
-  return (unsigned long long)k.mem.kva(p);
-}
+static unsigned long long kva(Kernel& k, const void* p) { return (unsigned long long)k.mem.kva(p); }
 
 // %pS for a host code address: "function+0xoff", demangled when possible.
 static std::string symbolize(uintptr_t addr) {
@@ -39,7 +37,8 @@ static std::string symbolize(uintptr_t addr) {
   return strprintf("0x%lx", (unsigned long)addr);
 }
 
-static std::string slab_bug_header(const kmem_cache* s, const std::string& msg, std::string* title) {
+static std::string slab_bug_header(const kmem_cache* s, const std::string& msg,
+                                   std::string* title) {
   *title = "BUG " + (s ? s->name : std::string("<unknown>")) + " (Not tainted): " + msg;
   return "=============================================================================\n" +
          *title +
@@ -90,7 +89,8 @@ std::string slab_print_tracking(Kernel& k, const kmem_cache* s, void* obj) {
     if (!t[i].addr) continue;
     out += strprintf("%s in %s age=%llu cpu=%d pid=%d\n", what[i], symbolize(t[i].addr).c_str(),
                      (unsigned long long)(now - t[i].when), t[i].cpu, t[i].pid);
-    out += i == 0 ? " object allocation stack trace missing\n" : " object free stack trace missing\n";
+    out +=
+        i == 0 ? " object allocation stack trace missing\n" : " object free stack trace missing\n";
   }
   return out;
 }
@@ -174,10 +174,10 @@ void report_slab_padding(Kernel& k, const kmem_cache* s, const struct page* slab
                          const uint8_t* fault, const uint8_t* end) {
   std::string title;
   const uint8_t* base = static_cast<const uint8_t*>(k.mem.page_address(slab));
-  std::string t = slab_bug_header(
-      s, strprintf("Padding overwritten. 0x%llx-0x%llx @offset=%td", kva(k, fault),
-                   kva(k, end - 1), fault - base),
-      &title);
+  std::string t = slab_bug_header(s,
+                                  strprintf("Padding overwritten. 0x%llx-0x%llx @offset=%td",
+                                            kva(k, fault), kva(k, end - 1), fault - base),
+                                  &title);
   t += print_slab_info(k, s, slab);
   t += print_section(k, "Padding ", fault, size_t(end - fault));
   t += cpu_line(k);
@@ -190,8 +190,8 @@ void report_slab_padding(Kernel& k, const kmem_cache* s, const struct page* slab
 void report_slab_objects_remaining(Kernel& k, const kmem_cache* s, const struct page* slab,
                                    const std::vector<void*>& objects) {
   std::string title;
-  std::string t = slab_bug_header(
-      s, "Objects remaining in " + s->name + " on __kmem_cache_shutdown()", &title);
+  std::string t =
+      slab_bug_header(s, "Objects remaining in " + s->name + " on __kmem_cache_shutdown()", &title);
   t += print_slab_info(k, s, slab);
   t += cpu_line(k);
   const uint8_t* base = static_cast<const uint8_t*>(k.mem.page_address(slab));
@@ -200,8 +200,7 @@ void report_slab_objects_remaining(Kernel& k, const kmem_cache* s, const struct 
                    static_cast<const uint8_t*>(obj) - base);
     t += slab_print_tracking(k, s, obj);
   }
-  emit_slub(k, s, title, t, objects.empty() ? nullptr : objects[0], 0,
-            1 + long(objects.size()));
+  emit_slub(k, s, title, t, objects.empty() ? nullptr : objects[0], 0, 1 + long(objects.size()));
 }
 
 // warn_free_bad_obj(): kmem_cache_free() of an object of another cache. The object is leaked.
@@ -212,10 +211,9 @@ void report_slab_wrong_cache(Kernel& k, const kmem_cache* s, const kmem_cache* r
 }
 
 void report_slab_not_slab(Kernel& k, const char* fn, const kmem_cache* s, const void* obj) {
-  std::string msg = strprintf("%s(%s, %llx): object is not in a slab page", fn,
-                              s ? s->name.c_str() : "(null)",
-                              k.mem.is_direct(obj) ? kva(k, obj)
-                                                   : (unsigned long long)(uintptr_t)obj);
+  std::string msg =
+      strprintf("%s(%s, %llx): object is not in a slab page", fn, s ? s->name.c_str() : "(null)",
+                k.mem.is_direct(obj) ? kva(k, obj) : (unsigned long long)(uintptr_t)obj);
   report_warn(k, "mm/slub.c", fn, msg);
 }
 

@@ -108,8 +108,8 @@ static long task_fault_pages(Kernel& k, int pid, unsigned long pages) {
     bool ok = true;
     for (int i = 0; i < 3 && ok; i++)
       if (need[i] && !(tables[i] = alloc_pgtable(k, pid))) ok = false;
-    struct page* p = ok ? __alloc_pages(k, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0, PageOwner::Anon)
-                        : nullptr;
+    struct page* p =
+        ok ? __alloc_pages(k, GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 0, PageOwner::Anon) : nullptr;
     std::lock_guard<std::mutex> guard(r.lru_lock);
     Task* t = find_task_Locked(k, pid);
     if (!p || !t || t->anon.size() != index) { // failed, or killed while allocating
@@ -153,8 +153,8 @@ void task_validate(Kernel& k, std::vector<std::string>& errors) {
       const struct page& p = k.mem.mem_map[pfn];
       if (!(p.flags & PG_alloc) || p.owner != PageOwner::PageTable ||
           p.owner_data != static_cast<uint32_t>(pid))
-        errors.push_back(strprintf("task: pid %d page table pfn 0x%x is not its page table", pid,
-                                   pfn));
+        errors.push_back(
+            strprintf("task: pid %d page table pfn 0x%x is not its page table", pid, pfn));
     }
     if (t->pgtables.size() != 1 + t->nr_ptes + t->nr_pmds + t->nr_puds)
       errors.push_back(strprintf("task: pid %d has %zu page-table pages, counts say %lu", pid,
@@ -270,8 +270,8 @@ std::vector<TaskInfo> task_list(Machine& m) {
   std::lock_guard<std::mutex> guard(k.reclaim->lru_lock);
   std::vector<TaskInfo> out;
   for (auto& [pid, t] : k.tasks->tasks)
-    out.push_back(TaskInfo{pid, t->comm, t->oom_score_adj, t->total_vm, t->anon.size(),
-                           t->pgtables_bytes()});
+    out.push_back(
+        TaskInfo{pid, t->comm, t->oom_score_adj, t->total_vm, t->anon.size(), t->pgtables_bytes()});
   return out;
 }
 

@@ -32,7 +32,7 @@ struct Task {
   std::vector<uint32_t> anon;     // anonymous pages by index (page i maps address i * 4K)
   std::vector<uint32_t> pgtables; // pgd first, then PUD/PMD/PTE pages in allocation order
   unsigned long nr_ptes = 0, nr_pmds = 0, nr_puds = 0;
-  bool oom_victim = false;        // chosen by the OOM killer (MMF_OOM_SKIP once reaped)
+  bool oom_victim = false; // chosen by the OOM killer (MMF_OOM_SKIP once reaped)
 
   unsigned long pgtables_bytes() const { return (nr_ptes + nr_pmds + nr_puds) * 4096; }
 };

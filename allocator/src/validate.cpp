@@ -8,14 +8,14 @@
 
 #include <mutex>
 
-#include "bug.h"
 #include "buddy.h"
+#include "bug.h"
+#include "cma.h"
 #include "kernel.h"
+#include "kfence.h"
 #include "pcp.h"
 #include "pressure_init.h"
 #include "slub.h"
-#include "cma.h"
-#include "kfence.h"
 #include "vmalloc.h"
 
 namespace kmm {
@@ -38,7 +38,8 @@ static void check_pcp(Kernel& k, zone& z, std::vector<std::string>& errors) {
                                      "pcp block of that order",
                                      z.name, c, pfn, order));
         if (pfn < z.zone_start_pfn || pfn >= z.end_pfn())
-          errors.push_back(strprintf("pcp: zone %s cpu %u: pfn 0x%x is outside the zone", z.name, c, pfn));
+          errors.push_back(
+              strprintf("pcp: zone %s cpu %u: pfn 0x%x is outside the zone", z.name, c, pfn));
         pages += 1l << order;
       }
     }
@@ -63,8 +64,8 @@ static void check_pages(Kernel& k, std::vector<std::string>& errors) {
     const struct page& p = k.mem.mem_map[pfn];
     uint32_t st = (p.flags & states) | (PageBuddy(p) ? BUDDY : 0);
     if (st == 0 || (st & (st - 1))) {
-      errors.push_back(strprintf("pages: pfn 0x%lx is in %s state (flags 0x%x page_type 0x%x)",
-                                 pfn, st ? "more than one" : "no", p.flags, p.page_type));
+      errors.push_back(strprintf("pages: pfn 0x%lx is in %s state (flags 0x%x page_type 0x%x)", pfn,
+                                 st ? "more than one" : "no", p.flags, p.page_type));
       pfn++;
       continue;
     }
@@ -80,15 +81,15 @@ static void check_pages(Kernel& k, std::vector<std::string>& errors) {
     }
     zone& z = page_zone(k, pfn);
     if (pfn + (1ul << order) > z.end_pfn())
-      errors.push_back(strprintf("pages: block 0x%lx order %u crosses the end of zone %s", pfn,
-                                 order, z.name));
+      errors.push_back(
+          strprintf("pages: block 0x%lx order %u crosses the end of zone %s", pfn, order, z.name));
     if ((p.flags & PG_alloc) && p._refcount <= 0)
       errors.push_back(strprintf("pages: allocated pfn 0x%lx has refcount %d", pfn, p._refcount));
     if ((p.flags & PG_alloc) && p.owner == PageOwner::None)
       errors.push_back(strprintf("pages: allocated pfn 0x%lx has no owner", pfn));
     if (!(p.flags & PG_alloc) && p.owner != PageOwner::None)
-      errors.push_back(strprintf("pages: free pfn 0x%lx still has owner %s", pfn,
-                                 page_owner_name(p.owner)));
+      errors.push_back(
+          strprintf("pages: free pfn 0x%lx still has owner %s", pfn, page_owner_name(p.owner)));
     bool compound = p.flags & PG_head;
     for (unsigned long i = 1; i < (1ul << order); i++) {
       const struct page& t = k.mem.mem_map[pfn + i];
@@ -138,9 +139,10 @@ std::vector<std::string> validate(Machine& m) {
     if (!(z._watermark[WMARK_MIN] <= z._watermark[WMARK_LOW] &&
           z._watermark[WMARK_LOW] <= z._watermark[WMARK_HIGH] &&
           z._watermark[WMARK_HIGH] <= z._watermark[WMARK_PROMO]))
-      errors.push_back(strprintf("watermark: zone %s: min %lu low %lu high %lu promo %lu out of order",
-                                 z.name, z._watermark[WMARK_MIN], z._watermark[WMARK_LOW],
-                                 z._watermark[WMARK_HIGH], z._watermark[WMARK_PROMO]));
+      errors.push_back(
+          strprintf("watermark: zone %s: min %lu low %lu high %lu promo %lu out of order", z.name,
+                    z._watermark[WMARK_MIN], z._watermark[WMARK_LOW], z._watermark[WMARK_HIGH],
+                    z._watermark[WMARK_PROMO]));
   }
   check_pages(k, errors);
   slab_validate(k, errors);

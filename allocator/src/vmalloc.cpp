@@ -52,8 +52,8 @@ static bool vmalloc_fault(Kernel& k, uintptr_t addr, bool write) {
     return true;
   }
   uint64_t kva = k.vmalloc->kva(addr);
-  std::string title = strprintf("BUG: unable to handle page fault for address: %016llx",
-                                (unsigned long long)kva);
+  std::string title =
+      strprintf("BUG: unable to handle page fault for address: %016llx", (unsigned long long)kva);
   std::string t = title + "\n";
   t += strprintf("#PF: supervisor %s access in kernel mode\n", write ? "write" : "read");
   t += strprintf("#PF: error_code(0x%04x) - not-present page\n", write ? 2 : 0);
@@ -68,7 +68,8 @@ static bool vmalloc_fault(Kernel& k, uintptr_t addr, bool write) {
 
 void vmalloc_init(Kernel& k) {
   auto st = std::make_unique<VmallocState>();
-  uint64_t size = k.params.vmalloc ? k.params.vmalloc : std::max<uint64_t>(2 * k.mem.bytes, 64ull << 20);
+  uint64_t size =
+      k.params.vmalloc ? k.params.vmalloc : std::max<uint64_t>(2 * k.mem.bytes, 64ull << 20);
   size = (size + kPage - 1) & ~uint64_t(kPage - 1);
   void* base = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED)
@@ -181,7 +182,8 @@ void* __vmalloc_node(Kernel& k, unsigned long size, gfp_t gfp, const char* calle
   for (auto& z : k.zones) totalram += z.managed_pages;
   if (!real || (real >> PAGE_SHIFT_) > totalram) {
     if (size && !(gfp & __GFP_NOWARN))
-      warn_alloc(k, gfp, 0, strprintf("vmalloc error: size %lu, exceeds total pages", real).c_str());
+      warn_alloc(k, gfp, 0,
+                 strprintf("vmalloc error: size %lu, exceeds total pages", real).c_str());
     return nullptr;
   }
   VmallocState& st = *k.vmalloc;
@@ -299,7 +301,8 @@ void* vmap(Kernel& k, struct page** pages, unsigned int count, unsigned long fla
     }
   VmallocState& st = *k.vmalloc;
   std::lock_guard<std::mutex> guard(st.lock);
-  vmap_area* va = get_vm_area_locked(k, size_t(count) * kPage, VM_MAP | (flags & VM_NO_GUARD), "vmap");
+  vmap_area* va =
+      get_vm_area_locked(k, size_t(count) * kPage, VM_MAP | (flags & VM_NO_GUARD), "vmap");
   if (!va) return nullptr;
   va->pages.assign(pages, pages + count);
   kasan_unpoison_vmalloc(k, reinterpret_cast<void*>(va->va_start), size_t(count) * kPage);
@@ -397,11 +400,12 @@ void vmalloc_validate(Kernel& k, std::vector<std::string>& errors) {
   uintptr_t cursor = st.base;
   for (auto& [s, e] : spans) {
     if (s != cursor)
-      errors.push_back(strprintf("vmalloc: %s at %016llx", s < cursor ? "overlapping ranges" : "lost range",
+      errors.push_back(strprintf("vmalloc: %s at %016llx",
+                                 s < cursor ? "overlapping ranges" : "lost range",
                                  (unsigned long long)st.kva(std::min(s, cursor))));
     if (s >= e || (s & (kPage - 1)) || (e & (kPage - 1)))
-      errors.push_back(strprintf("vmalloc: bad range %016llx-%016llx", (unsigned long long)st.kva(s),
-                                 (unsigned long long)st.kva(e)));
+      errors.push_back(strprintf("vmalloc: bad range %016llx-%016llx",
+                                 (unsigned long long)st.kva(s), (unsigned long long)st.kva(e)));
     cursor = std::max(cursor, e);
   }
   if (cursor != st.base + st.size) errors.push_back("vmalloc: ranges do not cover the reservation");
@@ -416,8 +420,9 @@ void vmalloc_validate(Kernel& k, std::vector<std::string>& errors) {
     size_t mapped = va->pages.size() * kPage;
     size_t guard = (va->flags & VM_NO_GUARD) ? 0 : kPage;
     if (mapped + guard != va->size())
-      errors.push_back(strprintf("vmalloc: area %016llx maps %zu bytes in %zu with a %zu-byte guard",
-                                 (unsigned long long)st.kva(s), mapped, va->size(), guard));
+      errors.push_back(
+          strprintf("vmalloc: area %016llx maps %zu bytes in %zu with a %zu-byte guard",
+                    (unsigned long long)st.kva(s), mapped, va->size(), guard));
     for (size_t i = 0; i < va->pages.size(); i++) {
       const struct page* p = va->pages[i];
       if (!(p->flags & PG_alloc))

@@ -27,22 +27,22 @@ inline constexpr uint64_t VMALLOC_START_VA = 0xffffc90000000000ull;
 struct vmap_area {
   uintptr_t va_start = 0;
   uintptr_t va_end = 0;
-  unsigned long flags = 0;            // VM_ALLOC, VM_MAP ...
-  std::vector<struct page*> pages;    // mapped pages, in address order
-  const char* caller = "";            // the API entry that created it (vmallocinfo)
+  unsigned long flags = 0;         // VM_ALLOC, VM_MAP ...
+  std::vector<struct page*> pages; // mapped pages, in address order
+  const char* caller = "";         // the API entry that created it (vmallocinfo)
   size_t size() const { return va_end - va_start; }
 };
 
 struct VmallocState {
-  uintptr_t base = 0;                 // host reservation
+  uintptr_t base = 0; // host reservation
   size_t size = 0;
-  std::mutex lock;                    // vmap_area_lock: everything below
+  std::mutex lock; // vmap_area_lock: everything below
   // Free ranges, start -> end: disjoint and never adjacent (merged on insert).
   std::map<uintptr_t, uintptr_t> free_ranges;
   std::map<uintptr_t, std::unique_ptr<vmap_area>> busy; // by va_start
   std::vector<std::unique_ptr<vmap_area>> purge_list;   // vfree'd, unmapped, VA not yet reusable
-  unsigned long lazy_nr = 0;          // pages on the purge list
-  unsigned long lazy_max = 0;         // lazy_max_pages(): purge beyond this
+  unsigned long lazy_nr = 0;                            // pages on the purge list
+  unsigned long lazy_max = 0;                           // lazy_max_pages(): purge beyond this
 
   ~VmallocState();
   uint64_t kva(uintptr_t host) const { return VMALLOC_START_VA + (host - base); }

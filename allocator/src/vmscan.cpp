@@ -58,7 +58,9 @@ lru_list page_lru(const struct page* p) {
 static void lru_account(Kernel& k, struct page* p, lru_list l, long delta) {
   k.reclaim->lru.nr[l] += static_cast<unsigned long>(delta);
   k.mod_node_page_state(static_cast<node_stat_item>(NR_INACTIVE_ANON + static_cast<int>(l)), delta);
-  page_zone(k, k.mem.page_to_pfn(p)).vm_stat[NR_ZONE_INACTIVE_ANON + static_cast<int>(l)].fetch_add(delta);
+  page_zone(k, k.mem.page_to_pfn(p))
+      .vm_stat[NR_ZONE_INACTIVE_ANON + static_cast<int>(l)]
+      .fetch_add(delta);
 }
 
 void lru_add_Locked(Kernel& k, struct page* p, lru_list l) {
@@ -437,7 +439,8 @@ void lru_validate(Kernel& k, std::vector<std::string>& errors) {
         break;
       }
       if (p.lru_prev != prev)
-        errors.push_back(strprintf("lru: %s: pfn 0x%x has a bad back link", lru_list_names[l], pfn));
+        errors.push_back(
+            strprintf("lru: %s: pfn 0x%x has a bad back link", lru_list_names[l], pfn));
       prev = pfn;
       bool file = l >= LRU_INACTIVE_FILE, active = l & 1;
       if (!(p.flags & PG_alloc) || !(p.flags & PG_lru) || bool(p.flags & PG_active) != active ||
@@ -448,9 +451,10 @@ void lru_validate(Kernel& k, std::vector<std::string>& errors) {
     if (prev != r.lru.lists[l].tail)
       errors.push_back(strprintf("lru: %s: tail is not the last page", lru_list_names[l]));
     if (n != r.lru.nr[l])
-      errors.push_back(strprintf("lru: %s holds %lu pages, nr says %lu", lru_list_names[l], n,
-                                 r.lru.nr[l]));
-    long counter = k.node_page_state(static_cast<node_stat_item>(NR_INACTIVE_ANON + static_cast<int>(l)));
+      errors.push_back(
+          strprintf("lru: %s holds %lu pages, nr says %lu", lru_list_names[l], n, r.lru.nr[l]));
+    long counter =
+        k.node_page_state(static_cast<node_stat_item>(NR_INACTIVE_ANON + static_cast<int>(l)));
     if (static_cast<long>(n) != counter)
       errors.push_back(strprintf("lru: %s holds %lu pages, node counter nr_%s says %ld",
                                  lru_list_names[l], n, lru_list_names[l], counter));

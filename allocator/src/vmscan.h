@@ -21,7 +21,13 @@ namespace kmm {
 
 struct Kernel;
 
-enum lru_list { LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE, NR_LRU_LISTS };
+enum lru_list {
+  LRU_INACTIVE_ANON,
+  LRU_ACTIVE_ANON,
+  LRU_INACTIVE_FILE,
+  LRU_ACTIVE_FILE,
+  NR_LRU_LISTS
+};
 extern const char* const lru_list_names[NR_LRU_LISTS];
 
 inline constexpr int DEF_PRIORITY = 12;
@@ -43,14 +49,14 @@ struct Reclaim {
   // kswapd (struct pglist_data's kswapd fields), under kswapd_lock.
   bool threaded = false;
   std::mutex kswapd_lock;
-  std::condition_variable kswapd_wait;  // kswapd sleeps here
-  std::condition_variable kswapd_idle;  // kswapd_wait_idle() sleeps here
-  bool kswapd_pending = false;          // woken, balance_pgdat not yet run
-  bool kswapd_running = false;          // inside balance_pgdat
+  std::condition_variable kswapd_wait; // kswapd sleeps here
+  std::condition_variable kswapd_idle; // kswapd_wait_idle() sleeps here
+  bool kswapd_pending = false;         // woken, balance_pgdat not yet run
+  bool kswapd_running = false;         // inside balance_pgdat
   bool kswapd_stop = false;
-  unsigned kswapd_order = 0;            // largest order asked since the last run
+  unsigned kswapd_order = 0; // largest order asked since the last run
   int kswapd_highest_zoneidx = 0;
-  std::atomic<int> kswapd_failures{0};  // passes that reclaimed nothing; >= 16: unreclaimable
+  std::atomic<int> kswapd_failures{0}; // passes that reclaimed nothing; >= 16: unreclaimable
   std::thread thread;
 
   bool drop_caches_stfu = false; // bit 4 was written to drop_caches: no more log lines

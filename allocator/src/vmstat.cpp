@@ -24,10 +24,17 @@ const char* const node_stat_names[NR_VM_NODE_STAT_ITEMS] = {
 };
 
 const char* const zone_stat_names[NR_ZONE_STAT_ITEMS] = {
-    "nr_free_pages",         "nr_zone_inactive_anon", "nr_zone_active_anon",
-    "nr_zone_inactive_file", "nr_zone_active_file",   "nr_zone_unevictable",
-    "nr_zone_write_pending", "nr_mlock",              "nr_bounce",
-    "nr_zspages",            "nr_free_cma",
+    "nr_free_pages",
+    "nr_zone_inactive_anon",
+    "nr_zone_active_anon",
+    "nr_zone_inactive_file",
+    "nr_zone_active_file",
+    "nr_zone_unevictable",
+    "nr_zone_write_pending",
+    "nr_mlock",
+    "nr_bounce",
+    "nr_zspages",
+    "nr_free_cma",
 };
 
 unsigned long sum_vm_event(const Kernel& k, vm_event_item item) {
@@ -74,7 +81,8 @@ std::string proc_buddyinfo(Kernel& k) {
     if (!z.populated()) continue;
     std::lock_guard<std::mutex> guard(z.lock);
     t += strprintf("Node %d, zone %8s ", 0, z.name);
-    for (unsigned o = 0; o <= MAX_PAGE_ORDER_; o++) t += strprintf("%6lu ", z.free_area_[o].nr_free);
+    for (unsigned o = 0; o <= MAX_PAGE_ORDER_; o++)
+      t += strprintf("%6lu ", z.free_area_[o].nr_free);
     t += "\n";
   }
   return t;

@@ -60,9 +60,8 @@ static void setup_per_zone_lowmem_reserve(Kernel& k) {
     z.lowmem_reserve[i] = 0;
     for (int j = i + 1; j < MAX_NR_ZONES; j++) {
       managed += k.zones[j].managed_pages;
-      z.lowmem_reserve[j] = (lowmem_reserve_ratio[i] && z.managed_pages)
-                                ? managed / lowmem_reserve_ratio[i]
-                                : 0;
+      z.lowmem_reserve[j] =
+          (lowmem_reserve_ratio[i] && z.managed_pages) ? managed / lowmem_reserve_ratio[i] : 0;
     }
   }
 }
@@ -108,8 +107,7 @@ void setup_per_zone_wmarks(Kernel& k) {
     unsigned long tmp = lowmem_pages ? pages_min * z.managed_pages / lowmem_pages : 0;
     if (z.idx == ZONE_MOVABLE) // no lowmem reserve duty: a small fixed floor
       z._watermark[WMARK_MIN] = std::clamp(z.managed_pages / 1024, 32ul, 128ul);
-    else
-      z._watermark[WMARK_MIN] = tmp;
+    else z._watermark[WMARK_MIN] = tmp;
     // mult_frac(managed, watermark_scale_factor, 10000)
     unsigned long scaled = z.managed_pages / 10000 * k.watermark_scale_factor +
                            z.managed_pages % 10000 * k.watermark_scale_factor / 10000;

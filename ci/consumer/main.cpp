@@ -20,8 +20,7 @@ long free_blocks(kmm::Machine& m, unsigned order) {
     std::string node, nid, zone, name;
     words >> node >> nid >> zone >> name;
     long count = 0;
-    for (unsigned o = 0; o <= order && words >> count; o++) {
-    }
+    for (unsigned o = 0; o <= order && words >> count; o++) {}
     total += count;
   }
   return total;
@@ -39,7 +38,8 @@ int main() {
   kmm::MachineScope scope(*m);
 
   std::string before = m->proc_read("/proc/buddyinfo");
-  if (before.rfind("Node 0, zone", 0) != 0) return fail("/proc/buddyinfo does not start with 'Node 0, zone'");
+  if (before.rfind("Node 0, zone", 0) != 0)
+    return fail("/proc/buddyinfo does not start with 'Node 0, zone'");
 
   long order10_before = free_blocks(*m, MAX_PAGE_ORDER);
   struct page* p = alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER); // one 4 MiB block
@@ -51,7 +51,8 @@ int main() {
     return fail("an order-10 allocation did not take one block out of /proc/buddyinfo");
 
   __free_pages(p, MAX_PAGE_ORDER);
-  if (m->proc_read("/proc/buddyinfo") != before) return fail("/proc/buddyinfo differs after the free");
+  if (m->proc_read("/proc/buddyinfo") != before)
+    return fail("/proc/buddyinfo differs after the free");
   if (!m->reports().empty()) return fail("the machine reported an error");
 
   std::printf("%s", before.c_str());

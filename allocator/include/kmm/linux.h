@@ -10,12 +10,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kmm/dma.h"
 #include "kmm/gfp.h"
+#include "kmm/kasan.h"
 #include "kmm/machine.h"
 #include "kmm/page.h"
 #include "kmm/slab.h"
-#include "kmm/dma.h"
-#include "kmm/kasan.h"
 #include "kmm/vmalloc.h"
 
 typedef uint64_t phys_addr_t;
@@ -70,9 +70,9 @@ void spin_lock_irq(spinlock_t* lock);
 void spin_unlock_irq(spinlock_t* lock);
 unsigned long kmm_spin_lock_irqsave(spinlock_t* lock);
 void spin_unlock_irqrestore(spinlock_t* lock, unsigned long flags);
-#define spin_lock_irqsave(lock, flags)                                                           \
-  do {                                                                                           \
-    (flags) = kmm_spin_lock_irqsave(lock);                                                       \
+#define spin_lock_irqsave(lock, flags)                                                             \
+  do {                                                                                             \
+    (flags) = kmm_spin_lock_irqsave(lock);                                                         \
   } while (0)
 
 void local_irq_disable(void);

@@ -87,10 +87,10 @@ struct shrink_control {
   unsigned long nr_scanned; // the callback may lower it if it scanned fewer
 };
 
-inline constexpr unsigned long SHRINK_STOP = ~0ul;       // scan_objects: cannot make progress
-inline constexpr unsigned long SHRINK_EMPTY = ~0ul - 1;  // count_objects: nothing at all
-inline constexpr int DEFAULT_SEEKS = 2;                   // cost to recreate an object
-inline constexpr long SHRINK_BATCH = 128;                 // batch when shrinker->batch == 0
+inline constexpr unsigned long SHRINK_STOP = ~0ul;      // scan_objects: cannot make progress
+inline constexpr unsigned long SHRINK_EMPTY = ~0ul - 1; // count_objects: nothing at all
+inline constexpr int DEFAULT_SEEKS = 2;                 // cost to recreate an object
+inline constexpr long SHRINK_BATCH = 128;               // batch when shrinker->batch == 0
 
 struct shrinker {
   unsigned long (*count_objects)(struct shrinker*, struct shrink_control*); // freeable objects

@@ -4,9 +4,8 @@
 // Included by <kmm/linux.h>. Names, signatures and flag values are the kernel's (6.12), so
 // kernel-style code compiles unchanged:
 //
-//   struct kmem_cache* s = kmem_cache_create("foo", sizeof(struct foo), 0, SLAB_HWCACHE_ALIGN, NULL);
-//   struct foo* f = kmem_cache_alloc(s, GFP_KERNEL);
-//   kmem_cache_free(s, f);
+//   struct kmem_cache* s = kmem_cache_create("foo", sizeof(struct foo), 0, SLAB_HWCACHE_ALIGN,
+//   NULL); struct foo* f = kmem_cache_alloc(s, GFP_KERNEL); kmem_cache_free(s, f);
 //   kmem_cache_destroy(s);
 //
 // Misuse is reported on the machine in the kernel's words (slub_debug messages, WARNs) and never

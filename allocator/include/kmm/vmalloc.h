@@ -37,7 +37,9 @@ bool is_vmalloc_addr(const void* addr);
 // allow sleeping. Non-blocking requests (GFP_ATOMIC, GFP_NOWAIT) never fall back.
 void* kvmalloc_node(size_t size, gfp_t flags, int node);
 inline void* kvmalloc(size_t size, gfp_t flags) { return kvmalloc_node(size, flags, -1); }
-inline void* kvzalloc(size_t size, gfp_t flags) { return kvmalloc_node(size, flags | __GFP_ZERO, -1); }
+inline void* kvzalloc(size_t size, gfp_t flags) {
+  return kvmalloc_node(size, flags | __GFP_ZERO, -1);
+}
 inline void* kvzalloc_node(size_t size, gfp_t flags, int node) {
   return kvmalloc_node(size, flags | __GFP_ZERO, node);
 }
