@@ -13,6 +13,8 @@
 #include "pagecache.h"
 #include "test_util.h"
 
+using kmm::test::has;
+
 using kmm::Machine;
 using kmm::test::proc_value;
 
@@ -51,14 +53,6 @@ TEST(PageCache, ReadWriteWritebackDelete) {
   EXPECT_EQ(proc_value(*m, "/proc/meminfo", "Cached"), 50 * 4);
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
-
-namespace {
-
-bool has(const std::vector<std::string>& v, const std::string& e) {
-  return std::find(v.begin(), v.end(), e) != v.end();
-}
-
-} // namespace
 
 TEST(PageCache, ValidateNamesEachPlantedCorruption) {
   auto m = Machine::boot("mem=16M");

@@ -14,6 +14,9 @@
 #include "slub.h"
 #include "test_util.h"
 
+using kmm::test::dump;
+using kmm::test::has;
+
 using kmm::Machine;
 
 namespace {
@@ -30,16 +33,6 @@ std::string debug_letters(Machine& m, const std::string& cache) {
   if (sysfs(m, cache, "poison") == "1\n") s += 'P';
   if (sysfs(m, cache, "store_user") == "1\n") s += 'U';
   if (sysfs(m, cache, "trace") == "1\n") s += 'T';
-  return s;
-}
-
-bool has(const std::vector<std::string>& v, const std::string& e) {
-  return std::find(v.begin(), v.end(), e) != v.end();
-}
-
-std::string dump(const std::vector<std::string>& errors) {
-  std::string s;
-  for (auto& e : errors) s += e + "\n";
   return s;
 }
 

@@ -13,6 +13,8 @@
 #include "task.h"
 #include "test_util.h"
 
+using kmm::test::has;
+
 using kmm::Machine;
 using kmm::test::proc_value;
 
@@ -67,14 +69,6 @@ TEST(Task, PageTablesForLargeAddressSpaces) {
   EXPECT_EQ(kmm::task_exit(*m, pid), 0);
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
-
-namespace {
-
-bool has(const std::vector<std::string>& v, const std::string& e) {
-  return std::find(v.begin(), v.end(), e) != v.end();
-}
-
-} // namespace
 
 TEST(Task, ValidateNamesEachPlantedCorruption) {
   auto m = Machine::boot("mem=16M");

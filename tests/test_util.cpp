@@ -1,6 +1,7 @@
 // Shared helpers for the test suites (see test_util.h).
 #include "test_util.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace kmm::test {
@@ -30,6 +31,16 @@ size_t count_reports(Machine& m, const std::string& needle) {
   for (auto& r : m.reports())
     if (r.title.find(needle) != std::string::npos) n++;
   return n;
+}
+
+bool has(const std::vector<std::string>& lines, const std::string& line) {
+  return std::find(lines.begin(), lines.end(), line) != lines.end();
+}
+
+std::string dump(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += l + "\n";
+  return s;
 }
 
 } // namespace kmm::test

@@ -14,5 +14,9 @@ std::vector<std::vector<std::string>> proc_rows(Machine& m, const std::string& p
 long proc_value(Machine& m, const std::string& path, const std::string& key);
 // Reports whose title contains `needle`.
 size_t count_reports(Machine& m, const std::string& needle);
+// Whether `lines` (kmm::validate()'s errors, say) holds exactly `line`.
+bool has(const std::vector<std::string>& lines, const std::string& line);
+// `lines` one per line, for a failure message.
+std::string dump(const std::vector<std::string>& lines);
 
 } // namespace kmm::test

@@ -14,22 +14,12 @@
 #include "kmm/validate.h"
 #include "page_test_util.h"
 #include "pfn_list.h"
+#include "test_util.h"
+
+using kmm::test::dump;
+using kmm::test::has;
 
 using kmm::Machine;
-
-namespace {
-
-bool has(const std::vector<std::string>& errors, const std::string& e) {
-  return std::find(errors.begin(), errors.end(), e) != errors.end();
-}
-
-std::string dump(const std::vector<std::string>& errors) {
-  std::string s;
-  for (auto& e : errors) s += e + "\n";
-  return s;
-}
-
-} // namespace
 
 TEST(Validate, CleanMachinesHaveNoErrors) {
   for (const char* cmdline : {"", "mem=4M", "mem=4M nr_cpus=1 kmm.pcp=0", "mem=64M nr_cpus=8",
