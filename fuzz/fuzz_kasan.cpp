@@ -17,6 +17,7 @@
 #include "kmm/slab.h"
 #include "scenario_ops.h"
 #include "scenario_run.h"
+#include "slub.h"
 
 namespace {
 
@@ -32,6 +33,7 @@ struct KasanOracle : fuzz::Oracle {
   std::string victim; // the object the fault is about
   size_t cursor = 0;  // reports before this were looked at
   bool victim_freed = false;
+  bool in_bucket = false; // the corrupted byte is in the kmalloc red zone (size < object_size)
 
   bool inject(fuzz::Ctx& c, const Op& op, const std::string& why) override {
     if (fault != Fault::None) return false; // one fault per run
@@ -47,6 +49,8 @@ struct KasanOracle : fuzz::Oracle {
         return false;
       fault = Fault::Redzone;
       victim = op.args[0].str;
+      struct page* slab = virt_to_slab(c.m->kernel(), reinterpret_cast<void*>(l.addr));
+      in_bucket = slab && l.size < int64_t(slab->slab.slab_cache->object_size);
     } else {
       return false;
     }
@@ -88,6 +92,13 @@ struct KasanOracle : fuzz::Oracle {
       c.stop = true;
     } else if (frees_victim && !victim_freed) {
       if (n == "krealloc") { // may reuse the object in place: no free, no check
+        c.stop = true;
+        return;
+      }
+      // kfree_sensitive() takes ksize(): the whole bucket is the caller's from then on, and it
+      // zeroes it. A byte between the requested size and the bucket is no red zone any more,
+      // in the kernel as here: nothing to find.
+      if (n == "kfree_sensitive" && in_bucket) {
         c.stop = true;
         return;
       }
