@@ -497,7 +497,12 @@ void after(Ctx& c, const Op& op) {
     Live& l = c.res.at(op.args[0].str);
     if (!l.live || l.shadow.empty()) return;
     int64_t off = n == "fill" ? 0 : op.args[0].num, len = n == "fill" ? l.size : op.args[0].len;
-    std::memset(l.shadow.data() + off, static_cast<int>(op.args[1].num), static_cast<size_t>(len));
+    // An injected write may reach outside the allocation (a detection target's misuse): only
+    // the part inside it is content.
+    int64_t lo = std::max<int64_t>(off, 0), hi = std::min<int64_t>(off + len, l.size);
+    if (lo < hi)
+      std::memset(l.shadow.data() + lo, static_cast<int>(op.args[1].num),
+                  static_cast<size_t>(hi - lo));
   } else if (n == "kmalloc" || n == "kzalloc") {
     Live& l = born(c, op);
     if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
