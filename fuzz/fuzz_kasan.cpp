@@ -10,6 +10,9 @@
 //     the object and SLUB checks it only when it leaves, so at the end validate() must name the
 //     overwritten red zone. (U is needed for the kmalloc red zone between the requested size
 //     and the cache's object size, as slub_debug_orig_size() requires SLAB_STORE_USER.)
+//   - a `write` or `read` starting in the first 8 bytes past a live kmalloc object (its kmalloc
+//     red zone, the partial granule at its end, or SLUB's red zone after it): KASAN's
+//     "out-of-bounds" report at that very access.
 // The run ends at the detection: what follows a corrupted heap is the kernel's undefined state.
 #include "harness.h"
 #include "kernel.h"
@@ -29,7 +32,7 @@ constexpr uint32_t target_allows =
     fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn);
 
 struct KasanOracle : fuzz::Oracle {
-  enum class Fault { None, DoubleFree, Redzone } fault = Fault::None;
+  enum class Fault { None, DoubleFree, Redzone, OutOfBounds } fault = Fault::None;
   std::string victim; // the object the fault is about
   size_t cursor = 0;  // reports before this were looked at
   bool victim_freed = false;
@@ -42,6 +45,14 @@ struct KasanOracle : fuzz::Oracle {
         why.find(" of freed ") != std::string::npos) {
       fault = Fault::DoubleFree;
       victim = op.args[n == "kmem_cache_free" ? 1 : 0].str;
+    } else if ((n == "write" || n == "read") && why.rfind("access outside ", 0) == 0) {
+      const fuzz::Live& l = c.res.at(op.args[0].str);
+      const Value& a = op.args[0];
+      if (l.kind != uint8_t(scn::Kind::Obj) || !l.cache.empty() || !l.live || l.size <= 0 ||
+          a.num < l.size || a.num >= l.size + 8)
+        return false;
+      fault = Fault::OutOfBounds;
+      victim = op.args[0].str;
     } else if (n == "corrupt") {
       const fuzz::Live& l = c.res.at(op.args[0].str);
       if (l.kind != uint8_t(scn::Kind::Obj) || !l.live || l.size <= 0 || op.args[0].num != l.size ||
@@ -80,7 +91,13 @@ struct KasanOracle : fuzz::Oracle {
     bool frees_victim =
         (n == "kfree" || n == "kfree_sensitive" || n == "krealloc") && op.args[0].str == victim;
     frees_victim |= n == "kmem_cache_free" && op.args[1].str == victim;
-    if (fault == Fault::DoubleFree) {
+    if (fault == Fault::OutOfBounds) {
+      if (!saw(c, {"out-of-bounds"}, &first))
+        fuzz::fail(c,
+                   "out-of-bounds " + n + " of " + victim + " not detected" +
+                       (first.empty() ? std::string(" (no report)") : " (got \"" + first + "\")"));
+      c.stop = true;
+    } else if (fault == Fault::DoubleFree) {
       // A large kmalloc's pages went back to the buddy allocator at the first kfree: the second
       // finds no large kmalloc there, and the kernel warns in free_large_kmalloc.
       if (!saw(c,
