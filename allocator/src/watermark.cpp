@@ -7,6 +7,7 @@
 
 #include "buddy.h"
 #include "kernel.h"
+#include "pcp.h"
 
 namespace kmm {
 
@@ -92,10 +93,7 @@ static void zone_pcp_update(Kernel& k, zone& z) {
   int batch = std::max(1, zone_batchsize(z));
   long high = static_cast<long>(z._watermark[WMARK_LOW] / k.nr_cpus);
   high = std::max(high, static_cast<long>(batch) << 2);
-  for (unsigned c = 0; c < MAX_CPUS; c++) {
-    z.pcp[c].batch = batch;
-    z.pcp[c].high = static_cast<int>(high);
-  }
+  pcp_set_high_and_batch(k, z, static_cast<int>(high), batch);
 }
 
 void setup_per_zone_wmarks(Kernel& k) {
