@@ -217,11 +217,19 @@ TEST(ValidatePcp, CycleOutsideTheZoneAndAboveHigh) {
   unsigned idx = kmm::order_to_pindex(kmm::MIGRATE_UNMOVABLE, 0);
   ASSERT_NE(pcp.lists[idx].head, kmm::PFN_NIL);
 
-  int high = pcp.high;
-  pcp.high = 31;
+  // batch 1: one block per refill, at most 8 pages (order 3), so 12 lists allow 96 over high.
+  int high = pcp.high, batch = pcp.batch;
+  pcp.batch = 1;
+  pcp.high = 1;
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  pcp.count = 97; // the lists hold 31: the count mismatch and the high bound both fire
   EXPECT_EQ(kmm::validate(*m),
-            std::vector<std::string>{"pcp: zone Normal cpu 0: count 31 not below high 31"});
+            (std::vector<std::string>{"pcp: zone Normal cpu 0: lists hold 31 pages, count says 97",
+                                      "pcp: zone Normal cpu 0: count 97 past high 1 plus the "
+                                      "refill slack 96"}));
+  pcp.count = 31;
   pcp.high = high;
+  pcp.batch = batch;
 
   // The same list seen from DMA32's cpu 0 as well: every page is outside that zone.
   kmm::per_cpu_pages& dma32 = k.zones[kmm::ZONE_DMA32].pcp[0];

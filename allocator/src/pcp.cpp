@@ -50,7 +50,7 @@ unsigned long rmqueue_pcplist(Kernel& k, zone& z, unsigned order, int mt, unsign
   std::lock_guard<SpinLock> pguard(pcp.lock);
   pfn_list& list = pcp.lists[order_to_pindex(mt, order)];
   if (list.empty()) {
-    int batch = pcp.batch > 1 ? std::max(pcp.batch >> order, 2) : pcp.batch;
+    int batch = pcp_refill_blocks(pcp.batch, order);
     std::lock_guard<std::mutex> guard(z.lock); // rmqueue_bulk()
     for (int i = 0; i < batch; i++) {
       unsigned long pfn = __rmqueue(k, z, order, mt, alloc_flags);

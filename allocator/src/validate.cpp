@@ -46,9 +46,10 @@ static void check_pcp(Kernel& k, zone& z, std::vector<std::string>& errors) {
     if (pages != pcp.count)
       errors.push_back(strprintf("pcp: zone %s cpu %u: lists hold %ld pages, count says %d", z.name,
                                  c, pages, pcp.count));
-    if (pcp.count >= pcp.high && pcp.high > 0)
-      errors.push_back(strprintf("pcp: zone %s cpu %u: count %d not below high %d", z.name, c,
-                                 pcp.count, pcp.high));
+    if (pcp.high > 0 && pcp.count >= pcp.high + pcp_count_slack(pcp.batch))
+      errors.push_back(strprintf("pcp: zone %s cpu %u: count %d past high %d plus the refill "
+                                 "slack %d",
+                                 z.name, c, pcp.count, pcp.high, pcp_count_slack(pcp.batch)));
   }
 }
 
