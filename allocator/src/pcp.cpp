@@ -98,8 +98,9 @@ void pcp_set_high_and_batch(Kernel& k, zone& z, int high, int batch) {
     std::lock_guard<SpinLock> pguard(pcp.lock);
     pcp.batch = batch;
     pcp.high = high;
-    // The kernel leaves the excess for the next free_unref_page(); trimming now keeps
-    // "count below high" true whenever the machine is at rest, which validate() checks.
+    // The kernel leaves the excess for the next free_unref_page(), which may take several
+    // frees when high fell far; trimming now keeps count within validate()'s bound
+    // (high + pcp_count_slack) whatever the old high was.
     if (pcp.count >= high) free_pcppages_bulk(k, z, pcp.count - high + 1, pcp, 0);
   }
 }
