@@ -31,7 +31,9 @@ inline int pcp_refill_max_pages(int batch) {
 // How far count may rise above high. A refill does not look at high (the kernel's does not
 // either), so each list refilled in turn may add a refill's worth before the next free spills;
 // frees at or above high always spill at least the block they add.
-inline int pcp_count_slack(int batch) { return static_cast<int>(NR_PCP_LISTS) * pcp_refill_max_pages(batch); }
+inline int pcp_count_slack(int batch) {
+  return static_cast<int>(NR_PCP_LISTS) * pcp_refill_max_pages(batch);
+}
 
 // Takes a block from this CPU's list for (order, mt), refilling from the buddy lists if empty.
 unsigned long rmqueue_pcplist(Kernel& k, zone& z, unsigned order, int mt, unsigned alloc_flags);
