@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -140,11 +141,28 @@ std::string observe(const std::string& boot, const std::string& ops) {
   return kmm::format_run(kmm::run_scenario(s, opts)) + procs;
 }
 
-// A booted machine's RAM and struct pages.
+// A booted machine's RAM as the machine sees it (a stale page reads as the fill it is cleaned to
+// when handed out) and its struct pages.
 std::string image(Machine& m) {
   const kmm::PhysMem& mem = m.kernel().mem;
   std::string out(reinterpret_cast<const char*>(mem.direct_map), mem.bytes);
+  for (unsigned long pfn = 0; pfn < mem.nr_pages; pfn++)
+    if (kmm::PhysMem::test_bit(mem.stale, pfn))
+      std::fill_n(out.begin() + std::ptrdiff_t(pfn * kmm::PAGE_SIZE_), kmm::PAGE_SIZE_,
+                  char(mem.fill));
   out.append(reinterpret_cast<const char*>(mem.mem_map), mem.mem_map_bytes);
+  return out;
+}
+
+// The pages of RAM that do not hold the boot fill although physmem.h says they are pristine.
+std::vector<unsigned long> unclean_pristine_pages(Machine& m) {
+  const kmm::PhysMem& mem = m.kernel().mem;
+  std::vector<unsigned long> out;
+  std::string want(kmm::PAGE_SIZE_, char(mem.fill));
+  for (unsigned long pfn = 0; pfn < mem.nr_pages; pfn++)
+    if (mem.pristine(pfn) &&
+        std::memcmp(mem.direct_map + pfn * kmm::PAGE_SIZE_, want.data(), want.size()) != 0)
+      out.push_back(pfn);
   return out;
 }
 
@@ -191,6 +209,45 @@ TEST(Physmem, RecycledMachineIsAFreshOne) {
     EXPECT_GT(kmm::physmem_reuse_count(), reuses);
     EXPECT_EQ(recycled, fresh);
   }
+}
+
+// The invariant that lets an allocation skip zeroing a pristine page: nothing writes RAM the
+// machine has not handed out, whatever a scenario does.
+TEST(Physmem, PristinePagesHoldTheBootFill) {
+  for (const std::string& line : kmm::fuzz_machines()) {
+    SCOPED_TRACE(line);
+    kmm::Scenario s = kmm::parse_scenario((line.empty() ? "" : "boot " + line + "\n") + kDirty +
+                                              "o2 = kmalloc size=100000\nkfree o2\n",
+                                          "dirty.kmm");
+    kmm::RunOptions opts;
+    std::vector<unsigned long> bad{~0ul};
+    opts.at_end = [&](Machine& m) { bad = unclean_pristine_pages(m); };
+    kmm::run_scenario(s, opts);
+    EXPECT_EQ(bad, std::vector<unsigned long>{});
+  }
+}
+
+// Recycled RAM is never cleaned wholesale: pages the old machine handed out are stale, and set
+// to the fill when the new machine hands them out.
+TEST(Physmem, StalePagesAreCleanedWhenHandedOut) {
+  kmm::physmem_drain_pool();
+  observe("mem=16M", kDirty);
+  auto m = Machine::boot("mem=16M");
+  kmm::MachineScope scope(*m);
+  const kmm::PhysMem& mem = m->kernel().mem;
+  const std::vector<uint64_t> stale_at_boot = mem.stale;
+  std::vector<struct page*> blocks;
+  for (int i = 0; i < 64; i++)
+    if (struct page* p = alloc_pages(GFP_KERNEL, 3)) blocks.push_back(p);
+  unsigned long were_stale = 0;
+  for (struct page* p : blocks) {
+    for (unsigned long i = 0; i < 8; i++)
+      were_stale += kmm::PhysMem::test_bit(stale_at_boot, page_to_pfn(p) + i);
+    const auto* b = static_cast<const uint8_t*>(page_address(p));
+    EXPECT_TRUE(std::all_of(b, b + 8 * kmm::PAGE_SIZE_, [](uint8_t x) { return x == 0; }));
+    __free_pages(p, 3);
+  }
+  EXPECT_GT(were_stale, 0u); // the dirty scenario's pages came back stale, and were handed out
 }
 
 TEST(Physmem, RecycledMemoryIsByteForByteAFreshBoot) {

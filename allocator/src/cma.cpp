@@ -208,6 +208,8 @@ int alloc_contig_range(Kernel& k, unsigned long start, unsigned long end) {
             pg->_refcount = 1;
             pg->owner = PageOwner::Cma;
             kasan_alloc_pages(k, pg, 0); // post_alloc_hook(): the range becomes accessible
+            k.mem.clean_stale(p, 1);     // handed out (physmem.h)
+            k.mem.mark_written(p, 1);
           } else {
             __free_one_page(k, z, p, 0, k.mem.get_pageblock_migratetype(p));
           }

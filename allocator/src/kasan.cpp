@@ -2,8 +2,6 @@
 // check and the report in the kernel's form (mm/kasan/report.c, report_generic.c).
 #include "kasan.h"
 
-#include <sys/mman.h>
-
 #include <cstring>
 
 #include "buddy.h"
@@ -24,17 +22,15 @@ KasanState::~KasanState() {
     kasan_asan_unregister(*owner, reinterpret_cast<uintptr_t>(owner->mem.direct_map),
                           owner->mem.bytes, owner->vmalloc ? owner->vmalloc->base : 0,
                           owner->vmalloc ? owner->vmalloc->size : 0);
-  if (dm_shadow) munmap(dm_shadow, dm_shadow_size);
-  if (vm_shadow) munmap(vm_shadow, vm_shadow_size);
+  host_zeroed_unmap(dm_shadow, dm_shadow_size);
+  host_zeroed_unmap(vm_shadow, vm_shadow_size);
 }
 
 bool kasan_enabled(const Kernel& k) { return k.kasan != nullptr; }
 
 static uint8_t* map_shadow(size_t bytes) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED)
-    throw BootError("kasan: cannot map " + std::to_string(bytes) + " bytes of shadow");
+  void* p = host_zeroed_map(bytes); // pooled: touched shadow pages stay backed across boots
+  if (!p) throw BootError("kasan: cannot map " + std::to_string(bytes) + " bytes of shadow");
   return static_cast<uint8_t*>(p);
 }
 

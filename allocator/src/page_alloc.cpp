@@ -87,9 +87,17 @@ static void prep_new_page(Kernel& k, unsigned long pfn, unsigned order, gfp_t gf
                           PageOwner owner) {
   struct page* p = k.mem.pfn_to_page(pfn);
   const unsigned long n = 1ul << order;
+  // Host bytes a previous machine left become what this one has there (physmem.h). A pristine
+  // page holds RAM's boot fill: PAGE_POISON under page_poison, else zero.
+  const bool stale = k.mem.has_stale(pfn, n);
+  if (stale && k.params.page_poison) { // the poison check reads them
+    KasanMetadataAccess scope(k.mem.page_address(p), n << PAGE_SHIFT_); // free pages are poisoned
+    k.mem.clean_stale(pfn, n);
+  }
   if (k.params.page_poison) {
     KasanMetadataAccess scope(k.mem.page_address(p), n << PAGE_SHIFT_); // free pages are poisoned
-    for (unsigned long i = 0; i < n; i++) check_page_poison(k, p + i);
+    for (unsigned long i = 0; i < n; i++)
+      if (!k.mem.pristine(pfn + i)) check_page_poison(k, p + i);
   }
   p->flags = PG_alloc;
   p->private_ = order;
@@ -98,8 +106,14 @@ static void prep_new_page(Kernel& k, unsigned long pfn, unsigned order, gfp_t gf
   p->owner_data = 0;
   std::memset(p->words, 0, sizeof p->words);
   kasan_alloc_pages(k, p, order);
-  if ((gfp & __GFP_ZERO) || k.params.init_on_alloc)
-    std::memset(k.mem.page_address(p), 0, n << PAGE_SHIFT_);
+  if (stale) k.mem.clean_stale(pfn, n); // accessible now; a no-op if cleaned above
+  if ((gfp & __GFP_ZERO) || k.params.init_on_alloc) {
+    auto* mem = static_cast<uint8_t*>(k.mem.page_address(p));
+    for (unsigned long i = 0; i < n; i++)
+      if (k.mem.fill != 0 || !k.mem.pristine(pfn + i))
+        std::memset(mem + (i << PAGE_SHIFT_), 0, PAGE_SIZE_);
+  }
+  k.mem.mark_written(pfn, n);
   if ((gfp & __GFP_COMP) && order) prep_compound_page(k, pfn, order);
 }
 

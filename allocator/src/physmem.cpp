@@ -28,7 +28,8 @@ struct HostRam {
   uint64_t bytes;
   struct page* mem_map;
   size_t mem_map_bytes;
-  uint8_t fill; // every RAM byte reads as this
+  uint8_t fill;                // what RAM holds wherever `stale` has no bit
+  std::vector<uint64_t> stale; // pages whose host bytes a machine left behind
 };
 
 // Small enough that the pool never holds much: fuzz machines are 8-64 MiB, and cleaned RAM with
@@ -53,8 +54,8 @@ bool host_has_swap() {
   return sysinfo(&si) != 0 || si.totalswap != 0;
 }
 
-// Zeroes the struct pages that are backed (anonymous memory reads as zero elsewhere): cost in
-// what the machine touched, not in mem=. A swapped-out page is not resident but not zero
+// Zeroes the backed part of an anonymous mapping (the rest reads as zero): cost in what the
+// machine touched, not in mem=. A swapped-out page is not resident but not zero
 // either: with swap, the gaps are discarded too.
 bool zero_mem_map(struct page* mem_map, size_t len) {
   static const bool swap = host_has_swap();
@@ -74,35 +75,31 @@ bool zero_mem_map(struct page* mem_map, size_t len) {
   return true;
 }
 
-// Makes every RAM byte read as `fill`. Fill 0 punches the whole file: the kernel frees only the
-// pages that exist. Any other fill (page poisoning) rewrites the pages that differ.
+// Makes every RAM byte hold `fill` (a pooled memory taken by a machine with another fill than
+// its last one). Fill 0 punches the whole file: the kernel frees only the pages that exist.
 bool fill_ram(HostRam& h, uint8_t fill) {
   if (fill == 0) {
     if (fallocate(h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, off_t(h.bytes)) != 0)
       return false;
-  } else if (h.fill != fill) {
-    std::memset(h.direct_map, fill, h.bytes);
   } else {
-    static thread_local std::vector<uint8_t> want;
-    want.assign(size_t(PAGE_SIZE_), fill);
-    for (uint64_t off = 0; off < h.bytes; off += PAGE_SIZE_)
-      if (std::memcmp(h.direct_map + off, want.data(), PAGE_SIZE_) != 0)
-        std::memset(h.direct_map + off, fill, PAGE_SIZE_);
+    std::memset(h.direct_map, fill, h.bytes);
   }
+  std::fill(h.stale.begin(), h.stale.end(), 0);
   h.fill = fill;
   return true;
 }
 
-// Cleans a destroyed machine's memory back to its state before boot and pools it, or unmaps it.
+// Pools a destroyed machine's memory, or unmaps it. RAM stays as the machine left it: the pages
+// it handed out become stale (physmem.h), cleaned when a later machine hands them out.
 void release(HostRam h) {
   bool keep = h.bytes <= kPoolMaxBytes &&
               // KFENCE leaves PROT_NONE guard pages in the direct map.
-              mprotect(h.direct_map, h.bytes, PROT_READ | PROT_WRITE) == 0 && fill_ram(h, h.fill) &&
+              mprotect(h.direct_map, h.bytes, PROT_READ | PROT_WRITE) == 0 &&
               zero_mem_map(h.mem_map, h.mem_map_bytes);
   if (keep) {
     std::lock_guard<std::mutex> guard(pool_lock);
     if (pool.size() < kPoolEntries) {
-      pool.push_back(h);
+      pool.push_back(std::move(h));
       return;
     }
   }
@@ -116,7 +113,7 @@ bool take_pooled(uint64_t size, uint8_t fill, HostRam* out) {
   for (auto it = pool.begin(); it != pool.end(); ++it)
     if (it->bytes == size && (best == pool.end() || it->fill == fill)) best = it;
   if (best == pool.end()) return false;
-  *out = *best;
+  *out = std::move(*best);
   pool.erase(best);
   return true;
 }
@@ -144,7 +141,41 @@ uint8_t* map_direct(int memfd, uint64_t size) {
   return static_cast<uint8_t*>(dm);
 }
 
+// Zeroed anonymous mappings given back by destroyed machines (KASAN's shadows), by size.
+struct AnonMap {
+  void* p;
+  size_t bytes;
+};
+std::vector<AnonMap> anon_pool;
+
 } // namespace
+
+void* host_zeroed_map(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    for (auto it = anon_pool.begin(); it != anon_pool.end(); ++it)
+      if (it->bytes == bytes) {
+        void* p = it->p;
+        anon_pool.erase(it);
+        return p;
+      }
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void host_zeroed_unmap(void* p, size_t bytes) {
+  if (!p) return;
+  if (zero_mem_map(static_cast<struct page*>(p), bytes)) {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    if (anon_pool.size() < kPoolEntries * 2) {
+      anon_pool.push_back({p, bytes});
+      return;
+    }
+  }
+  munmap(p, bytes);
+}
 
 size_t physmem_drain_pool() {
   std::vector<HostRam> all;
@@ -153,14 +184,35 @@ size_t physmem_drain_pool() {
     all.swap(pool);
   }
   for (const HostRam& h : all) unmap(h);
+  std::vector<AnonMap> anon;
+  {
+    std::lock_guard<std::mutex> guard(pool_lock);
+    anon.swap(anon_pool);
+  }
+  for (const AnonMap& a : anon) munmap(a.p, a.bytes);
   return all.size();
 }
 
 uint64_t physmem_reuse_count() { return reuses.load(std::memory_order_relaxed); }
 
+void PhysMem::clean_stale(unsigned long pfn, unsigned long n) {
+  for (unsigned long i = pfn; i < pfn + n; i++) {
+    uint64_t& word = stale[i >> 6];
+    const uint64_t bit = uint64_t(1) << (i & 63);
+    if (!(word & bit)) continue;
+    word &= ~bit;
+    std::memset(direct_map + (uint64_t(i) << PAGE_SHIFT_), fill, PAGE_SIZE_);
+  }
+}
+
+void PhysMem::mark_written(unsigned long pfn, unsigned long n) {
+  for (unsigned long i = pfn; i < pfn + n; i++) written[i >> 6] |= uint64_t(1) << (i & 63);
+}
+
 PhysMem::~PhysMem() {
   if (direct_map && mem_map && memfd >= 0) {
-    release({memfd, direct_map, bytes, mem_map, mem_map_bytes, fill});
+    for (size_t i = 0; i < stale.size(); i++) stale[i] |= written[i];
+    release({memfd, direct_map, bytes, mem_map, mem_map_bytes, fill, std::move(stale)});
     return;
   }
   if (direct_map) munmap(direct_map, bytes);
@@ -173,6 +225,8 @@ void PhysMem::init(uint64_t size, uint8_t ram_fill) {
   nr_pages = static_cast<unsigned long>(size >> PAGE_SHIFT_);
   mem_map_bytes = nr_pages * sizeof(struct page);
   pageblock_mt.assign((nr_pages + pageblock_nr_pages - 1) / pageblock_nr_pages, MIGRATE_MOVABLE);
+  const size_t words = (nr_pages + 63) / 64;
+  written.assign(words, 0);
   HostRam h;
   if (take_pooled(size, ram_fill, &h)) {
     if (h.fill != ram_fill && !fill_ram(h, ram_fill)) {
@@ -184,8 +238,10 @@ void PhysMem::init(uint64_t size, uint8_t ram_fill) {
     direct_map = h.direct_map;
     mem_map = h.mem_map;
     fill = ram_fill;
+    stale = std::move(h.stale);
     return;
   }
+  stale.assign(words, 0);
   memfd = memfd_create("kmm-ram", MFD_CLOEXEC);
   if (memfd < 0) throw BootError(std::string("memfd_create failed: ") + std::strerror(errno));
   if (ftruncate(memfd, static_cast<off_t>(size)) != 0)

@@ -1,12 +1,17 @@
 // Physical memory: one memfd of mem= bytes, mapped once as the direct map, and the struct page
 // array (mem_map). Physical address == offset into the memfd; pfn == physical address >> 12.
 //
-// Host memory is recycled: a machine's destructor cleans its memfd and mem_map back to their
-// state before boot (RAM all `fill`, every struct page zero) and keeps them in a small pool, so
-// the next boot of the same size skips memfd_create, mmap and munmap and the page faults on the
-// mem_map. Cleaning costs what the machine touched: RAM with fill 0 is hole-punched (only resident
-// pages cost anything), only the resident part of mem_map is zeroed. A reused machine is byte for
-// byte a fresh one (tests/physmem_test.cpp): fuzz targets boot one per input (issue #8).
+// Host memory is recycled: a machine's destructor keeps its memfd and mem_map in a small pool, so
+// the next boot of the same size skips memfd_create, mmap and munmap and, above all, the page
+// faults (about 10 us each on a virtualised host: an order-10 block touched for the first time
+// cost 10 ms). The struct pages are zeroed (their resident part); RAM is not cleaned at all. The
+// pages the old machine handed out are *stale* in the new one: their host bytes are left over,
+// but the machine must see `fill` there, so a stale page is set to `fill` when it is handed out
+// (prepare_pages), the only moment its bytes become visible. A page never handed out since it was
+// last clean is *pristine*: it holds `fill`, so an allocation that zeroes it (init_on_alloc,
+// __GFP_ZERO) skips the memset when fill is 0, and page_poison's check skips it. Cleaning thus
+// costs what the inputs allocate, not mem=; what the machine sees is byte for byte a fresh boot
+// (tests/physmem_test.cpp): fuzz targets boot one per input (issue #8).
 //
 // Addresses printed in reports are the kernel's, never host pointers: the direct map at
 // PAGE_OFFSET (0xffff888000000000 + phys) and struct pages in the vmemmap
@@ -34,6 +39,12 @@ struct PhysMem {
   size_t mem_map_bytes = 0;
   uint8_t fill = 0;                  // what RAM read as at boot (recycling restores it)
   std::vector<uint8_t> pageblock_mt; // migratetype of each pageblock
+  // One bit per page. Invariant: a page that is neither stale nor written holds `fill` in every
+  // host byte; a free page the machine has never handed out is never written (every writer of
+  // RAM writes pages it was handed: allocations, slabs, vmalloc, migration targets, poisoning at
+  // free).
+  std::vector<uint64_t> stale;   // bytes left by a previous machine on this host memory
+  std::vector<uint64_t> written; // handed out by this machine since boot
 
   PhysMem() = default;
   PhysMem(const PhysMem&) = delete;
@@ -76,6 +87,24 @@ struct PhysMem {
     return VMEMMAP_START_VA + uint64_t(page_to_pfn(p)) * sizeof(struct page);
   }
 
+  static bool test_bit(const std::vector<uint64_t>& b, unsigned long pfn) {
+    return (b[pfn >> 6] >> (pfn & 63)) & 1;
+  }
+  // The page holds `fill` in every byte (see stale/written).
+  bool pristine(unsigned long pfn) const {
+    return !test_bit(stale, pfn) && !test_bit(written, pfn);
+  }
+  // Pages [pfn, pfn + n) are being handed out: a stale one is set to `fill` (what a fresh machine
+  // has there), then all are marked written. Call before anything reads or writes their bytes;
+  // pristine() is still true of a page that was only stale, until mark_written().
+  void clean_stale(unsigned long pfn, unsigned long n);
+  bool has_stale(unsigned long pfn, unsigned long n) const {
+    for (unsigned long i = pfn; i < pfn + n; i++)
+      if (test_bit(stale, i)) return true;
+    return false;
+  }
+  void mark_written(unsigned long pfn, unsigned long n);
+
   int get_pageblock_migratetype(unsigned long pfn) const {
     return pageblock_mt[pfn >> pageblock_order];
   }
@@ -89,6 +118,11 @@ struct PhysMem {
 size_t physmem_drain_pool();
 // Boots so far that reused pooled host memory (for tests and benchmarks).
 uint64_t physmem_reuse_count();
+// Lazily backed host memory that reads as zero, from the pool of destroyed machines' when one
+// of that size is there (no page faults for what is already backed); nullptr if the host refuses.
+// host_zeroed_unmap() zeroes what is backed and pools it (physmem_drain_pool() empties the pool).
+void* host_zeroed_map(size_t bytes);
+void host_zeroed_unmap(void* p, size_t bytes);
 
 struct Kernel;
 
