@@ -11,19 +11,91 @@
 //     and the OOM killer's lines (and its panic when nobody can be killed: the run ends there);
 //   - sysrq's OOM kill (out_of_memory) kills exactly one task when one is killable;
 //   - a file never caches more pages than were read or written into it, and a deleted file
-//     has none.
+//     has none;
+//   - kswapd balances to the high watermark: when a wake-up ran balance_pgdat (sync mode: at
+//     once, on the waking CPU), then as it returns some zone it balanced (up to the wake-up's
+//     highest_zoneidx) is above its high watermark plus lowmem_reserve, as pgdat_balanced()
+//     asks - unless it ran out of priority. balance_pgdat stops unbalanced only when its
+//     priority has fallen from DEF_PRIORITY (12) to 0, one step per pass at most, so after
+//     fewer than 12 passes (shrink_node calls, counted by a shrinker that frees nothing) it
+//     must have stopped balanced. Balanced at order N implies order 0 (free - (2^N - 1) above
+//     the mark), so the order-0 check holds whatever order it was woken for.
+#include <algorithm>
 #include <map>
 
 #include "harness.h"
+#include "kernel.h"
 #include "kmm/pressure.h"
 #include "scenario_run.h"
+#include "vmscan.h"
+#include "vmstat.h"
+#include "watermark.h"
 
 namespace {
 
 using namespace kmm;
 
+// The kswapd check wraps the allocator's wakeup_kswapd hook: one machine at a time per process.
+struct KswapdCheck {
+  static inline fuzz::Ctx* ctx = nullptr;
+  static inline void (*real)(Kernel&, zone&, gfp_t, unsigned) = nullptr;
+  static inline unsigned long passes = 0; // shrink_node passes (shrink_slab calls)
+  static inline struct shrinker* counter = nullptr;
+
+  static unsigned long count_pass(struct shrinker*, struct shrink_control*) {
+    passes++;
+    return 0; // nothing to free: reclaim goes on as without it
+  }
+
+  static void wakeup(Kernel& k, zone& z, gfp_t gfp, unsigned order) {
+    Reclaim& r = *k.reclaim;
+    // The highest_zoneidx balance_pgdat takes if it runs now (wakeup_kswapd's max).
+    int zi = std::max(r.kswapd_highest_zoneidx, static_cast<int>(z.idx));
+    unsigned long runs = k.cpu().events[PAGEOUTRUN], passes_before = passes;
+    real(k, z, gfp, order);
+    if (r.threaded || k.cpu().events[PAGEOUTRUN] == runs) return; // kswapd did not run here
+    unsigned long ran = passes - passes_before;
+    if (ran >= static_cast<unsigned long>(DEF_PRIORITY)) return; // may have run out of priority
+    std::string zones;
+    for (int i = 0; i <= zi && i < MAX_NR_ZONES; i++) {
+      const zone& zz = k.zones[i];
+      if (!zz.managed_pages) continue;
+      if (zone_watermark_ok(k, zz, 0, zz.wmark(WMARK_HIGH), zi, 0)) return;
+      zones += std::string(" ") + zz.name + ": free " + std::to_string(zz.free_pages()) +
+               " high " + std::to_string(zz.wmark(WMARK_HIGH)) + " reserve " +
+               std::to_string(zz.lowmem_reserve[zi]) + ";";
+    }
+    fuzz::fail(*ctx, "kswapd stopped after " + std::to_string(ran) +
+                         " pass(es), before priority ran out, with no zone up to " +
+                         std::to_string(zi) + " above its high watermark:" + zones);
+  }
+
+  static void install(fuzz::Ctx& c) {
+    Kernel& k = c.m->kernel();
+    if (!k.reclaim || !k.hooks.wakeup_kswapd) return;
+    ctx = &c;
+    real = k.hooks.wakeup_kswapd;
+    k.hooks.wakeup_kswapd = wakeup;
+    counter = shrinker_alloc(0, "fuzz-kswapd-passes");
+    counter->count_objects = count_pass;
+    counter->scan_objects = [](struct shrinker*, struct shrink_control*) { return SHRINK_STOP; };
+    shrinker_register(counter);
+  }
+
+  static void remove(fuzz::Ctx& c) {
+    if (!counter) return;
+    c.m->kernel().hooks.wakeup_kswapd = real;
+    shrinker_free(counter);
+    counter = nullptr;
+    ctx = nullptr;
+  }
+};
+
 struct PressureOracle : fuzz::Oracle {
   std::map<std::string, long> file_pages; // pages ever read or written, per file result
+
+  void at_boot(fuzz::Ctx& c) override { KswapdCheck::install(c); }
+  void at_end(fuzz::Ctx& c) override { KswapdCheck::remove(c); }
 
   static int live_tasks(fuzz::Ctx& c, bool killable_only) {
     int n = 0;
