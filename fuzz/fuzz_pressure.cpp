@@ -61,8 +61,8 @@ struct KswapdCheck {
       const zone& zz = k.zones[i];
       if (!zz.managed_pages) continue;
       if (zone_watermark_ok(k, zz, 0, zz.wmark(WMARK_HIGH), zi, 0)) return;
-      zones += std::string(" ") + zz.name + ": free " + std::to_string(zz.free_pages()) +
-               " high " + std::to_string(zz.wmark(WMARK_HIGH)) + " reserve " +
+      zones += std::string(" ") + zz.name + ": free " + std::to_string(zz.free_pages()) + " high " +
+               std::to_string(zz.wmark(WMARK_HIGH)) + " reserve " +
                std::to_string(zz.lowmem_reserve[zi]) + ";";
     }
     fuzz::fail(*ctx, "kswapd stopped after " + std::to_string(ran) +
