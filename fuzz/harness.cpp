@@ -452,20 +452,30 @@ void refresh_tasks(Ctx& c) {
     if (!result_chunks(c, name, old, now - old, &fresh))
       fail(c, name + ": new anonymous pages cannot be read");
     // A new anonymous page is zeroed, then the task stamps each 512-byte block with
-    // (pid << 32 | index) in its first 8 bytes (task.cpp's fill_anon_page).
-    std::vector<uint8_t> want(size_t(now - old), 0);
-    for (size_t off = 0; off < want.size(); off += 512) {
-      uint64_t index = static_cast<uint64_t>(old) / PAGE_SIZE + off / PAGE_SIZE;
-      uint64_t stamp = (uint64_t(uint32_t(l.id)) << 32) | index;
-      std::memcpy(want.data() + off, &stamp, sizeof stamp);
-    }
-    size_t at = 0;
+    // (pid << 32 | index) in its first 8 bytes (task.cpp's fill_anon_page). Checked a page at a
+    // time against one page of expected bytes (a task may grow by megabytes at once).
+    uint8_t want[PAGE_SIZE];
+    uint64_t want_index = ~uint64_t(0);
+    if (!l.shadow.empty()) reserve_shadow(l.shadow, size_t(now));
+    int64_t at = old;
     for (const auto& ch : fresh) {
-      if (std::memcmp(ch.mem, want.data() + at, ch.len) != 0)
-        fail(c, name + ": a new anonymous page is not zeroed and stamped");
-      at += ch.len;
+      for (size_t done = 0; done < ch.len;) {
+        const uint64_t index = uint64_t(at) / PAGE_SIZE, in_page = uint64_t(at) % PAGE_SIZE;
+        if (index != want_index) {
+          std::memset(want, 0, sizeof want);
+          const uint64_t stamp = (uint64_t(uint32_t(l.id)) << 32) | index;
+          for (size_t off = 0; off < PAGE_SIZE; off += 512)
+            std::memcpy(want + off, &stamp, sizeof stamp);
+          want_index = index;
+        }
+        const size_t n = std::min<size_t>(ch.len - done, PAGE_SIZE - in_page);
+        if (std::memcmp(ch.mem + done, want + in_page, n) != 0)
+          fail(c, name + ": a new anonymous page is not zeroed and stamped");
+        if (!l.shadow.empty()) l.shadow.insert(l.shadow.end(), want + in_page, want + in_page + n);
+        done += n;
+        at += int64_t(n);
+      }
     }
-    if (!l.shadow.empty()) l.shadow.insert(l.shadow.end(), want.begin(), want.end());
   }
 }
 
