@@ -15,6 +15,16 @@
 //     "out-of-bounds" report at that very access.
 // The run ends at the detection: what follows a corrupted heap is the kernel's undefined state.
 //
+// And on a clean run, vmalloc's slack (kasan_unpoison_vmalloc): a vmalloc / vzalloc (or a
+// kvmalloc / kvzalloc that fell back to vmalloc) of a size that is not a multiple of the page
+// maps whole pages, but only the requested bytes are accessible; the rest of the last page is
+// poisoned KASAN_VMALLOC_INVALID. The scenario's accesses stay within a vmalloc result's size
+// (only `corrupt`, which is not checked, reaches past it), so the oracle makes the access an
+// instrumented overrun would: kasan_check_read() of the first byte past the object (inside a
+// partial granule that is a plain "out-of-bounds"), of the first granule past it and of the
+// last byte of the page - the last two must get "BUG: KASAN: vmalloc-out-of-bounds", all three
+// a report at that check. The check only reads the shadow; its reports are the oracle's own.
+//
 // And on a clean run, the quarantine (mm/kasan/quarantine.c): a freed slab object waits there
 // until the objects freed after it push the quarantine past its budget (1/32 of RAM,
 // quarantine_budget() in kasan_slab.cpp). The object at the head leaves only while the
@@ -37,10 +47,13 @@ namespace {
 
 using namespace kmm;
 
-// What a clean run may report (an allocation failure, a WARN for a bad GFP mask): never a sign of
-// the corrupted red zone, and allowed while it waits to be found.
-constexpr uint32_t target_allows =
-    fuzz::report_bit(ReportKind::AllocFail) | fuzz::report_bit(ReportKind::Warn);
+// What a clean run may report (an allocation failure, a WARN for a bad GFP mask, the OOM
+// killer's "no killable processes" once vmalloc has taken the memory - this target spawns no
+// task - and the panic that follows, which ends the run): never a sign of the corrupted red
+// zone, and allowed while it waits to be found.
+constexpr uint32_t target_allows = fuzz::report_bit(ReportKind::AllocFail) |
+                                   fuzz::report_bit(ReportKind::Warn) |
+                                   fuzz::report_bit(ReportKind::Oom);
 
 // The quarantine oracle: each freed slab object's place in the stream of quarantined bytes.
 struct QuarantineModel {
@@ -78,9 +91,10 @@ struct QuarantineModel {
 
   void after(fuzz::Ctx& c, const Op& op) {
     std::string n = fuzz::op_name(op);
-    if (n == "kmalloc" || n == "kzalloc" || n == "kmem_cache_alloc") {
+    if (n == "kmalloc" || n == "kzalloc" || n == "kmem_cache_alloc" || n == "kvmalloc" ||
+        n == "kvzalloc") { // kvmalloc: a slab object unless it fell back to vmalloc
       allocated(c, op.result);
-    } else if (n == "kfree" || n == "kfree_sensitive") {
+    } else if (n == "kfree" || n == "kfree_sensitive" || n == "kvfree") {
       freed_object(c.res.at(op.args[0].str).addr);
     } else if (n == "kmem_cache_free") {
       freed_object(c.res.at(op.args[1].str).addr);
@@ -154,9 +168,46 @@ struct KasanOracle : fuzz::Oracle {
     return found;
   }
 
+  // The vmalloc slack oracle (the header comment), after a vmalloc-like op of a clean run.
+  static void check_vmalloc_slack(fuzz::Ctx& c, const Op& op) {
+    std::string n = fuzz::op_name(op);
+    if (n != "vmalloc" && n != "vzalloc" && n != "kvmalloc" && n != "kvzalloc") return;
+    const fuzz::Live& l = c.res.at(op.result);
+    const auto* p = reinterpret_cast<const char*>(l.addr);
+    if (!l.live || l.size <= 0 || !is_vmalloc_addr(p) || l.size % int64_t(PAGE_SIZE) == 0) return;
+    const int64_t mapped = (l.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1);
+    const int64_t granule = (l.size + 7) & ~int64_t(7); // KASAN_GRANULE_SIZE
+    struct Probe {
+      int64_t off;
+      const char* want;
+    };
+    std::vector<Probe> probes;
+    if (granule != l.size) probes.push_back({l.size, "out-of-bounds in kasan_check_read"});
+    if (granule < mapped) {
+      probes.push_back({granule, "BUG: KASAN: vmalloc-out-of-bounds in kasan_check_read"});
+      if (mapped - 1 > granule)
+        probes.push_back({mapped - 1, "BUG: KASAN: vmalloc-out-of-bounds in kasan_check_read"});
+    }
+    const auto& reps = c.m->reports();
+    for (const Probe& pr : probes) {
+      size_t before = reps.size();
+      bool allowed = kasan_check_read(p + pr.off, 1);
+      std::string got = reps.size() > before ? reps[before].title : "";
+      if (allowed || reps.size() != before + 1 || got.find(pr.want) == std::string::npos)
+        fuzz::fail(c, "a read of " + op.result + "+" + std::to_string(pr.off) + " (size " +
+                          std::to_string(l.size) + ", page end " + std::to_string(mapped) +
+                          ") must get \"" + pr.want + "\"" +
+                          (got.empty() ? std::string(" (no report)") : " (got \"" + got + "\")"));
+    }
+    c.reports_seen = reps.size(); // the probes' reports are the oracle's, not the run's
+  }
+
   void after(fuzz::Ctx& c, const Op& op) override {
     if (!c.tainted) quarantine.after(c, op); // a misuse (double free ...) skips the quarantine
-    if (fault == Fault::None) return;
+    if (fault == Fault::None) {
+      check_vmalloc_slack(c, op);
+      return;
+    }
     std::string n = fuzz::op_name(op), first;
     bool frees_victim =
         (n == "kfree" || n == "kfree_sensitive" || n == "krealloc") && op.args[0].str == victim;
@@ -201,6 +252,11 @@ struct KasanOracle : fuzz::Oracle {
         c.stop = true;
         return;
       }
+      // The OOM killer found nobody to kill (the harness's rule for clean runs): the same end.
+      if (first == "Kernel panic - not syncing: System is deadlocked on memory") {
+        c.stop = true;
+        return;
+      }
       fuzz::fail(c, "report \"" + first + "\" before the corrupted " + victim + " was detected");
     }
   }
@@ -223,7 +279,8 @@ struct KasanOracle : fuzz::Oracle {
 const fuzz::Target target{"kasan",
                           {"kmalloc", "kzalloc", "krealloc", "kfree", "kfree_sensitive",
                            "kmem_cache_create", "kmem_cache_alloc", "kmem_cache_free", "write",
-                           "read", "fill", "corrupt"},
+                           "read", "fill", "corrupt", "vmalloc", "vzalloc", "vfree", "kvmalloc",
+                           "kvzalloc", "kvfree"},
                           "mem=16M nr_cpus=1 slub_debug=FZPU kasan=on",
                           16,
                           target_allows,

@@ -6,6 +6,13 @@
 // unchanged, zalloc zeroed, no report, validate every 16 operations, destroy clean at the end):
 //   - every object kmem_cache_alloc returns lies in a slab page of the cache it came from
 //     (page->slab.slab_cache is the cache kmem_cache_create returned, merged or not);
+//   - the free pointer is hardened (CONFIG_SLAB_FREELIST_HARDENED, freelist_ptr() in
+//     slub_fast.h): after a kmem_cache_free that leaves the object in its slab on a machine
+//     without KASAN (whose quarantine keeps the object off the freelist), the word at
+//     object + s->offset is next ^ s->random ^ bswap64(its address), next being NULL or a slot
+//     of that slab. Stored in the clear it would be 0 or an address inside the slab; encoded,
+//     it is one of those only if the top ~40 bits of random ^ bswap64(address) vanish, a
+//     chance of about 2^-40 per free;
 //   - detection (one injected fault per run, on machines without KASAN or KFENCE, which would
 //     see it first; fuzz_kasan covers those):
 //       * kmem_cache_free into another (unmerged) cache: the "object belongs to different cache"
@@ -134,9 +141,33 @@ struct SlabOracle : fuzz::Oracle {
                       (first.empty() ? std::string(" (no report)") : " (got \"" + first + "\")"));
   }
 
+  // The free-pointer oracle, after a clean kmem_cache_free of `name`.
+  static void check_freepointer_hardened(fuzz::Ctx& c, const std::string& name) {
+    Kernel& k = c.m->kernel();
+    const fuzz::Live& l = c.res.at(name);
+    if (k.kasan || !l.addr) return;
+    struct page* slab = virt_to_slab(k, reinterpret_cast<void*>(l.addr));
+    if (!slab) return; // a KFENCE object, or the slab went back to the buddy allocator
+    const kmem_cache* s = slab->slab.slab_cache;
+    const auto* word = reinterpret_cast<const uint8_t*>(l.addr) + s->offset;
+    uintptr_t stored;
+    {
+      KasanMetadataAccess meta(word, sizeof stored); // a free object's metadata
+      std::memcpy(&stored, word, sizeof stored);
+    }
+    uintptr_t base = reinterpret_cast<uintptr_t>(slab_address(k, slab));
+    uintptr_t end = base + uintptr_t(slab->slab.objects) * s->size; // every slot of the slab
+    if (stored == 0 || (stored >= base && stored < end))
+      fuzz::fail(c, "the free pointer of freed " + name + " is stored in the clear (" +
+                        (stored ? "an address in its slab" : std::string("0")) +
+                        "): SLAB_FREELIST_HARDENED encodes it as next ^ s->random ^ "
+                        "bswap64(&word)");
+  }
+
   void after(fuzz::Ctx& c, const Op& op) override {
     if (fault == Fault::None) {
       std::string n = fuzz::op_name(op);
+      if (n == "kmem_cache_free" && !c.tainted) check_freepointer_hardened(c, op.args[1].str);
       if (n != "kmem_cache_alloc" && n != "kmem_cache_zalloc") return;
       const auto& obj = c.r->results.at(op.result);
       if (!obj.ptr) return;
