@@ -3,6 +3,7 @@
 // the kmalloc red zone.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernel.h"
@@ -44,6 +45,55 @@ TEST(Kmalloc, SizesPickTheKernelsBuckets) {
   kfree(d);
   kfree(r);
   EXPECT_TRUE(m->reports().empty());
+}
+
+// Every size up to 8k lands in the smallest bucket that holds it (the fast path's one-load
+// table against the list of buckets).
+TEST(Kmalloc, EverySizeTakesTheSmallestBucket) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  const size_t buckets[] = {8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192};
+  for (size_t size = 1; size <= 8192; size++) {
+    void* p = kmalloc(size, GFP_KERNEL);
+    ASSERT_NE(p, nullptr);
+    size_t want =
+        *std::find_if(std::begin(buckets), std::end(buckets), [&](size_t b) { return b >= size; });
+    ASSERT_EQ(ksize(p), want) << size;
+    kfree(p);
+  }
+  EXPECT_TRUE(m->reports().empty());
+}
+
+// A sleeping kmalloc is reported in each kind of atomic context, also when the object comes
+// from the CPU freelist (the fast path); GFP_ATOMIC is not.
+TEST(Kmalloc, SleepingKmallocInEachAtomicContextIsReported) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  kfree(kmalloc(8, GFP_KERNEL)); // a cpu slab exists: no page allocation below
+  static void* held[6];
+  preempt_disable();
+  held[0] = kmalloc(8, GFP_KERNEL);
+  held[1] = kmalloc(8, GFP_ATOMIC);
+  preempt_enable();
+  local_irq_disable();
+  held[2] = kmalloc(8, GFP_KERNEL);
+  held[3] = kmalloc(8, GFP_ATOMIC);
+  local_irq_enable();
+  kmm_run_in_irq(
+      [](void*) {
+        held[4] = kmalloc(8, GFP_KERNEL);
+        held[5] = kmalloc(8, GFP_ATOMIC);
+      },
+      nullptr);
+  void* outside = kmalloc(8, GFP_KERNEL);
+  ASSERT_EQ(m->reports().size(), 3u);
+  for (const auto& r : m->reports())
+    EXPECT_EQ(r.title,
+              "BUG: sleeping function called from invalid context at include/linux/sched/mm.h");
+  EXPECT_NE(m->reports()[2].text.find("preempt_count: 10000, expected: 0\n"), std::string::npos);
+  for (void* p : held) kfree(p);
+  kfree(outside);
+  EXPECT_EQ(m->reports().size(), 3u);
 }
 
 TEST(Kmalloc, PowerOfTwoObjectsAreNaturallyAligned) {

@@ -11,6 +11,7 @@
 #include "buddy.h"
 #include "bug.h"
 #include "kernel.h"
+#include "kmm/linux.h"
 #include "kmm/validate.h"
 #include "page_test_util.h"
 #include "pfn_list.h"
@@ -293,4 +294,40 @@ TEST(Validate, FreeCmaCounterOffByOne) {
       << dump(e);
   normal.vm_stat[kmm::NR_FREE_CMA_PAGES]--;
   EXPECT_EQ(dump(kmm::validate(*m)), "");
+}
+
+// The context counters: validate() names a CPU whose atomic_depth is not the sum of the three
+// (the slab fast path reads only the sum), and one with a counter below zero.
+TEST(Validate, CpuAtomicDepthIsTheSumOfTheContextCounters) {
+  auto m = Machine::boot("mem=16M nr_cpus=2");
+  {
+    kmm::MachineScope scope(*m);
+    spinlock_t lock;
+    spin_lock_init(&lock);
+    spin_lock_irq(&lock);
+    preempt_disable();
+    EXPECT_EQ(m->kernel().cpus[0].atomic_depth, 3);
+    EXPECT_EQ(dump(kmm::validate(*m)), "");
+    preempt_enable();
+    spin_unlock_irq(&lock);
+    kmm_run_in_irq([](void*) { EXPECT_EQ(kmm::current_kernel()->cpu().atomic_depth, 2); }, nullptr);
+  }
+  kmm::CpuState& c1 = m->kernel().cpus[1];
+  EXPECT_EQ(c1.atomic_depth, 0);
+  EXPECT_EQ(m->kernel().cpus[0].atomic_depth, 0);
+  c1.preempt_count = 1; // changed without preempt_count_add()
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "cpu 1: atomic_depth 0, but preempt_count 1 + irq_disable_depth 0 + in_irq 0"))
+      << dump(e);
+  c1.preempt_count = 0;
+  c1.in_irq = -1;
+  c1.atomic_depth = -1;
+  e = kmm::validate(*m);
+  EXPECT_TRUE(
+      has(e, "cpu 1: atomic_depth -1, but preempt_count 0 + irq_disable_depth 0 + in_irq -1"))
+      << dump(e);
+  c1.in_irq = 0;
+  c1.atomic_depth = 0;
+  EXPECT_EQ(dump(kmm::validate(*m)), "");
+  EXPECT_TRUE(m->reports().empty());
 }

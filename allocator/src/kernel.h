@@ -38,12 +38,29 @@ struct TaskRef {
 };
 
 // Per-CPU state. Touched only by the thread holding the CPU's scope.
+// Always: atomic_depth == preempt_count + irq_disable_depth + in_irq, each of them >= 0. The
+// three change only through the *_add() functions below, which keep the sum; the slab fast path
+// tells "any nesting at all" with one load of atomic_depth (validate() checks the sum).
 struct alignas(64) CpuState {
   int preempt_count = 0;                        // spin_lock()/preempt_disable() depth
   int irq_disable_depth = 0;                    // local_irq_disable() depth
   int in_irq = 0;                               // simulated hardirq nesting
+  int atomic_depth = 0;                         // the sum of the three above
   TaskRef current;                              // the running task
   unsigned long events[NR_VM_EVENT_ITEMS] = {}; // vm_event_states, summed by /proc/vmstat
+
+  void preempt_count_add(int d) {
+    preempt_count += d;
+    atomic_depth += d;
+  }
+  void irq_disable_add(int d) {
+    irq_disable_depth += d;
+    atomic_depth += d;
+  }
+  void in_irq_add(int d) {
+    in_irq += d;
+    atomic_depth += d;
+  }
 };
 
 // What the allocator may ask of the layers above it. Set by those layers at boot; the defaults
@@ -141,10 +158,11 @@ struct Kernel {
   // them, and an extern thread_local that might need dynamic initialisation is reached through a
   // wrapper call (the slab_bench 64-byte pair went from ~9 to ~7 ns without it).
   static constinit thread_local Kernel* current KMM_TLS_INITIAL_EXEC;
+  // Never negative: 0 on a thread that holds no CpuScope.
   static constinit thread_local int current_cpu KMM_TLS_INITIAL_EXEC;
 
-  CpuState& cpu() { return cpus[current_cpu < 0 ? 0 : current_cpu]; }
-  unsigned cpu_id() const { return current_cpu < 0 ? 0 : static_cast<unsigned>(current_cpu); }
+  CpuState& cpu() { return cpus[current_cpu]; }
+  unsigned cpu_id() const { return static_cast<unsigned>(current_cpu); }
   // CPU slots with per-CPU state: the nr_cpus CPUs plus, below MAX_CPUS, the hidden slot
   // nr_cpus that the kswapd thread runs as (vmscan.cpp). Drains and event sums cover them all.
   unsigned nr_cpu_slots() const { return nr_cpus < MAX_CPUS ? nr_cpus + 1 : nr_cpus; }

@@ -155,7 +155,7 @@ unsigned int compound_order(const struct page* page) {
 void spin_lock_init(spinlock_t* lock) { lock->locked.store(false, std::memory_order_relaxed); }
 
 void spin_lock(spinlock_t* lock) {
-  K().cpu().preempt_count++;
+  K().cpu().preempt_count_add(1);
   while (lock->locked.exchange(true, std::memory_order_acquire))
     while (lock->locked.load(std::memory_order_relaxed)) {}
 }
@@ -168,13 +168,13 @@ void spin_unlock(spinlock_t* lock) {
     return;
   }
   lock->locked.store(false, std::memory_order_release);
-  if (k.cpu().preempt_count > 0) k.cpu().preempt_count--;
+  if (k.cpu().preempt_count > 0) k.cpu().preempt_count_add(-1);
 }
 
-void local_irq_disable(void) { K().cpu().irq_disable_depth++; }
+void local_irq_disable(void) { K().cpu().irq_disable_add(1); }
 void local_irq_enable(void) {
   Kernel& k = K();
-  if (k.cpu().irq_disable_depth > 0) k.cpu().irq_disable_depth--;
+  if (k.cpu().irq_disable_depth > 0) k.cpu().irq_disable_add(-1);
 }
 
 void spin_lock_irq(spinlock_t* lock) {
@@ -198,13 +198,13 @@ void spin_unlock_irqrestore(spinlock_t* lock, unsigned long flags) {
   spin_unlock(lock);
   Kernel& k = K();
   (void)flags;
-  if (k.cpu().irq_disable_depth > 0) k.cpu().irq_disable_depth--;
+  if (k.cpu().irq_disable_depth > 0) k.cpu().irq_disable_add(-1);
 }
 
-void preempt_disable(void) { K().cpu().preempt_count++; }
+void preempt_disable(void) { K().cpu().preempt_count_add(1); }
 void preempt_enable(void) {
   Kernel& k = K();
-  if (k.cpu().preempt_count > 0) k.cpu().preempt_count--;
+  if (k.cpu().preempt_count > 0) k.cpu().preempt_count_add(-1);
 }
 
 bool in_interrupt(void) { return K().cpu().in_irq > 0; }
@@ -216,11 +216,11 @@ bool irqs_disabled(void) { return K().cpu().irq_disable_depth > 0; }
 
 void kmm_run_in_irq(void (*fn)(void*), void* arg) {
   Kernel& k = K();
-  k.cpu().in_irq++;
-  k.cpu().irq_disable_depth++;
+  k.cpu().in_irq_add(1);
+  k.cpu().irq_disable_add(1);
   fn(arg);
-  k.cpu().irq_disable_depth--;
-  k.cpu().in_irq--;
+  k.cpu().irq_disable_add(-1);
+  k.cpu().in_irq_add(-1);
 }
 
 void might_sleep(void) {

@@ -29,7 +29,7 @@
 namespace kmm {
 
 constinit thread_local Kernel* Kernel::current KMM_TLS_INITIAL_EXEC = nullptr;
-constinit thread_local int Kernel::current_cpu KMM_TLS_INITIAL_EXEC = -1;
+constinit thread_local int Kernel::current_cpu KMM_TLS_INITIAL_EXEC = 0;
 
 uint64_t Kernel::random() {
   // splitmix64: one 64-bit state, deterministic from kmm.seed.

@@ -53,10 +53,17 @@ inline unsigned index_of_offset(const kmem_cache* s, uintptr_t off) {
 // the modulo.
 inline bool object_pointer_ok(Kernel& k, const kmem_cache* s, const struct page* slab,
                               const void* p) {
-  uintptr_t base = reinterpret_cast<uintptr_t>(k.mem.page_address(slab));
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - s->red_left_pad - base;
+  // page_address(slab) - direct_map from the struct page's byte offset in mem_map, one multiply
+  // by 4096 / 64 instead of page_to_pfn()'s division and a shift back (the slab at pfn 3: offset
+  // 192 in mem_map, 12288 in RAM).
+  constexpr uintptr_t ram_per_memmap_byte = PAGE_SIZE_ / sizeof(struct page);
+  static_assert(ram_per_memmap_byte * sizeof(struct page) == PAGE_SIZE_);
+  uintptr_t slab_phys =
+      (reinterpret_cast<uintptr_t>(slab) - reinterpret_cast<uintptr_t>(k.mem.mem_map)) *
+      ram_per_memmap_byte;
+  uintptr_t off = k.mem.virt_to_phys(p) - s->red_left_pad - slab_phys;
   unsigned idx = index_of_offset(s, off);
-  return idx < slab->slab.objects && uint64_t(idx) * s->size == off;
+  return (idx < slab->slab.objects) & (uint64_t(idx) * s->size == off); // one branch
 }
 
 // virt_to_slab(): the slab (head page) holding p, or nullptr if p is in no slab.
@@ -73,10 +80,7 @@ inline bool cpu_in_atomic(const CpuState& cs) {
 
 // k.cpu_id() with one read of the thread_local (each read of an extern thread_local goes
 // through its init-function check).
-inline unsigned this_cpu(const Kernel&) {
-  int cpu = Kernel::current_cpu;
-  return cpu < 0 ? 0u : static_cast<unsigned>(cpu);
-}
+inline unsigned this_cpu(const Kernel&) { return static_cast<unsigned>(Kernel::current_cpu); }
 
 // Allocation: a fastpath cache, no zeroing, not in atomic context for a sleeping allocation, and
 // a non-empty CPU freelist - then one pop.
@@ -85,12 +89,13 @@ inline void* slab_alloc_fast(Kernel& k, kmem_cache* s, gfp_t gfp, size_t orig_si
   const unsigned cpu = this_cpu(k);
   kmem_cache_cpu* c = &s->cpu_slab[cpu];
   void* obj = c->freelist;
-  const CpuState& cs = k.cpus[cpu];
-  // Any nesting at all goes to the general path, which decides with cpu_in_atomic().
-  const bool plain =
-      s->fastpath && !(gfp & __GFP_ZERO) &&
-      !((gfp & __GFP_DIRECT_RECLAIM) && (cs.preempt_count | cs.irq_disable_depth | cs.in_irq) != 0);
-  if (__builtin_expect(!plain || obj == nullptr, 0))
+  // Written so that the common case (fastpath cache, no __GFP_ZERO, a non-empty freelist, no
+  // nesting) falls through every branch. A sleeping allocation in any nesting at all (one load:
+  // atomic_depth is the sum of the three context counters, kernel.h) goes to the general path,
+  // which judges it with cpu_in_atomic() and reports.
+  if (__builtin_expect(!s->fastpath || (gfp & __GFP_ZERO) || obj == nullptr, 0))
+    return slab_alloc_general(k, s, gfp, orig_size, caller, cpu);
+  if (__builtin_expect(k.cpus[cpu].atomic_depth != 0, 0) && (gfp & __GFP_DIRECT_RECLAIM))
     return slab_alloc_general(k, s, gfp, orig_size, caller, cpu);
   c->freelist = freepointer_load(s, obj);
   return obj;

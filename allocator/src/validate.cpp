@@ -4,6 +4,7 @@
 //  - pages: every pfn is in exactly one state (free block, pcp block, allocation, reserved), and
 //    no block crosses a zone boundary
 //  - watermarks: min <= low <= high <= promo in every zone
+//  - cpus: no context counter below zero, and atomic_depth equal to their sum
 #include "kmm/validate.h"
 
 #include <mutex>
@@ -108,6 +109,20 @@ static void check_pages(Kernel& k, std::vector<std::string>& errors) {
   }
 }
 
+// CpuState's invariant (kernel.h). A wrong atomic_depth would let the slab fast path take a
+// sleeping allocation in atomic context without the report, or send every one to the general path.
+static void check_cpus(Kernel& k, std::vector<std::string>& errors) {
+  for (unsigned cpu = 0; cpu < k.nr_cpu_slots(); cpu++) {
+    const CpuState& c = k.cpus[cpu];
+    if (c.preempt_count < 0 || c.irq_disable_depth < 0 || c.in_irq < 0 ||
+        c.atomic_depth != c.preempt_count + c.irq_disable_depth + c.in_irq)
+      errors.push_back(strprintf("cpu %u: atomic_depth %d, but preempt_count %d + "
+                                 "irq_disable_depth %d + in_irq %d",
+                                 cpu, c.atomic_depth, c.preempt_count, c.irq_disable_depth,
+                                 c.in_irq));
+  }
+}
+
 const char* page_owner_name(PageOwner owner) {
   switch (owner) {
   case PageOwner::None: return "none";
@@ -146,6 +161,7 @@ std::vector<std::string> validate(Machine& m) {
                     z._watermark[WMARK_PROMO]));
   }
   check_pages(k, errors);
+  check_cpus(k, errors);
   slab_validate(k, errors);
   vmalloc_validate(k, errors);
   pressure_validate(k, errors);
