@@ -197,16 +197,18 @@ uint64_t physmem_reuse_count() { return reuses.load(std::memory_order_relaxed); 
 
 void PhysMem::clean_stale(unsigned long pfn, unsigned long n) {
   for (unsigned long i = pfn; i < pfn + n; i++) {
-    uint64_t& word = stale[i >> 6];
+    std::atomic_ref<uint64_t> word(stale[i >> 6]);
     const uint64_t bit = uint64_t(1) << (i & 63);
-    if (!(word & bit)) continue;
-    word &= ~bit;
+    if (!(word.load(std::memory_order_relaxed) & bit)) continue;
+    word.fetch_and(~bit, std::memory_order_relaxed);
     std::memset(direct_map + (uint64_t(i) << PAGE_SHIFT_), fill, PAGE_SIZE_);
   }
 }
 
 void PhysMem::mark_written(unsigned long pfn, unsigned long n) {
-  for (unsigned long i = pfn; i < pfn + n; i++) written[i >> 6] |= uint64_t(1) << (i & 63);
+  for (unsigned long i = pfn; i < pfn + n; i++)
+    std::atomic_ref<uint64_t>(written[i >> 6])
+        .fetch_or(uint64_t(1) << (i & 63), std::memory_order_relaxed);
 }
 
 PhysMem::~PhysMem() {

@@ -18,6 +18,7 @@
 // (0xffffea0000000000 + pfn * 64), as on an x86_64 kernel without KASLR.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -42,7 +43,8 @@ struct PhysMem {
   // One bit per page. Invariant: a page that is neither stale nor written holds `fill` in every
   // host byte; a free page the machine has never handed out is never written (every writer of
   // RAM writes pages it was handed: allocations, slabs, vmalloc, migration targets, poisoning at
-  // free).
+  // free). CPUs hand out pages concurrently, and 64 pages share a word: every access is atomic
+  // (relaxed: a page moves between CPUs only through the allocator's locks).
   std::vector<uint64_t> stale;   // bytes left by a previous machine on this host memory
   std::vector<uint64_t> written; // handed out by this machine since boot
 
@@ -88,7 +90,9 @@ struct PhysMem {
   }
 
   static bool test_bit(const std::vector<uint64_t>& b, unsigned long pfn) {
-    return (b[pfn >> 6] >> (pfn & 63)) & 1;
+    auto& word = const_cast<uint64_t&>(b[pfn >> 6]); // atomic_ref<const T> is C++26
+    const uint64_t w = std::atomic_ref<uint64_t>(word).load(std::memory_order_relaxed);
+    return (w >> (pfn & 63)) & 1;
   }
   // The page holds `fill` in every byte (see stale/written).
   bool pristine(unsigned long pfn) const {
