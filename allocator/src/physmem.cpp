@@ -206,9 +206,16 @@ void PhysMem::clean_stale(unsigned long pfn, unsigned long n) {
 }
 
 void PhysMem::mark_written(unsigned long pfn, unsigned long n) {
-  for (unsigned long i = pfn; i < pfn + n; i++)
-    std::atomic_ref<uint64_t>(written[i >> 6])
-        .fetch_or(uint64_t(1) << (i & 63), std::memory_order_relaxed);
+  // A word at a time, and a locked RMW only for bits not yet set: most pages handed out again
+  // were handed out before (an order-10 block is 16 words, not 1024 RMWs).
+  for (unsigned long i = pfn; i < pfn + n;) {
+    const unsigned long bits = std::min(64 - (i & 63), pfn + n - i);
+    const uint64_t mask = (bits == 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1) << (i & 63);
+    std::atomic_ref<uint64_t> word(written[i >> 6]);
+    if ((word.load(std::memory_order_relaxed) & mask) != mask)
+      word.fetch_or(mask, std::memory_order_relaxed);
+    i += bits;
+  }
 }
 
 PhysMem::~PhysMem() {

@@ -7,7 +7,7 @@
 // cost 10 ms). The struct pages are zeroed (their resident part); RAM is not cleaned at all. The
 // pages the old machine handed out are *stale* in the new one: their host bytes are left over,
 // but the machine must see `fill` there, so a stale page is set to `fill` when it is handed out
-// (prepare_pages), the only moment its bytes become visible. A page never handed out since it was
+// (prep_new_page), the only moment its bytes become visible. A page never handed out since it was
 // last clean is *pristine*: it holds `fill`, so an allocation that zeroes it (init_on_alloc,
 // __GFP_ZERO) skips the memset when fill is 0, and page_poison's check skips it. Cleaning thus
 // costs what the inputs allocate, not mem=; what the machine sees is byte for byte a fresh boot
@@ -99,7 +99,7 @@ struct PhysMem {
     return !test_bit(stale, pfn) && !test_bit(written, pfn);
   }
   // Pages [pfn, pfn + n) are being handed out: a stale one is set to `fill` (what a fresh machine
-  // has there), then all are marked written. Call before anything reads or writes their bytes;
+  // has there); the caller then marks all written. Call before anything reads their bytes;
   // pristine() is still true of a page that was only stale, until mark_written().
   void clean_stale(unsigned long pfn, unsigned long n);
   bool has_stale(unsigned long pfn, unsigned long n) const {
