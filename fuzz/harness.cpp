@@ -135,14 +135,17 @@ void keep_spare(std::vector<uint8_t>&& v) {
   spare_shadows.push_back(std::move(v));
 }
 
-// Gives l.shadow room for n bytes, from a spare if it has none.
+// Gives l.shadow room for n bytes, from a spare if it has none; what it holds is kept (a growing
+// task's shadow is reserved again with its old bytes in it).
 void reserve_shadow(std::vector<uint8_t>& shadow, size_t n) {
   if (shadow.capacity() >= n) return;
   for (size_t i = 0; i < spare_shadows.size(); i++)
     if (spare_shadows[i].capacity() >= n) {
-      spare_bytes -= spare_shadows[i].capacity();
-      shadow.swap(spare_shadows[i]);
+      std::vector<uint8_t> taken = std::move(spare_shadows[i]);
+      spare_bytes -= taken.capacity();
       spare_shadows.erase(spare_shadows.begin() + std::ptrdiff_t(i));
+      taken.assign(shadow.begin(), shadow.end());
+      shadow.swap(taken);
       return;
     }
   shadow.reserve(n);
