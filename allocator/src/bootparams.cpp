@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "kmm/machine.h"
@@ -168,7 +170,7 @@ void check_ranges(const BootParams& p) {
 
 } // namespace
 
-BootParams parse_cmdline(const std::string& cmdline) {
+static BootParams parse_words(const std::string& cmdline) {
   BootParams p;
   const auto& table = boot_param_table();
   for (const auto& info : table) set_value(p, info, info.name, info.def, true);
@@ -188,6 +190,24 @@ BootParams parse_cmdline(const std::string& cmdline) {
     set_value(p, *info, name, value, has_value);
   }
   check_ranges(p);
+  return p;
+}
+
+// The parse is a function of the text alone, and a fuzzer boots the same few lines thousands of
+// times a second: the lines that parsed are kept (a few dozen at most; the table starts over
+// when full). A line that does not parse is parsed, and rejected, every time.
+BootParams parse_cmdline(const std::string& cmdline) {
+  static std::mutex lock;
+  static std::map<std::string, BootParams> parsed;
+  {
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = parsed.find(cmdline);
+    if (it != parsed.end()) return it->second;
+  }
+  BootParams p = parse_words(cmdline);
+  std::lock_guard<std::mutex> guard(lock);
+  if (parsed.size() >= 64) parsed.clear();
+  parsed.emplace(cmdline, p);
   return p;
 }
 

@@ -128,8 +128,10 @@ static kmem_cache* find_mergeable_locked(Kernel& k, unsigned size, unsigned alig
 static void init_cache_random_seq(Kernel& k, kmem_cache* s) {
   s->random_seq.resize(s->objects);
   for (unsigned i = 0; i < s->objects; i++) s->random_seq[i] = i;
-  for (unsigned i = s->objects; i > 1; i--) // Fisher-Yates
-    std::swap(s->random_seq[i - 1], s->random_seq[k.slab->rng.fetch_add(1) % i]);
+  // Fisher-Yates, drawing objects - 1 consecutive values of the slab rng in one step (every boot
+  // shuffles each kmalloc cache: a read-modify-write per object was most of kmem_cache_init).
+  uint64_t r = s->objects > 1 ? k.slab->rng.fetch_add(s->objects - 1) : 0;
+  for (unsigned i = s->objects; i > 1; i--) std::swap(s->random_seq[i - 1], s->random_seq[r++ % i]);
 }
 
 static void* creation_error(Kernel& k, const char* name, slab_flags_t flags, int err) {
