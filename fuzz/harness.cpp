@@ -17,6 +17,7 @@
 #include "kmm/slab.h"
 #include "kmm/validate.h"
 #include "pcp.h"
+#include "recycle.h"
 #include "scenario_ops.h"
 #include "scenario_run.h"
 
@@ -733,12 +734,95 @@ const std::set<unsigned>& target_ops(const Target& t) {
   return cache[&t] = s;
 }
 
+// Machines between inputs (recycle.h). An input whose operations all stay in the page allocator
+// and its pages, on a clean run that freed everything, leaves its machine here restored to the
+// boot image; the next input with the same boot line takes it instead of booting. Anything else
+// (a slab, vmalloc, task, file, CMA or DMA operation, a misuse, a restore the image refuses)
+// destroys the machine and the next input boots afresh. KMM_FUZZ_RECYCLE=0 boots every input.
+struct Parked {
+  std::unique_ptr<Machine> m;
+  BootImagePtr img;
+};
+std::map<std::string, Parked>& parked() {
+  static std::map<std::string, Parked> p;
+  return p;
+}
+
+bool recycling() {
+  static const bool on = [] {
+    const char* e = std::getenv("KMM_FUZZ_RECYCLE");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+// The operations after which the boot image can still be restored: they reach the page
+// allocator and the bytes of the pages it handed out, nothing else.
+bool page_level(const Op& op) {
+  static const std::set<std::string> ops = {"alloc_pages",
+                                            "free_pages",
+                                            "get_page",
+                                            "put_page",
+                                            "split_page",
+                                            "alloc_pages_exact",
+                                            "free_pages_exact",
+                                            "write",
+                                            "read",
+                                            "fill",
+                                            "cpu",
+                                            "spin_lock",
+                                            "spin_unlock",
+                                            "local_irq_disable",
+                                            "local_irq_enable"};
+  return ops.count(op_name(op)) != 0;
+}
+
+// KMM_FUZZ_STATS=1: at exit, how many inputs took a restored machine and how many booted.
+uint64_t inputs_booted = 0, inputs_restored = 0;
+void print_stats() {
+  std::fprintf(
+      stderr,
+      "kmm-fuzz: %llu inputs on a restored machine, %llu booted one (%llu restores refused)\n",
+      static_cast<unsigned long long>(inputs_restored),
+      static_cast<unsigned long long>(inputs_booted),
+      static_cast<unsigned long long>(boot_image_refusals()));
+}
+
+BootImagePtr take_machine(Ctx& c, const std::string& line) {
+  static const bool stats = [] {
+    const char* e = std::getenv("KMM_FUZZ_STATS");
+    if (e && std::strcmp(e, "1") == 0) std::atexit(print_stats);
+    return true;
+  }();
+  (void)stats;
+  auto it = parked().find(line);
+  if (it != parked().end()) {
+    c.m = std::move(it->second.m);
+    BootImagePtr img = std::move(it->second.img);
+    parked().erase(it);
+    inputs_restored++;
+    return img;
+  }
+  inputs_booted++;
+  c.m = Machine::boot(line);
+  return recycling() ? take_boot_image(c.m->kernel()) : nullptr;
+}
+
+void park_machine(Ctx& c, BootImagePtr img) {
+  if (!img || c.tainted || !c.t.free_at_end) return;
+  for (const Op& op : c.executed.ops)
+    if (!page_level(op)) return;
+  if (!restore_boot_image(c.m->kernel(), *img)) return;
+  parked()[c.executed.boot] = Parked{std::move(c.m), std::move(img)};
+}
+
 int run(const Target& t, const Scenario& input) {
   Ctx c(t);
   c.executed.boot = input.boot;
   c.executed.filename = input.filename;
+  BootImagePtr img;
   try {
-    c.m = Machine::boot(input.boot);
+    img = take_machine(c, input.boot);
   } catch (const std::exception& e) {
     fail(c, std::string("boot failed: ") + e.what());
   }
@@ -793,6 +877,7 @@ int run(const Target& t, const Scenario& input) {
     c.r = nullptr;
   }
   for (auto& [name, l] : c.res) keep_spare(std::move(l.shadow));
+  park_machine(c, std::move(img));
   return 0;
 }
 

@@ -22,6 +22,7 @@ void Dmesg::printk(const std::string& text) {
     while (bytes_ > kMaxBytes && !lines_.empty()) {
       bytes_ -= lines_.front().size();
       lines_.pop_front();
+      dropped_++;
     }
     start = nl + 1;
   }
@@ -37,8 +38,26 @@ std::string Dmesg::text() const {
 
 void Dmesg::clear() {
   std::lock_guard<std::mutex> guard(lock_);
+  dropped_ += lines_.size();
   lines_.clear();
   bytes_ = 0;
+}
+
+Dmesg::Mark Dmesg::mark() const {
+  std::lock_guard<std::mutex> guard(lock_);
+  return {lines_.size(), bytes_, clock_us_, dropped_};
+}
+
+bool Dmesg::can_rewind(const Mark& m) const {
+  std::lock_guard<std::mutex> guard(lock_);
+  return dropped_ == m.dropped && lines_.size() >= m.lines;
+}
+
+void Dmesg::rewind(const Mark& m) {
+  std::lock_guard<std::mutex> guard(lock_);
+  lines_.resize(m.lines);
+  bytes_ = m.bytes;
+  clock_us_ = m.clock_us;
 }
 
 } // namespace kmm

@@ -19,11 +19,23 @@ public:
   std::string text() const;
   void clear();
 
+  // A point in the log to come back to (a machine restored to its boot image, recycle.h):
+  // rewind() drops every line printed since and turns the clock back. Possible while no line
+  // older than the mark has dropped off the ring and the log was not cleared.
+  struct Mark {
+    size_t lines = 0, bytes = 0;
+    uint64_t clock_us = 0, dropped = 0;
+  };
+  Mark mark() const;
+  bool can_rewind(const Mark& m) const;
+  void rewind(const Mark& m);
+
 private:
   mutable std::mutex lock_;
   std::deque<std::string> lines_;
   size_t bytes_ = 0;
   uint64_t clock_us_ = 0;
+  uint64_t dropped_ = 0; // lines gone from the front (ring overflow, clear)
 };
 
 } // namespace kmm

@@ -18,10 +18,7 @@ std::string (*kasan_describe_slab_object)(Kernel& k, const void* addr, const cha
 
 KasanState::~KasanState() {
   // ASan's copy goes with the machine: its host ranges are unmapped next and may be reused.
-  if (owner)
-    kasan_asan_unregister(*owner, reinterpret_cast<uintptr_t>(owner->mem.direct_map),
-                          owner->mem.bytes, owner->vmalloc ? owner->vmalloc->base : 0,
-                          owner->vmalloc ? owner->vmalloc->size : 0);
+  if (owner) kasan_asan_unregister(*owner, *this);
   host_zeroed_unmap(dm_shadow, dm_shadow_size);
   host_zeroed_unmap(vm_shadow, vm_shadow_size);
 }
@@ -76,7 +73,7 @@ void kasan_poison(Kernel& k, const void* addr, size_t size, uint8_t value) {
   uint8_t* s = shadow_slot(k, reinterpret_cast<uintptr_t>(addr), &key);
   if (!s) return;
   std::memset(s, value ^ key, (size + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE);
-  kasan_asan_set(addr, size, value);
+  kasan_asan_set(k, addr, size, value);
 }
 
 void kasan_unpoison(Kernel& k, const void* addr, size_t size) {
@@ -87,9 +84,9 @@ void kasan_unpoison(Kernel& k, const void* addr, size_t size) {
   size_t full = size / KASAN_GRANULE_SIZE;
   std::memset(s, 0 ^ key, full);
   if (size % KASAN_GRANULE_SIZE) s[full] = static_cast<uint8_t>((size % KASAN_GRANULE_SIZE) ^ key);
-  kasan_asan_set(addr, full * KASAN_GRANULE_SIZE, 0);
+  kasan_asan_set(k, addr, full * KASAN_GRANULE_SIZE, 0);
   if (size % KASAN_GRANULE_SIZE)
-    kasan_asan_set(static_cast<const char*>(addr) + full * KASAN_GRANULE_SIZE, 1,
+    kasan_asan_set(k, static_cast<const char*>(addr) + full * KASAN_GRANULE_SIZE, 1,
                    static_cast<uint8_t>(size % KASAN_GRANULE_SIZE));
 }
 

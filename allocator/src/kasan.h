@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "kmm/gfp.h"
 
@@ -39,6 +40,10 @@ struct KasanState {
   size_t dm_shadow_size = 0;
   uint8_t* vm_shadow = nullptr; // vmalloc range: size/8 bytes, stored XOR KASAN_VMALLOC_INVALID
   size_t vm_shadow_size = 0;
+  // ASan builds (kasan_asan.h): the 32 KiB chunks of the direct map and of the vmalloc range
+  // whose ASan shadow may hold poison, a bit each. Set on every poisoning, so that the machine's
+  // end clears what it poisoned instead of scanning all of its shadow.
+  std::vector<uint64_t> asan_poisoned_dm, asan_poisoned_vm;
   ~KasanState();
 };
 

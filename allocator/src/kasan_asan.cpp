@@ -115,6 +115,37 @@ void clear_shadow(uintptr_t lo, uintptr_t hi) {
   unpoison_range(a1, hi);
 }
 
+// KasanState::asan_poisoned_*: one bit per kChunk bytes of a machine range.
+constexpr uintptr_t kChunk = uintptr_t(32) << 10;
+
+void mark_chunks(std::vector<uint64_t>& bits, uintptr_t base, uintptr_t lo, uintptr_t hi) {
+  for (uintptr_t i = (lo - base) / kChunk, e = (hi - base + kChunk - 1) / kChunk; i < e; i++) {
+    std::atomic_ref<uint64_t> word(bits[i >> 6]);
+    const uint64_t bit = uint64_t(1) << (i & 63);
+    if (!(word.load(std::memory_order_relaxed) & bit))
+      word.fetch_or(bit, std::memory_order_relaxed);
+  }
+}
+
+// Records that ASan's shadow of [lo, hi) may now hold poison, in the bitmap of the range of k's
+// memory that holds it.
+void note_poisoned(Kernel& k, uintptr_t lo, uintptr_t hi) {
+  KasanState& st = *k.kasan;
+  const auto dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
+  if (lo >= dm && hi <= dm + k.mem.bytes) mark_chunks(st.asan_poisoned_dm, dm, lo, hi);
+  else if (k.vmalloc && lo >= k.vmalloc->base && hi <= k.vmalloc->base + k.vmalloc->size)
+    mark_chunks(st.asan_poisoned_vm, k.vmalloc->base, lo, hi);
+}
+
+// Clears ASan's shadow of the chunks of [base, end) that `bits` marks.
+void clear_poisoned(const std::vector<uint64_t>& bits, uintptr_t base, uintptr_t end) {
+  for (size_t w = 0; w < bits.size(); w++)
+    for (uint64_t b = bits[w]; b; b &= b - 1) {
+      const uintptr_t lo = base + (w * 64 + unsigned(__builtin_ctzll(b))) * kChunk;
+      if (lo < end) clear_shadow(lo, std::min(lo + kChunk, end));
+    }
+}
+
 // --- the error report callback ----------------------------------------------------------------
 
 bool runtime_frame(const std::string& fn) {
@@ -239,13 +270,14 @@ thread_local std::vector<OpenRange> open_ranges;
 } // namespace
 
 void kasan_asan_register(Kernel& k) {
+  k.kasan->asan_poisoned_dm.assign((k.mem.bytes / kChunk + 64) / 64, 0);
+  if (k.vmalloc) k.kasan->asan_poisoned_vm.assign((k.vmalloc->size / kChunk + 64) / 64, 0);
   std::lock_guard<std::mutex> guard(registry_lock);
   registry.push_back(&k);
   nr_registered.fetch_add(1, std::memory_order_relaxed);
 }
 
-void kasan_asan_unregister(Kernel& k, uintptr_t dm_base, size_t dm_size, uintptr_t vm_base,
-                           size_t vm_size) {
+void kasan_asan_unregister(Kernel& k, KasanState& st) {
   {
     std::lock_guard<std::mutex> guard(registry_lock);
     auto it = std::find(registry.begin(), registry.end(), &k);
@@ -253,19 +285,24 @@ void kasan_asan_unregister(Kernel& k, uintptr_t dm_base, size_t dm_size, uintptr
     registry.erase(it);
     nr_registered.fetch_sub(1, std::memory_order_relaxed);
   }
-  clear_shadow(dm_base, dm_base + dm_size);
-  clear_shadow(vm_base, vm_base + vm_size);
+  const auto dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
+  clear_poisoned(st.asan_poisoned_dm, dm, dm + k.mem.bytes);
+  if (k.vmalloc)
+    clear_poisoned(st.asan_poisoned_vm, k.vmalloc->base, k.vmalloc->base + k.vmalloc->size);
 }
 
-void kasan_asan_set(const void* addr, size_t size, uint8_t kasan_value) {
+void kasan_asan_set(Kernel& k, const void* addr, size_t size, uint8_t kasan_value) {
   if (!size) return;
   uintptr_t a = reinterpret_cast<uintptr_t>(addr) & ~uintptr_t(KASAN_GRANULE_SIZE - 1);
   size_t n =
       (reinterpret_cast<uintptr_t>(addr) + size - a + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE;
   void* start = reinterpret_cast<void*>(a);
-  if (kasan_value == 0) __asan_unpoison_memory_region(start, n * KASAN_GRANULE_SIZE);
-  else if (kasan_value >= KASAN_GRANULE_SIZE)
-    __asan_poison_memory_region(start, n * KASAN_GRANULE_SIZE);
+  if (kasan_value == 0) {
+    __asan_unpoison_memory_region(start, n * KASAN_GRANULE_SIZE);
+    return;
+  }
+  note_poisoned(k, a, a + n * KASAN_GRANULE_SIZE);
+  if (kasan_value >= KASAN_GRANULE_SIZE) __asan_poison_memory_region(start, n * KASAN_GRANULE_SIZE);
   else
     for (size_t i = 0; i < n; i++) store_shadow(a + i * KASAN_GRANULE_SIZE, kasan_value);
 }
@@ -282,6 +319,7 @@ void kasan_asan_sync(Kernel& k, const void* addr, size_t size) {
   if (!k.kasan || !size) return;
   uintptr_t a = reinterpret_cast<uintptr_t>(addr) & ~uintptr_t(KASAN_GRANULE_SIZE - 1);
   uintptr_t e = reinterpret_cast<uintptr_t>(addr) + size;
+  note_poisoned(k, a, e);
   for (uintptr_t g = a; g < e; g += KASAN_GRANULE_SIZE)
     store_shadow(g, asan_value(kasan_shadow(k, reinterpret_cast<const void*>(g))));
 }

@@ -49,6 +49,7 @@
 namespace kmm {
 
 struct Kernel;
+struct KasanState;
 
 #if KMM_ASAN
 
@@ -56,12 +57,11 @@ struct Kernel;
 // place). kasan_asan_unregister (KasanState's destructor) clears ASan's shadow of the machine's
 // ranges, so a later mapping at those host addresses starts clean.
 void kasan_asan_register(Kernel& k);
-void kasan_asan_unregister(Kernel& k, uintptr_t dm_base, size_t dm_size, uintptr_t vm_base,
-                           size_t vm_size);
+void kasan_asan_unregister(Kernel& k, KasanState& st);
 // ASan's shadow of [addr, addr + size) (granule-rounded) := KASAN's shadow of the same bytes.
 void kasan_asan_sync(Kernel& k, const void* addr, size_t size);
 // ASan's shadow of [addr, addr + size) := poisoned (value >= 8) or accessible prefix (0..7).
-void kasan_asan_set(const void* addr, size_t size, uint8_t kasan_value);
+void kasan_asan_set(Kernel& k, const void* addr, size_t size, uint8_t kasan_value);
 // Makes [addr, addr + size) accessible to ASan (KASAN's shadow is left alone).
 void kasan_asan_clear(const void* addr, size_t size);
 
@@ -83,9 +83,9 @@ private:
 #else
 
 inline void kasan_asan_register(Kernel&) {}
-inline void kasan_asan_unregister(Kernel&, uintptr_t, size_t, uintptr_t, size_t) {}
+inline void kasan_asan_unregister(Kernel&, KasanState&) {}
 inline void kasan_asan_sync(Kernel&, const void*, size_t) {}
-inline void kasan_asan_set(const void*, size_t, uint8_t) {}
+inline void kasan_asan_set(Kernel&, const void*, size_t, uint8_t) {}
 inline void kasan_asan_clear(const void*, size_t) {}
 
 class KasanMetadataAccess {

@@ -178,6 +178,12 @@ RunResult run_scenario(const Scenario& s, const RunOptions& opts) {
     out.exit_status = 2;
     return out;
   }
+  return run_scenario_on(*m, s, opts);
+}
+
+RunResult run_scenario_on(Machine& machine, const Scenario& s, const RunOptions& opts) {
+  RunResult out;
+  Machine* m = &machine;
   {
     MachineScope scope(*m);
     Runner r(s, *m, out);

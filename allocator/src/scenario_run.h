@@ -20,7 +20,11 @@
 
 namespace kmm {
 struct Kernel;
-}
+
+// run_scenario on a machine the caller booted (or restored, recycle.h) instead of a fresh one; the
+// scenario's boot line is not looked at. The machine stays the caller's.
+RunResult run_scenario_on(Machine& m, const Scenario& s, const RunOptions& opts = {});
+} // namespace kmm
 
 namespace kmm::scn {
 

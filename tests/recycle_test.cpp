@@ -1,0 +1,213 @@
+// recycle.h: a machine restored to its boot image is a freshly booted one. Every corpus scenario
+// (seeds, regressions, examples) runs on a machine, the machine is restored, and a probe then
+// sees the same trace, log, reports, /proc files, RAM and struct pages as on a fresh boot.
+#include "recycle.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "kernel.h"
+#include "kmm/machine.h"
+#include "kmm/scenario.h"
+#include "scenario_ops.h"
+#include "scenario_run.h"
+
+using kmm::Machine;
+
+namespace {
+
+// Whatever an input after the restore could notice: pages of several orders and migratetypes
+// (their bytes too), an atomic allocation, a warning in the log, kmalloc and vmalloc, /proc.
+const char* const kProbe = R"(p0 = alloc_pages order=0 gfp=GFP_KERNEL
+p1 = alloc_pages order=3 gfp=GFP_HIGHUSER_MOVABLE
+p2 = alloc_pages order=9 gfp=GFP_KERNEL|__GFP_RECLAIMABLE
+p3 = alloc_pages order=2 gfp=GFP_ATOMIC
+p4 = alloc_pages order=11 gfp=GFP_KERNEL
+read p0+0 len=16
+read p1+12288 len=16
+read p2+4096 len=16
+o0 = kmalloc size=200
+read o0+0 len=16
+v0 = vmalloc size=9000
+read v0+0 len=16
+proc_read /proc/buddyinfo
+proc_read /proc/pagetypeinfo
+proc_read /proc/zoneinfo
+proc_read /proc/vmstat
+proc_read /proc/meminfo
+proc_read /proc/slabinfo
+free_pages p1
+)";
+
+// RAM as the machine sees it (a stale page reads as the fill it is cleaned to when handed out)
+// and the struct pages, with a slab page's cache pointer left out: the two machines compared
+// have the same RAM and mem_map mapping (see probe_fresh) but their kmem_cache descriptors live
+// at different host addresses.
+std::string image(Machine& m) {
+  const kmm::PhysMem& mem = m.kernel().mem;
+  std::string out(reinterpret_cast<const char*>(mem.direct_map), mem.bytes);
+  for (unsigned long pfn = 0; pfn < mem.nr_pages; pfn++)
+    if (kmm::PhysMem::test_bit(mem.stale, pfn))
+      std::fill_n(out.begin() + std::ptrdiff_t(pfn * kmm::PAGE_SIZE_), kmm::PAGE_SIZE_,
+                  char(mem.fill));
+  std::vector<struct page> pages(mem.mem_map, mem.mem_map + mem.nr_pages);
+  for (struct page& p : pages)
+    if (p.owner == kmm::PageOwner::Slab) p.slab.slab_cache = nullptr;
+  out.append(reinterpret_cast<const char*>(pages.data()), pages.size() * sizeof(struct page));
+  return out;
+}
+
+// Where two image()s of one machine size first differ: "RAM of pfn N" or "struct page of pfn N".
+std::string first_difference(const std::string& a, const std::string& b, uint64_t ram_bytes) {
+  if (a.size() != b.size()) return "sizes differ";
+  size_t i = 0;
+  while (i < a.size() && a[i] == b[i]) i++;
+  if (i == a.size()) return "nothing";
+  if (i < ram_bytes)
+    return "RAM of pfn " + std::to_string(i / kmm::PAGE_SIZE_) + " byte " +
+           std::to_string(i % kmm::PAGE_SIZE_);
+  const size_t at = i - ram_bytes;
+  return "struct page of pfn " + std::to_string(at / sizeof(struct page)) + " byte " +
+         std::to_string(at % sizeof(struct page));
+}
+
+struct Seen {
+  std::string run;   // trace, dmesg, reports, failures
+  std::string bytes; // image() after the probe
+};
+
+Seen probe(Machine& m) {
+  kmm::Scenario s = kmm::parse_scenario(kProbe, "probe.kmm");
+  Seen seen;
+  kmm::RunOptions opts;
+  opts.at_end = [&](Machine& mm) { seen.bytes = image(mm); };
+  seen.run = kmm::format_run(kmm::run_scenario_on(m, s, opts));
+  return seen;
+}
+
+// The probe on a fresh boot of `line` that takes over `old`'s host memory (the pool holds only
+// it), so that host addresses kept in RAM, such as a slab's encoded free pointers, compare.
+Seen probe_fresh(std::unique_ptr<Machine> old, const std::string& line) {
+  const uint8_t* ram = old->kernel().mem.direct_map;
+  kmm::physmem_drain_pool();
+  old.reset();
+  auto fresh = Machine::boot(line);
+  EXPECT_EQ(fresh->kernel().mem.direct_map, ram) << "the fresh machine did not get the same RAM";
+  return probe(*fresh);
+}
+
+std::vector<std::filesystem::path> corpus_files() {
+  std::vector<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(
+           std::filesystem::path(KMM_SOURCE_DIR) / "corpus"))
+    if (e.path().extension() == ".kmm") out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The operations the fuzz harness restores after (fuzz/harness.cpp page_level).
+bool page_level(const kmm::Scenario& s) {
+  static const std::vector<std::string> ops = {"alloc_pages",
+                                               "free_pages",
+                                               "get_page",
+                                               "put_page",
+                                               "split_page",
+                                               "alloc_pages_exact",
+                                               "free_pages_exact",
+                                               "write",
+                                               "read",
+                                               "fill",
+                                               "cpu",
+                                               "spin_lock",
+                                               "spin_unlock",
+                                               "local_irq_disable",
+                                               "local_irq_enable"};
+  for (const kmm::Op& op : s.ops)
+    if (std::find(ops.begin(), ops.end(), kmm::scn::op_table()[op.code].name) == ops.end())
+      return false;
+  return true;
+}
+
+} // namespace
+
+TEST(Recycle, RestoredMachineIsAFreshBoot) {
+  unsigned compared = 0, page_level_runs = 0;
+  for (const auto& path : corpus_files()) {
+    SCOPED_TRACE(path.string());
+    kmm::Scenario s = kmm::parse_scenario(read_file(path), path.string());
+    auto m = Machine::boot(s.boot);
+    kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+    if (!img) {
+      // Only machines whose KASAN shadow or KFENCE pool the image does not hold go without.
+      EXPECT_TRUE(m->kernel().kasan || m->kernel().kfence);
+      continue;
+    }
+    kmm::run_scenario_on(*m, s);
+    const bool restored = kmm::restore_boot_image(m->kernel(), *img);
+    if (page_level(s)) {
+      page_level_runs++;
+      EXPECT_TRUE(restored || m->kernel().panicked) << "a page-level run could not be restored";
+    }
+    if (!restored) continue;
+    const Seen got = probe(*m);
+    const uint64_t ram_bytes = m->kernel().mem.bytes;
+    const Seen want = probe_fresh(std::move(m), s.boot);
+    EXPECT_EQ(got.run, want.run);
+    EXPECT_TRUE(got.bytes == want.bytes)
+        << "differs from a fresh boot at " << first_difference(got.bytes, want.bytes, ram_bytes);
+    compared++;
+  }
+  EXPECT_GT(page_level_runs, 3u);
+  EXPECT_GE(compared, page_level_runs);
+}
+
+// A restore refuses when a part the image only compares has moved, and leaves the machine
+// usable as it was.
+TEST(Recycle, RestoreRefusesWhenSlabStateMoved) {
+  auto m = Machine::boot("mem=16M");
+  kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+  ASSERT_TRUE(img);
+  kmm::Scenario s = kmm::parse_scenario("o0 = kmalloc size=100\n", "slab.kmm");
+  kmm::run_scenario_on(*m, s);
+  const uint64_t refused = kmm::boot_image_refusals();
+  EXPECT_FALSE(kmm::restore_boot_image(m->kernel(), *img));
+  EXPECT_EQ(kmm::boot_image_refusals(), refused + 1);
+  kmm::RunResult r = kmm::run_scenario_on(*m, kmm::parse_scenario(kProbe, "probe.kmm"));
+  EXPECT_EQ(r.exit_status, 0) << kmm::format_run(r);
+}
+
+// The same machine restored many times stays a fresh boot (the log, the clock and the random
+// state go back each time; nothing accumulates).
+TEST(Recycle, RepeatedRestoresStayFresh) {
+  const char* const dirty = R"(p0 = alloc_pages order=4 gfp=GFP_KERNEL
+fill p0 byte=0x5a
+p1 = alloc_pages order=11 gfp=GFP_KERNEL
+p2 = alloc_pages order=1 gfp=GFP_ATOMIC
+cpu 1
+p3 = alloc_pages order=0 gfp=GFP_KERNEL
+free_pages p0
+)";
+  auto m = Machine::boot("mem=32M nr_cpus=2");
+  kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+  ASSERT_TRUE(img);
+  for (int i = 0; i < 20; i++) {
+    kmm::run_scenario_on(*m, kmm::parse_scenario(dirty, "dirty.kmm"));
+    ASSERT_TRUE(kmm::restore_boot_image(m->kernel(), *img)) << "round " << i;
+  }
+  const Seen got = probe(*m);
+  const uint64_t ram_bytes = m->kernel().mem.bytes;
+  const Seen want = probe_fresh(std::move(m), "mem=32M nr_cpus=2");
+  EXPECT_EQ(got.run, want.run);
+  EXPECT_TRUE(got.bytes == want.bytes) << first_difference(got.bytes, want.bytes, ram_bytes);
+}
