@@ -5,7 +5,10 @@
 //
 //   BM_BootTeardown/machine:I  Machine::boot of the I-th boot line the input may choose (the
 //                              target's fixed line if it has one) and its destruction: the reset
-//                              every input pays, since the harness boots a fresh machine.
+//                              an input pays when its machine cannot be restored (recycle.h).
+//   BM_Restore/machine:I       the reset of an input that stayed in the page allocator: an
+//                              order-3 block allocated, written and freed, then the machine
+//                              restored to its boot image (none for a KASAN machine: skipped).
 //   BM_Validate/machine:I      kmm::validate() of that fresh machine: the harness runs it every
 //                              16 operations and at the end of every non-empty input.
 //   BM_EmptyInput              a zero-length input: boot, the boot-time oracles, teardown.
@@ -34,8 +37,11 @@
 #include <vector>
 
 #include "harness.h"
+#include "kmm/linux.h"
 #include "kmm/scenario.h"
 #include "kmm/validate.h"
+#include "mmzone.h"
+#include "recycle.h"
 
 namespace {
 
@@ -52,6 +58,29 @@ void BM_BootTeardown(benchmark::State& state) {
     benchmark::DoNotOptimize(m.get());
   }
   state.SetLabel(line.empty() ? "default" : line);
+}
+
+void BM_Restore(benchmark::State& state) {
+  const std::string line = boot_lines()[size_t(state.range(0))];
+  auto m = kmm::Machine::boot(line);
+  kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+  state.SetLabel(line.empty() ? "default" : line);
+  if (!img) {
+    state.SkipWithError("no boot image for this machine");
+    return;
+  }
+  kmm::MachineScope scope(*m);
+  for (auto _ : state) {
+    struct page* p = alloc_pages(GFP_KERNEL, 3);
+    if (p) {
+      std::memset(page_address(p), 0x5a, 8 * kmm::PAGE_SIZE_);
+      __free_pages(p, 3);
+    }
+    if (!kmm::restore_boot_image(m->kernel(), *img)) {
+      state.SkipWithError("restore refused");
+      return;
+    }
+  }
 }
 
 void BM_Validate(benchmark::State& state) {
@@ -166,6 +195,8 @@ void BM_Random(benchmark::State& state) {
 void register_all() {
   const std::string name = kmm_fuzz_target().name;
   auto* b = benchmark::RegisterBenchmark(("BM_BootTeardown/" + name).c_str(), BM_BootTeardown);
+  b->ArgName("machine")->DenseRange(0, int(boot_lines().size()) - 1)->Unit(benchmark::kMicrosecond);
+  b = benchmark::RegisterBenchmark(("BM_Restore/" + name).c_str(), BM_Restore);
   b->ArgName("machine")->DenseRange(0, int(boot_lines().size()) - 1)->Unit(benchmark::kMicrosecond);
   b = benchmark::RegisterBenchmark(("BM_Validate/" + name).c_str(), BM_Validate);
   b->ArgName("machine")->DenseRange(0, int(boot_lines().size()) - 1)->Unit(benchmark::kMicrosecond);
