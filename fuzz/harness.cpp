@@ -734,11 +734,11 @@ const std::set<unsigned>& target_ops(const Target& t) {
   return cache[&t] = s;
 }
 
-// Machines between inputs (recycle.h). An input whose operations all stay in the page allocator
-// and its pages, on a clean run that freed everything, leaves its machine here restored to the
-// boot image; the next input with the same boot line takes it instead of booting. Anything else
-// (a slab, vmalloc, task, file, CMA or DMA operation, a misuse, a restore the image refuses)
-// destroys the machine and the next input boots afresh. KMM_FUZZ_RECYCLE=0 boots every input.
+// Machines between inputs (recycle.h). A clean run (no misuse ran) whose machine its boot image
+// can take back, which the harness's freeing everything at the end usually makes so, leaves the
+// machine here restored; the next input with the same boot line takes it instead of booting.
+// Otherwise (a misuse, a KASAN or KFENCE machine, a restore refused) the machine is destroyed
+// and the next input boots afresh. KMM_FUZZ_RECYCLE=0 boots every input.
 struct Parked {
   std::unique_ptr<Machine> m;
   BootImagePtr img;
@@ -756,27 +756,6 @@ bool recycling() {
   return on;
 }
 
-// The operations after which the boot image can still be restored: they reach the page
-// allocator and the bytes of the pages it handed out, nothing else.
-bool page_level(const Op& op) {
-  static const std::set<std::string> ops = {"alloc_pages",
-                                            "free_pages",
-                                            "get_page",
-                                            "put_page",
-                                            "split_page",
-                                            "alloc_pages_exact",
-                                            "free_pages_exact",
-                                            "write",
-                                            "read",
-                                            "fill",
-                                            "cpu",
-                                            "spin_lock",
-                                            "spin_unlock",
-                                            "local_irq_disable",
-                                            "local_irq_enable"};
-  return ops.count(op_name(op)) != 0;
-}
-
 // KMM_FUZZ_STATS=1: at exit, how many inputs took a restored machine and how many booted.
 uint64_t inputs_booted = 0, inputs_restored = 0;
 void print_stats() {
@@ -788,19 +767,50 @@ void print_stats() {
       static_cast<unsigned long long>(boot_image_refusals()));
 }
 
+bool env_is_1(const char* name) {
+  const char* e = std::getenv(name);
+  return e && std::strcmp(e, "1") == 0;
+}
+
+// What a machine at its boot state shows: the log, /proc, the struct pages. (Its RAM reads as
+// the boot fill everywhere on both: no page is in use at boot, recycle.h.)
+std::string boot_state(Machine& m) {
+  std::string out = m.dmesg();
+  for (const char* path : {"/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
+                           "/proc/vmstat", "/proc/meminfo", "/proc/slabinfo", "/proc/vmallocinfo"})
+    out += std::string("--- ") + path + "\n" + m.proc_read(path);
+  const PhysMem& mem = m.kernel().mem;
+  out.append(reinterpret_cast<const char*>(mem.mem_map), mem.mem_map_bytes);
+  return out;
+}
+
+// KMM_FUZZ_RECYCLE_CHECK=1 (ctest's corpus replays set it): a machine taken from the park is
+// first compared with a fresh boot of its line; a difference is the harness's own failure.
+void check_restored(Ctx& c, const std::string& line) {
+  std::string restored = boot_state(*c.m), fresh = boot_state(*Machine::boot(line));
+  if (restored == fresh) return;
+  size_t at = 0;
+  while (at < restored.size() && at < fresh.size() && restored[at] == fresh[at]) at++;
+  const size_t from = at > 200 ? at - 200 : 0;
+  fail(c, "a machine restored to its boot image differs from a fresh boot of '" + line +
+              "' at byte " + std::to_string(at) + ":\n--- restored:\n" +
+              restored.substr(from, 300) + "\n--- fresh:\n" + fresh.substr(from, 300));
+}
+
 BootImagePtr take_machine(Ctx& c, const std::string& line) {
   static const bool stats = [] {
-    const char* e = std::getenv("KMM_FUZZ_STATS");
-    if (e && std::strcmp(e, "1") == 0) std::atexit(print_stats);
+    if (env_is_1("KMM_FUZZ_STATS")) std::atexit(print_stats);
     return true;
   }();
   (void)stats;
+  static const bool check = env_is_1("KMM_FUZZ_RECYCLE_CHECK");
   auto it = parked().find(line);
   if (it != parked().end()) {
     c.m = std::move(it->second.m);
     BootImagePtr img = std::move(it->second.img);
     parked().erase(it);
     inputs_restored++;
+    if (check) check_restored(c, line);
     return img;
   }
   inputs_booted++;
@@ -809,9 +819,7 @@ BootImagePtr take_machine(Ctx& c, const std::string& line) {
 }
 
 void park_machine(Ctx& c, BootImagePtr img) {
-  if (!img || c.tainted || !c.t.free_at_end) return;
-  for (const Op& op : c.executed.ops)
-    if (!page_level(op)) return;
+  if (!img || c.tainted) return;
   if (!restore_boot_image(c.m->kernel(), *img)) return;
   parked()[c.executed.boot] = Parked{std::move(c.m), std::move(img)};
 }

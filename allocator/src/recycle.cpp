@@ -1,8 +1,10 @@
 // A booted machine's image and its restore in place (see recycle.h).
 #include "recycle.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "cma.h"
@@ -43,70 +45,127 @@ struct KswapdImage {
   bool drop_caches_stfu;
 };
 
-// The parts of the machine an image compares instead of copying, as one vector of words: equal
-// vectors mean none of them moved. Each CPU slab and freelist of every cache, every slab list and
-// count, the slab random state; vmalloc's areas; tasks, files, LRU, shrinkers; CMA; RCU.
+// A slab cache as boot left it. Boot creates the caches but no slab: every page a cache holds
+// later was handed out after the image, so the restore gives them back with the struct pages.
+struct CacheImage {
+  kmem_cache_cpu cpu_slab[MAX_CPUS];
+  pfn_list partial, full;
+  unsigned long nr_partial, nr_slabs, total_objects;
+  int refcount;
+  unsigned object_size, inuse;
+  size_t aliases;
+  bool dead, shutdown_failed;
+};
+
+struct SlabImage {
+  std::vector<CacheImage> caches; // SlabState::all, in order
+  std::vector<kmem_cache*> slab_caches;
+  long slab_errors;
+  uint64_t jiffies, rng;
+  unsigned long rcu_gp_seq;
+};
+
+// The parts of the machine an image compares instead of restoring, as one vector of words:
+// equal vectors mean none of them moved (shrinkers registered, CMA areas' pages in use).
 std::vector<uint64_t> untouched_parts(Kernel& k) {
   std::vector<uint64_t> v;
+  v.reserve(16);
   auto put = [&v](auto x) { v.push_back(uint64_t(x)); };
-  if (SlabState* st = k.slab.get()) {
-    put(st->all.size());
-    put(st->slab_caches.size());
-    put(st->slab_errors.load());
-    put(st->jiffies.load());
-    put(st->rng.load());
-    for (const auto& s : st->all) {
-      put(s->refcount);
-      put(s->dead);
-      for (unsigned c = 0; c < k.nr_cpu_slots(); c++) {
-        put(reinterpret_cast<uintptr_t>(s->cpu_slab[c].freelist));
-        put(reinterpret_cast<uintptr_t>(s->cpu_slab[c].slab));
-      }
-      put(s->node.partial.head);
-      put(s->node.partial.tail);
-      put(s->node.nr_partial);
-      put(s->node.full.head);
-      put(s->node.full.tail);
-      put(s->node.nr_slabs.load());
-      put(s->node.total_objects.load());
-    }
-    if (st->rcu) {
-      std::lock_guard<std::mutex> guard(st->rcu->lock);
-      put(st->rcu->queue.size());
-      put(st->rcu->gp_seq);
-    }
-  }
-  if (k.vmalloc) {
-    std::lock_guard<std::mutex> guard(k.vmalloc->lock);
-    put(k.vmalloc->free_ranges.size());
-    put(k.vmalloc->busy.size());
-    put(k.vmalloc->purge_list.size());
-    put(k.vmalloc->lazy_nr);
-    for (const auto& [start, end] : k.vmalloc->free_ranges) {
-      put(start);
-      put(end);
-    }
-  }
-  if (k.tasks) {
-    put(k.tasks->tasks.size());
-    put(k.tasks->next_pid);
-  }
-  if (k.pagecache) {
-    put(k.pagecache->files.size());
-    put(k.pagecache->next_ino);
-  }
-  if (k.reclaim)
-    for (unsigned long n : k.reclaim->lru.nr) put(n);
   if (k.shrinkers) put(k.shrinkers->list.size());
   if (k.cma)
     for (const auto& a : k.cma->areas) {
-      put(a->alloc_success);
-      put(a->alloc_fail);
-      put(a->release_success);
+      std::lock_guard<std::mutex> guard(a->lock);
+      put(std::count(a->bitmap.begin(), a->bitmap.end(), true));
     }
-  for (long n : k.node_stat) put(n);
   return v;
 }
+
+// Whether the slab layer can go back to `img`: no cache created since is still alive (the
+// harness destroys what it created; a destroyed one is a dead descriptor to drop), every boot
+// cache is referenced as at boot, and no RCU callback is pending.
+bool slab_restorable(Kernel& k, const SlabImage& img) {
+  SlabState& st = *k.slab;
+  std::lock_guard<std::mutex> guard(st.slab_mutex);
+  if (st.all.size() < img.caches.size()) return false;
+  for (size_t i = 0; i < st.all.size(); i++) {
+    const kmem_cache* s = st.all[i].get();
+    if (i >= img.caches.size()) {
+      if (!s->dead) return false;
+      continue;
+    }
+    const CacheImage& c = img.caches[i];
+    if (s->refcount != c.refcount || s->dead != c.dead || s->shutdown_failed != c.shutdown_failed)
+      return false;
+  }
+  if (st.slab_caches != img.slab_caches) return false;
+  if (st.rcu) {
+    std::lock_guard<std::mutex> rcu_guard(st.rcu->lock);
+    if (!st.rcu->queue.empty()) return false;
+    for (unsigned c = 0; c < MAX_CPUS; c++)
+      if (st.rcu->readers[c].load()) return false;
+  }
+  return true;
+}
+
+SlabImage take_slab_image(Kernel& k) {
+  SlabState& st = *k.slab;
+  std::lock_guard<std::mutex> guard(st.slab_mutex);
+  SlabImage img;
+  for (const auto& s : st.all) {
+    CacheImage c{};
+    std::copy(s->cpu_slab, s->cpu_slab + MAX_CPUS, c.cpu_slab);
+    c.partial = s->node.partial;
+    c.full = s->node.full;
+    c.nr_partial = s->node.nr_partial;
+    c.nr_slabs = s->node.nr_slabs.load();
+    c.total_objects = s->node.total_objects.load();
+    c.refcount = s->refcount;
+    c.object_size = s->object_size;
+    c.inuse = s->inuse;
+    c.aliases = s->aliases.size();
+    c.dead = s->dead;
+    c.shutdown_failed = s->shutdown_failed;
+    img.caches.push_back(c);
+  }
+  img.slab_caches = st.slab_caches;
+  img.slab_errors = st.slab_errors.load();
+  img.jiffies = st.jiffies.load();
+  img.rng = st.rng.load();
+  img.rcu_gp_seq = st.rcu ? st.rcu->gp_seq : 0;
+  return img;
+}
+
+void restore_slab(Kernel& k, const SlabImage& img) {
+  SlabState& st = *k.slab;
+  std::lock_guard<std::mutex> guard(st.slab_mutex);
+  st.all.resize(img.caches.size()); // the caches created and destroyed since: dead descriptors
+  for (size_t i = 0; i < img.caches.size(); i++) {
+    kmem_cache* s = st.all[i].get();
+    const CacheImage& c = img.caches[i];
+    std::copy(c.cpu_slab, c.cpu_slab + MAX_CPUS, s->cpu_slab);
+    s->node.partial = c.partial;
+    s->node.full = c.full;
+    s->node.nr_partial = c.nr_partial;
+    s->node.nr_slabs.store(c.nr_slabs);
+    s->node.total_objects.store(c.total_objects);
+    s->object_size = c.object_size; // a merged alias may have grown them
+    s->inuse = c.inuse;
+    s->aliases.resize(c.aliases);
+  }
+  st.slab_errors.store(img.slab_errors);
+  st.jiffies.store(img.jiffies);
+  st.rng.store(img.rng);
+  if (st.rcu) {
+    std::lock_guard<std::mutex> rcu_guard(st.rcu->lock);
+    st.rcu->gp_seq = img.rcu_gp_seq;
+  }
+}
+
+// vmalloc as boot left it: no area in use, the reservation's free ranges.
+struct VmallocImage {
+  std::map<uintptr_t, uintptr_t> free_ranges;
+  unsigned long lazy_nr = 0, lazy_max = 0;
+};
 
 bool kswapd_idle(const Kernel& k) {
   return !k.reclaim ||
@@ -114,6 +173,9 @@ bool kswapd_idle(const Kernel& k) {
 }
 
 } // namespace
+
+struct BootImage;
+static bool restorable(Kernel& k, const BootImage& img);
 
 struct BootImage {
   std::vector<struct page> mem_map;
@@ -124,6 +186,12 @@ struct BootImage {
   KswapdImage kswapd{};
   Dmesg::Mark log;
   std::vector<uint64_t> untouched;
+  SlabImage slab;
+  VmallocImage vmalloc;
+  long node_stat[NR_VM_NODE_STAT_ITEMS];
+  unsigned long lru_nr[NR_LRU_LISTS];
+  int next_pid = 0, next_ino = 0;
+  std::vector<unsigned long> cma_counters; // alloc_success, alloc_fail, release_success per area
 
   int min_free_kbytes;
   int user_min_free_kbytes;
@@ -146,10 +214,18 @@ BootImagePtr take_boot_image(Kernel& k) {
     if (!k.reports.empty()) return nullptr;
   }
   PhysMem& mem = k.mem;
-  // A free page the machine wrote holds bytes a restore could not bring back (it would hand
-  // them out again unchanged): such a machine keeps no image. Boot leaves none.
+  // Every byte a later run can write is then in a page handed out after the image, which the
+  // restore marks stale: a page in use, or a free one the machine wrote, would hold bytes the
+  // restore could not bring back. Boot leaves none.
   for (unsigned long pfn = 0; pfn < mem.nr_pages; pfn++)
-    if (PageBuddy(*mem.pfn_to_page(pfn)) && PhysMem::test_bit(mem.written, pfn)) return nullptr;
+    if (mem.pfn_to_page(pfn)->owner != PageOwner::None || PhysMem::test_bit(mem.written, pfn))
+      return nullptr;
+  if (k.vmalloc) {
+    std::lock_guard<std::mutex> guard(k.vmalloc->lock);
+    if (!k.vmalloc->busy.empty() || !k.vmalloc->purge_list.empty()) return nullptr;
+  }
+  if ((k.tasks && !k.tasks->tasks.empty()) || (k.pagecache && !k.pagecache->files.empty()))
+    return nullptr;
 
   BootImagePtr img(new BootImage);
   img->mem_map.assign(mem.mem_map, mem.mem_map + mem.nr_pages);
@@ -179,6 +255,19 @@ BootImagePtr take_boot_image(Kernel& k) {
                    k.reclaim->kswapd_failures.load(), k.reclaim->drop_caches_stfu};
   img->log = k.log.mark();
   img->untouched = untouched_parts(k);
+  if (k.slab) img->slab = take_slab_image(k);
+  if (k.vmalloc) {
+    std::lock_guard<std::mutex> guard(k.vmalloc->lock);
+    img->vmalloc = {k.vmalloc->free_ranges, k.vmalloc->lazy_nr, k.vmalloc->lazy_max};
+  }
+  for (unsigned i = 0; i < NR_VM_NODE_STAT_ITEMS; i++) img->node_stat[i] = k.node_stat[i].load();
+  if (k.reclaim) std::copy(k.reclaim->lru.nr, k.reclaim->lru.nr + NR_LRU_LISTS, img->lru_nr);
+  if (k.tasks) img->next_pid = k.tasks->next_pid;
+  if (k.pagecache) img->next_ino = k.pagecache->next_ino;
+  if (k.cma)
+    for (const auto& a : k.cma->areas)
+      img->cma_counters.insert(img->cma_counters.end(),
+                               {a->alloc_success, a->alloc_fail, a->release_success});
   img->min_free_kbytes = k.min_free_kbytes;
   img->user_min_free_kbytes = k.user_min_free_kbytes;
   img->watermark_scale_factor = k.watermark_scale_factor;
@@ -194,9 +283,26 @@ BootImagePtr take_boot_image(Kernel& k) {
   return img;
 }
 
+// Whether `k` can go back to `img`: the parts an image compares are as they were, and nothing
+// the restore cannot undo is in use (a task, a file, a vmalloc area, a live cache created since,
+// a pending RCU callback, a running kswapd, a panic, a log that lost lines).
+static bool restorable(Kernel& k, const BootImage& img) {
+  if (k.panicked || !kswapd_idle(k) || !k.log.can_rewind(img.log)) return false;
+  if (untouched_parts(k) != img.untouched) return false;
+  if (k.slab && !slab_restorable(k, img.slab)) return false;
+  if (k.vmalloc) {
+    std::lock_guard<std::mutex> guard(k.vmalloc->lock);
+    if (!k.vmalloc->busy.empty()) return false;
+  }
+  if ((k.tasks && !k.tasks->tasks.empty()) || (k.pagecache && !k.pagecache->files.empty()))
+    return false;
+  if (k.reclaim && !std::equal(img.lru_nr, img.lru_nr + NR_LRU_LISTS, k.reclaim->lru.nr))
+    return false;
+  return true;
+}
+
 bool restore_boot_image(Kernel& k, const BootImage& img) {
-  if (k.panicked || !kswapd_idle(k) || !k.log.can_rewind(img.log) ||
-      untouched_parts(k) != img.untouched) {
+  if (!restorable(k, img)) {
     refusals.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -235,6 +341,24 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
     k.reclaim->kswapd_failures.store(img.kswapd.failures);
     k.reclaim->drop_caches_stfu = img.kswapd.drop_caches_stfu;
   }
+  if (k.slab) restore_slab(k, img.slab);
+  if (k.vmalloc) {
+    // The areas vfree'd since wait on the purge list; their pages went back with the rest.
+    std::lock_guard<std::mutex> guard(k.vmalloc->lock);
+    k.vmalloc->purge_list.clear();
+    k.vmalloc->free_ranges = img.vmalloc.free_ranges;
+    k.vmalloc->lazy_nr = img.vmalloc.lazy_nr;
+    k.vmalloc->lazy_max = img.vmalloc.lazy_max;
+  }
+  for (unsigned i = 0; i < NR_VM_NODE_STAT_ITEMS; i++) k.node_stat[i].store(img.node_stat[i]);
+  if (k.tasks) k.tasks->next_pid = img.next_pid;
+  if (k.pagecache) k.pagecache->next_ino = img.next_ino;
+  if (k.cma)
+    for (size_t i = 0; i < k.cma->areas.size(); i++) {
+      k.cma->areas[i]->alloc_success = img.cma_counters[3 * i];
+      k.cma->areas[i]->alloc_fail = img.cma_counters[3 * i + 1];
+      k.cma->areas[i]->release_success = img.cma_counters[3 * i + 2];
+    }
   k.log.rewind(img.log);
   {
     std::lock_guard<std::mutex> guard(k.report_lock);
