@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "kernel.h"
@@ -43,48 +45,50 @@ proc_read /proc/slabinfo
 free_pages p1
 )";
 
-// RAM as the machine sees it (a stale page reads as the fill it is cleaned to when handed out)
-// and the struct pages, with a slab page's cache pointer left out: the two machines compared
-// have the same RAM and mem_map mapping (see probe_fresh) but their kmem_cache descriptors live
-// at different host addresses.
-std::string image(Machine& m) {
-  const kmm::PhysMem& mem = m.kernel().mem;
-  std::string out(reinterpret_cast<const char*>(mem.direct_map), mem.bytes);
-  for (unsigned long pfn = 0; pfn < mem.nr_pages; pfn++)
-    if (kmm::PhysMem::test_bit(mem.stale, pfn))
-      std::fill_n(out.begin() + std::ptrdiff_t(pfn * kmm::PAGE_SIZE_), kmm::PAGE_SIZE_,
-                  char(mem.fill));
-  std::vector<struct page> pages(mem.mem_map, mem.mem_map + mem.nr_pages);
-  for (struct page& p : pages)
-    if (p.owner == kmm::PageOwner::Slab) p.slab.slab_cache = nullptr;
-  out.append(reinterpret_cast<const char*>(pages.data()), pages.size() * sizeof(struct page));
-  return out;
-}
-
-// Where two image()s of one machine size first differ: "RAM of pfn N" or "struct page of pfn N".
-std::string first_difference(const std::string& a, const std::string& b, uint64_t ram_bytes) {
-  if (a.size() != b.size()) return "sizes differ";
-  size_t i = 0;
-  while (i < a.size() && a[i] == b[i]) i++;
-  if (i == a.size()) return "nothing";
-  if (i < ram_bytes)
-    return "RAM of pfn " + std::to_string(i / kmm::PAGE_SIZE_) + " byte " +
-           std::to_string(i % kmm::PAGE_SIZE_);
-  const size_t at = i - ram_bytes;
-  return "struct page of pfn " + std::to_string(at / sizeof(struct page)) + " byte " +
-         std::to_string(at % sizeof(struct page));
-}
-
+// What the probe leaves that a later input could read: the struct pages, and the bytes of every
+// page in use (a stale one reads as the fill it is cleaned to when handed out). Free pages hold
+// the boot fill or are stale on both machines (physmem.h; Physmem tests check that invariant).
+// A slab page's cache pointer is left out: the two machines compared have the same RAM and
+// mem_map mapping (see probe_fresh), but their kmem_cache descriptors live at different host
+// addresses.
 struct Seen {
-  std::string run;   // trace, dmesg, reports, failures
-  std::string bytes; // image() after the probe
+  std::string run;                          // trace, dmesg, reports, failures
+  std::vector<struct page> pages;           // mem_map after the probe
+  std::map<unsigned long, std::string> ram; // pages in use after the probe, by pfn
 };
+
+void take_image(Machine& m, Seen* seen) {
+  const kmm::PhysMem& mem = m.kernel().mem;
+  seen->pages.assign(mem.mem_map, mem.mem_map + mem.nr_pages);
+  for (unsigned long pfn = 0; pfn < mem.nr_pages; pfn++) {
+    struct page& p = seen->pages[pfn];
+    if (p.owner == kmm::PageOwner::None) continue;
+    if (p.owner == kmm::PageOwner::Slab) p.slab.slab_cache = nullptr;
+    const char* b = reinterpret_cast<const char*>(mem.direct_map) + pfn * kmm::PAGE_SIZE_;
+    seen->ram[pfn] = kmm::PhysMem::test_bit(mem.stale, pfn)
+                         ? std::string(kmm::PAGE_SIZE_, char(mem.fill))
+                         : std::string(b, kmm::PAGE_SIZE_);
+  }
+}
+
+// "nothing", or the first pfn whose struct page or (in-use) bytes differ.
+std::string first_difference(const Seen& a, const Seen& b) {
+  if (a.pages.size() != b.pages.size()) return "machine sizes";
+  for (size_t pfn = 0; pfn < a.pages.size(); pfn++)
+    if (std::memcmp(&a.pages[pfn], &b.pages[pfn], sizeof(struct page)) != 0)
+      return "struct page of pfn " + std::to_string(pfn);
+  for (const auto& [pfn, bytes] : a.ram) {
+    auto it = b.ram.find(pfn);
+    if (it == b.ram.end() || it->second != bytes) return "RAM of pfn " + std::to_string(pfn);
+  }
+  return "nothing";
+}
 
 Seen probe(Machine& m) {
   kmm::Scenario s = kmm::parse_scenario(kProbe, "probe.kmm");
   Seen seen;
   kmm::RunOptions opts;
-  opts.at_end = [&](Machine& mm) { seen.bytes = image(mm); };
+  opts.at_end = [&](Machine& mm) { take_image(mm, &seen); };
   seen.run = kmm::format_run(kmm::run_scenario_on(m, s, opts));
   return seen;
 }
@@ -162,11 +166,9 @@ TEST(Recycle, RestoredMachineIsAFreshBoot) {
     }
     if (!restored) continue;
     const Seen got = probe(*m);
-    const uint64_t ram_bytes = m->kernel().mem.bytes;
     const Seen want = probe_fresh(std::move(m), s.boot);
     EXPECT_EQ(got.run, want.run);
-    EXPECT_TRUE(got.bytes == want.bytes)
-        << "differs from a fresh boot at " << first_difference(got.bytes, want.bytes, ram_bytes);
+    EXPECT_EQ(first_difference(got, want), "nothing") << "the restored machine differs";
     compared++;
   }
   EXPECT_GT(page_level_runs, 3u);
@@ -212,8 +214,7 @@ free_pages p0
     ASSERT_TRUE(kmm::restore_boot_image(m->kernel(), *img)) << "round " << i;
   }
   const Seen got = probe(*m);
-  const uint64_t ram_bytes = m->kernel().mem.bytes;
   const Seen want = probe_fresh(std::move(m), "mem=32M nr_cpus=2");
   EXPECT_EQ(got.run, want.run);
-  EXPECT_TRUE(got.bytes == want.bytes) << first_difference(got.bytes, want.bytes, ram_bytes);
+  EXPECT_EQ(first_difference(got, want), "nothing") << "the restored machine differs";
 }
