@@ -8,7 +8,8 @@
 //                              an input pays when its machine cannot be restored (recycle.h).
 //   BM_Restore/machine:I       the reset of an input that stayed in the page allocator: an
 //                              order-3 block allocated, written and freed, then the machine
-//                              restored to its boot image (none for a KASAN machine: skipped).
+//                              restored to its boot image (none for a KASAN machine: skipped);
+//                              the harness does this after every clean input it can.
 //   BM_Validate/machine:I      kmm::validate() of that fresh machine: the harness runs it every
 //                              16 operations and at the end of every non-empty input.
 //   BM_EmptyInput              a zero-length input: boot, the boot-time oracles, teardown.

@@ -113,7 +113,7 @@ SlabImage take_slab_image(Kernel& k) {
   SlabImage img;
   for (const auto& s : st.all) {
     CacheImage c{};
-    std::copy(s->cpu_slab, s->cpu_slab + MAX_CPUS, c.cpu_slab);
+    std::copy(s->cpu_slab, s->cpu_slab + k.nr_cpu_slots(), c.cpu_slab);
     c.partial = s->node.partial;
     c.full = s->node.full;
     c.nr_partial = s->node.nr_partial;
@@ -142,7 +142,7 @@ void restore_slab(Kernel& k, const SlabImage& img) {
   for (size_t i = 0; i < img.caches.size(); i++) {
     kmem_cache* s = st.all[i].get();
     const CacheImage& c = img.caches[i];
-    std::copy(c.cpu_slab, c.cpu_slab + MAX_CPUS, s->cpu_slab);
+    std::copy(c.cpu_slab, c.cpu_slab + k.nr_cpu_slots(), s->cpu_slab);
     s->node.partial = c.partial;
     s->node.full = c.full;
     s->node.nr_partial = c.nr_partial;

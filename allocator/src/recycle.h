@@ -1,26 +1,28 @@
 // A booted machine's image, and putting the machine back to it in place: what lets a fuzz
-// harness run thousands of inputs a second on one machine instead of booting one per input,
-// in time proportional to what the input touched rather than to what boot builds (the kmalloc
-// caches, /proc, the free lists, a zeroed mem_map).
+// harness run an input on the previous input's machine instead of booting one, in time
+// proportional to what the input touched rather than to what boot builds (the kmalloc caches,
+// /proc, the free lists, a zeroed mem_map).
 //
-// The image is taken right after boot (with the oracles' first drain done) and holds what the
-// page allocator changes: the struct pages, the zones (free lists, pcp lists, watermarks,
-// counters), the pageblock migratetypes, the per-CPU state and event counters, the node
-// counters, the kernel's scalars and random state, the length of the log. restore_boot_image
-// copies it back, marks the pages handed out since as stale (physmem.h: cleaned to the fill when
-// handed out again, as on a machine given recycled RAM), truncates the log and drops the reports.
+// The image is taken right after boot, when no page is in use: boot creates the slab caches but
+// no slab. It holds the struct pages, the zones (free lists, pcp lists, watermarks, counters),
+// the pageblock migratetypes, the per-CPU state and event counters, the node counters, each slab
+// cache's CPU slabs, node lists and counters, vmalloc's free ranges, the kernel's scalars and
+// random state, task and file numbering, CMA's counters and the length of the log.
+// restore_boot_image copies it back. The pages handed out since become stale (physmem.h:
+// cleaned to the fill when handed out again, as on a machine given recycled RAM); as nothing was
+// in use at boot, those are all the bytes a run can have written. Caches created and destroyed
+// since are dropped, the log is truncated and the reports go.
 //
-// What it does not copy it compares: the slab caches (every CPU slab, freelist, partial and full
-// list, slab count), vmalloc's areas, tasks, files, shrinkers, CMA's counters, RCU, kswapd. If any
-// of them moved, restore refuses and the caller boots a fresh machine. Bytes written inside a slab
-// object, or a vmalloc area, that was live at boot are not seen by that comparison: the caller
-// restores only after runs that touched nothing but the page allocator and the pages it handed
-// out (the fuzz harness decides by the operations that ran). Machines with KASAN or KFENCE, whose
-// shadow and pool are not in the image, have no image.
+// What the restore cannot undo it refuses, leaving the machine as it was (the caller boots a
+// fresh one): a task or file still there, a vmalloc area still mapped, a cache created since and
+// still alive, a boot cache still referenced by a merged alias, a pending RCU callback, a CMA
+// allocation not released, a shrinker registered, a kswapd thread, a panic, a log that lost
+// lines. Machines with KASAN or KFENCE, whose shadow and pool are not in the image, have none.
 //
-// The promise, checked by tests/recycle_test.cpp on every corpus scenario: a restored machine and
-// a freshly booted one give the same trace, log, reports, /proc files and struct pages for
-// whatever runs next.
+// The promise: a restored machine and a freshly booted one give the same trace, log, reports,
+// /proc files, struct pages and page contents for whatever runs next. tests/recycle_test.cpp
+// checks it after every corpus scenario, and the fuzz harness checks every restored machine
+// against a fresh boot under KMM_FUZZ_RECYCLE_CHECK=1 (ctest's corpus replays).
 #pragma once
 
 #include <cstdint>
@@ -36,12 +38,12 @@ struct BootImageDeleter {
 using BootImagePtr = std::unique_ptr<BootImage, BootImageDeleter>;
 
 // The image of `k` as it is now, or null for a machine that cannot have one (KASAN, KFENCE, a
-// report already made, a kswapd thread, a free page that is neither pristine nor stale).
+// report already made, a kswapd thread, a page in use or written, a task, file or vmalloc area).
 BootImagePtr take_boot_image(Kernel& k);
 
-// Puts `k` back to `img` and returns true, or returns false (leaving `k` as it was) when a part
-// the image compares has moved. `k` must be the machine the image was taken of, current on no
-// other thread.
+// Puts `k` back to `img` and returns true, or returns false (leaving `k` as it was) when `k`
+// holds something the restore cannot undo. `k` must be the machine the image was taken of, current
+// on no other thread.
 bool restore_boot_image(Kernel& k, const BootImage& img);
 
 // Restores that succeeded and that were refused, since the process started.
