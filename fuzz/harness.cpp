@@ -742,6 +742,7 @@ const std::set<unsigned>& target_ops(const Target& t) {
 struct Parked {
   std::unique_ptr<Machine> m;
   BootImagePtr img;
+  std::string last; // under KMM_FUZZ_RECYCLE_CHECK: the scenario that ran on it last
 };
 std::map<std::string, Parked>& parked() {
   static std::map<std::string, Parked> p;
@@ -786,7 +787,7 @@ std::string boot_state(Machine& m) {
 
 // KMM_FUZZ_RECYCLE_CHECK=1 (ctest's corpus replays set it): a machine taken from the park is
 // first compared with a fresh boot of its line; a difference is the harness's own failure.
-void check_restored(Ctx& c, const std::string& line) {
+void check_restored(Ctx& c, const std::string& line, const std::string& last) {
   std::string restored = boot_state(*c.m), fresh = boot_state(*Machine::boot(line));
   if (restored == fresh) return;
   size_t at = 0;
@@ -794,7 +795,8 @@ void check_restored(Ctx& c, const std::string& line) {
   const size_t from = at > 200 ? at - 200 : 0;
   fail(c, "a machine restored to its boot image differs from a fresh boot of '" + line +
               "' at byte " + std::to_string(at) + ":\n--- restored:\n" +
-              restored.substr(from, 300) + "\n--- fresh:\n" + fresh.substr(from, 300));
+              restored.substr(from, 300) + "\n--- fresh:\n" + fresh.substr(from, 300) +
+              "\n--- the scenario that ran on it before the restore:\n" + last);
 }
 
 BootImagePtr take_machine(Ctx& c, const std::string& line) {
@@ -808,9 +810,10 @@ BootImagePtr take_machine(Ctx& c, const std::string& line) {
   if (it != parked().end()) {
     c.m = std::move(it->second.m);
     BootImagePtr img = std::move(it->second.img);
+    const std::string last = std::move(it->second.last);
     parked().erase(it);
     inputs_restored++;
-    if (check) check_restored(c, line);
+    if (check) check_restored(c, line, last);
     return img;
   }
   inputs_booted++;
@@ -821,7 +824,9 @@ BootImagePtr take_machine(Ctx& c, const std::string& line) {
 void park_machine(Ctx& c, BootImagePtr img) {
   if (!img || c.tainted) return;
   if (!restore_boot_image(c.m->kernel(), *img)) return;
-  parked()[c.executed.boot] = Parked{std::move(c.m), std::move(img)};
+  static const bool check = env_is_1("KMM_FUZZ_RECYCLE_CHECK");
+  parked()[c.executed.boot] =
+      Parked{std::move(c.m), std::move(img), check ? print_scenario(c.executed) : std::string()};
 }
 
 int run(const Target& t, const Scenario& input) {
