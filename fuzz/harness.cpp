@@ -748,6 +748,11 @@ std::map<std::string, Parked>& parked() {
   static std::map<std::string, Parked> p;
   return p;
 }
+// The image of a machine that was not parked, whose buffers the next boot's image reuses.
+BootImagePtr& spare_image() {
+  static BootImagePtr img;
+  return img;
+}
 
 bool recycling() {
   static const bool on = [] {
@@ -818,12 +823,15 @@ BootImagePtr take_machine(Ctx& c, const std::string& line) {
   }
   inputs_booted++;
   c.m = Machine::boot(line);
-  return recycling() ? take_boot_image(c.m->kernel()) : nullptr;
+  return recycling() ? take_boot_image(c.m->kernel(), std::move(spare_image())) : nullptr;
 }
 
 void park_machine(Ctx& c, BootImagePtr img) {
-  if (!img || c.tainted) return;
-  if (!restore_boot_image(c.m->kernel(), *img)) return;
+  if (!img) return;
+  if (c.tainted || !restore_boot_image(c.m->kernel(), *img)) {
+    spare_image() = std::move(img);
+    return;
+  }
   static const bool check = env_is_1("KMM_FUZZ_RECYCLE_CHECK");
   parked()[c.executed.boot] =
       Parked{std::move(c.m), std::move(img), check ? print_scenario(c.executed) : std::string()};

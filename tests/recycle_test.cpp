@@ -218,3 +218,22 @@ free_pages p0
   EXPECT_EQ(got.run, want.run);
   EXPECT_EQ(first_difference(got, want), "nothing") << "the restored machine differs";
 }
+
+// A run that ends in a panic (out of memory with nothing to kill) and a pending kswapd wake-up
+// is taken back too.
+TEST(Recycle, PanickedMachineIsRestored) {
+  std::string ops;
+  for (int i = 0; i < 600; i++) // 16M holds 512 order-3 blocks; order 3 is not costly: OOM
+    ops += "p" + std::to_string(i) + " = alloc_pages order=3 gfp=GFP_KERNEL\n";
+  auto m = Machine::boot("mem=16M");
+  kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+  ASSERT_TRUE(img);
+  kmm::run_scenario_on(*m, kmm::parse_scenario(ops, "oom.kmm"));
+  ASSERT_TRUE(m->kernel().panicked) << m->dmesg();
+  ASSERT_TRUE(kmm::restore_boot_image(m->kernel(), *img));
+  EXPECT_FALSE(m->kernel().panicked);
+  const Seen got = probe(*m);
+  const Seen want = probe_fresh(std::move(m), "mem=16M");
+  EXPECT_EQ(got.run, want.run);
+  EXPECT_EQ(first_difference(got, want), "nothing") << "the restored machine differs";
+}

@@ -107,10 +107,10 @@ bool slab_restorable(Kernel& k, const SlabImage& img) {
   return true;
 }
 
-SlabImage take_slab_image(Kernel& k) {
+void take_slab_image(Kernel& k, SlabImage& img) {
   SlabState& st = *k.slab;
   std::lock_guard<std::mutex> guard(st.slab_mutex);
-  SlabImage img;
+  img.caches.clear();
   for (const auto& s : st.all) {
     CacheImage c{};
     std::copy(s->cpu_slab, s->cpu_slab + k.nr_cpu_slots(), c.cpu_slab);
@@ -132,7 +132,6 @@ SlabImage take_slab_image(Kernel& k) {
   img.jiffies = st.jiffies.load();
   img.rng = st.rng.load();
   img.rcu_gp_seq = st.rcu ? st.rcu->gp_seq : 0;
-  return img;
 }
 
 void restore_slab(Kernel& k, const SlabImage& img) {
@@ -167,9 +166,10 @@ struct VmallocImage {
   unsigned long lazy_nr = 0, lazy_max = 0;
 };
 
+// No kswapd thread, and kswapd not inside balance_pgdat (a wake-up still pending in sync mode
+// is part of what the restore takes back).
 bool kswapd_idle(const Kernel& k) {
-  return !k.reclaim ||
-         (!k.reclaim->threaded && !k.reclaim->kswapd_pending && !k.reclaim->kswapd_running);
+  return !k.reclaim || (!k.reclaim->threaded && !k.reclaim->kswapd_running);
 }
 
 } // namespace
@@ -207,8 +207,10 @@ struct BootImage {
 
 void BootImageDeleter::operator()(BootImage* img) const { delete img; }
 
-BootImagePtr take_boot_image(Kernel& k) {
-  if (k.kasan || k.kfence || k.panicked || !kswapd_idle(k)) return nullptr;
+BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse) {
+  if (k.kasan || k.kfence || k.panicked || !kswapd_idle(k) ||
+      (k.reclaim && k.reclaim->kswapd_pending))
+    return nullptr;
   {
     std::lock_guard<std::mutex> guard(k.report_lock);
     if (!k.reports.empty()) return nullptr;
@@ -227,7 +229,7 @@ BootImagePtr take_boot_image(Kernel& k) {
   if ((k.tasks && !k.tasks->tasks.empty()) || (k.pagecache && !k.pagecache->files.empty()))
     return nullptr;
 
-  BootImagePtr img(new BootImage);
+  BootImagePtr img = reuse ? std::move(reuse) : BootImagePtr(new BootImage);
   img->mem_map.assign(mem.mem_map, mem.mem_map + mem.nr_pages);
   img->written = mem.written;
   img->pageblock_mt = mem.pageblock_mt;
@@ -255,7 +257,7 @@ BootImagePtr take_boot_image(Kernel& k) {
                    k.reclaim->kswapd_failures.load(), k.reclaim->drop_caches_stfu};
   img->log = k.log.mark();
   img->untouched = untouched_parts(k);
-  if (k.slab) img->slab = take_slab_image(k);
+  if (k.slab) take_slab_image(k, img->slab);
   if (k.vmalloc) {
     std::lock_guard<std::mutex> guard(k.vmalloc->lock);
     img->vmalloc = {k.vmalloc->free_ranges, k.vmalloc->lazy_nr, k.vmalloc->lazy_max};
@@ -264,6 +266,7 @@ BootImagePtr take_boot_image(Kernel& k) {
   if (k.reclaim) std::copy(k.reclaim->lru.nr, k.reclaim->lru.nr + NR_LRU_LISTS, img->lru_nr);
   if (k.tasks) img->next_pid = k.tasks->next_pid;
   if (k.pagecache) img->next_ino = k.pagecache->next_ino;
+  img->cma_counters.clear();
   if (k.cma)
     for (const auto& a : k.cma->areas)
       img->cma_counters.insert(img->cma_counters.end(),
@@ -285,9 +288,9 @@ BootImagePtr take_boot_image(Kernel& k) {
 
 // Whether `k` can go back to `img`: the parts an image compares are as they were, and nothing
 // the restore cannot undo is in use (a task, a file, a vmalloc area, a live cache created since,
-// a pending RCU callback, a running kswapd, a panic, a log that lost lines).
+// a pending RCU callback, a running kswapd, a log that lost lines).
 static bool restorable(Kernel& k, const BootImage& img) {
-  if (k.panicked || !kswapd_idle(k) || !k.log.can_rewind(img.log)) return false;
+  if (!kswapd_idle(k) || !k.log.can_rewind(img.log)) return false;
   if (untouched_parts(k) != img.untouched) return false;
   if (k.slab && !slab_restorable(k, img.slab)) return false;
   if (k.vmalloc) {
@@ -340,6 +343,7 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
     k.reclaim->kswapd_highest_zoneidx = img.kswapd.highest_zoneidx;
     k.reclaim->kswapd_failures.store(img.kswapd.failures);
     k.reclaim->drop_caches_stfu = img.kswapd.drop_caches_stfu;
+    k.reclaim->kswapd_pending = false; // as at boot (take_boot_image asks for an idle kswapd)
   }
   if (k.slab) restore_slab(k, img.slab);
   if (k.vmalloc) {
@@ -376,6 +380,7 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
   k.admin_reserve_kbytes = img.admin_reserve_kbytes;
   k.swappiness = img.swappiness;
   k.rng_state = img.rng_state;
+  k.panicked = false; // a panic (say, OOM with nothing to kill) stopped a run, not the image
   restores.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

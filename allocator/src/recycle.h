@@ -11,12 +11,12 @@
 // restore_boot_image copies it back. The pages handed out since become stale (physmem.h:
 // cleaned to the fill when handed out again, as on a machine given recycled RAM); as nothing was
 // in use at boot, those are all the bytes a run can have written. Caches created and destroyed
-// since are dropped, the log is truncated and the reports go.
+// since are dropped, the log is truncated, the reports go and a panic is forgotten.
 //
 // What the restore cannot undo it refuses, leaving the machine as it was (the caller boots a
 // fresh one): a task or file still there, a vmalloc area still mapped, a cache created since and
 // still alive, a boot cache still referenced by a merged alias, a pending RCU callback, a CMA
-// allocation not released, a shrinker registered, a kswapd thread, a panic, a log that lost
+// allocation not released, a shrinker registered, a kswapd thread, a log that lost
 // lines. Machines with KASAN or KFENCE, whose shadow and pool are not in the image, have none.
 //
 // The promise: a restored machine and a freshly booted one give the same trace, log, reports,
@@ -39,7 +39,9 @@ using BootImagePtr = std::unique_ptr<BootImage, BootImageDeleter>;
 
 // The image of `k` as it is now, or null for a machine that cannot have one (KASAN, KFENCE, a
 // report already made, a kswapd thread, a page in use or written, a task, file or vmalloc area).
-BootImagePtr take_boot_image(Kernel& k);
+// `reuse`, an image no longer needed (of any machine), lends its buffers: a fuzz harness that
+// boots again after a refused restore takes the new image without allocating a new mem_map copy.
+BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse = nullptr);
 
 // Puts `k` back to `img` and returns true, or returns false (leaving `k` as it was) when `k`
 // holds something the restore cannot undo. `k` must be the machine the image was taken of, current
