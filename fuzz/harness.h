@@ -1,8 +1,9 @@
 // The fuzz harness shared by every target in fuzz/: decode an input with the scenario language's
 // binary form, run the operations a target draws on a fresh machine one by one, and check the
 // oracles after each. "Fresh" is a new boot, or the previous input's machine restored to its boot
-// image when that input stayed in the page allocator (recycle.h; harness.cpp says when). A target file is small: it names its operations, its machine and its
-// extra oracle, and ends in KMM_FUZZ_TARGET(...).
+// image when that input stayed in the page allocator (recycle.h; harness.cpp says when). A target
+// file is small: it names its operations, its machine and its extra oracle, and ends in
+// KMM_FUZZ_TARGET(...).
 //
 // Oracles every target gets (the generic model of what the scenario did):
 //   - liveness: each result is live until freed; an operation on a dead result, a free with the
