@@ -754,14 +754,6 @@ BootImagePtr& spare_image() {
   return img;
 }
 
-bool recycling() {
-  static const bool on = [] {
-    const char* e = std::getenv("KMM_FUZZ_RECYCLE");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
-  return on;
-}
-
 // KMM_FUZZ_STATS=1: at exit, how many inputs took a restored machine and how many booted.
 uint64_t inputs_booted = 0, inputs_restored = 0;
 void print_stats() {
@@ -773,9 +765,21 @@ void print_stats() {
       static_cast<unsigned long long>(boot_image_refusals()));
 }
 
-bool env_is_1(const char* name) {
-  const char* e = std::getenv(name);
-  return e && std::strcmp(e, "1") == 0;
+// What the environment asks of the park (docs/fuzzing.md), read once.
+struct RecycleEnv {
+  bool on = true;     // KMM_FUZZ_RECYCLE=0: boot every input
+  bool check = false; // KMM_FUZZ_RECYCLE_CHECK=1: compare each restored machine with a boot
+};
+const RecycleEnv& recycle_env() {
+  static const RecycleEnv env = [] {
+    auto is = [](const char* name, const char* value) {
+      const char* e = std::getenv(name);
+      return e && std::strcmp(e, value) == 0;
+    };
+    if (is("KMM_FUZZ_STATS", "1")) std::atexit(print_stats);
+    return RecycleEnv{!is("KMM_FUZZ_RECYCLE", "0"), is("KMM_FUZZ_RECYCLE_CHECK", "1")};
+  }();
+  return env;
 }
 
 // What a machine at its boot state shows: the log, /proc, the struct pages. (Its RAM reads as
@@ -805,12 +809,7 @@ void check_restored(Ctx& c, const std::string& line, const std::string& last) {
 }
 
 BootImagePtr take_machine(Ctx& c, const std::string& line) {
-  static const bool stats = [] {
-    if (env_is_1("KMM_FUZZ_STATS")) std::atexit(print_stats);
-    return true;
-  }();
-  (void)stats;
-  static const bool check = env_is_1("KMM_FUZZ_RECYCLE_CHECK");
+  const RecycleEnv& env = recycle_env();
   auto it = parked().find(line);
   if (it != parked().end()) {
     c.m = std::move(it->second.m);
@@ -818,12 +817,12 @@ BootImagePtr take_machine(Ctx& c, const std::string& line) {
     const std::string last = std::move(it->second.last);
     parked().erase(it);
     inputs_restored++;
-    if (check) check_restored(c, line, last);
+    if (env.check) check_restored(c, line, last);
     return img;
   }
   inputs_booted++;
   c.m = Machine::boot(line);
-  return recycling() ? take_boot_image(c.m->kernel(), std::move(spare_image())) : nullptr;
+  return env.on ? take_boot_image(c.m->kernel(), std::move(spare_image())) : nullptr;
 }
 
 void park_machine(Ctx& c, BootImagePtr img) {
@@ -832,9 +831,8 @@ void park_machine(Ctx& c, BootImagePtr img) {
     spare_image() = std::move(img);
     return;
   }
-  static const bool check = env_is_1("KMM_FUZZ_RECYCLE_CHECK");
   parked()[c.executed.boot] =
-      Parked{std::move(c.m), std::move(img), check ? print_scenario(c.executed) : std::string()};
+      Parked{std::move(c.m), std::move(img), recycle_env().check ? print_scenario(c.executed) : ""};
 }
 
 int run(const Target& t, const Scenario& input) {
