@@ -10,6 +10,7 @@
 #include <set>
 
 #include "cma.h"
+#include "kasan.h"
 #include "kasan_asan.h"
 #include "kernel.h"
 #include "kmm/linux.h"
@@ -737,7 +738,7 @@ const std::set<unsigned>& target_ops(const Target& t) {
 // Machines between inputs (recycle.h). A clean run (no misuse ran) whose machine its boot image
 // can take back, which the harness's freeing everything at the end usually makes so, leaves the
 // machine here restored; the next input with the same boot line takes it instead of booting.
-// Otherwise (a misuse, a KASAN or KFENCE machine, a restore refused) the machine is destroyed
+// Otherwise (a misuse, a KFENCE machine, a restore refused) the machine is destroyed
 // and the next input boots afresh. KMM_FUZZ_RECYCLE=0 boots every input.
 struct Parked {
   std::unique_ptr<Machine> m;
@@ -782,15 +783,19 @@ const RecycleEnv& recycle_env() {
   return env;
 }
 
-// What a machine at its boot state shows: the log, /proc, the struct pages. (Its RAM reads as
-// the boot fill everywhere on both: no page is in use at boot, recycle.h.)
+// What a machine at its boot state shows: the log, /proc, the struct pages, KASAN's shadow. (Its
+// RAM reads as the boot fill everywhere on both: no page is in use at boot, recycle.h.)
 std::string boot_state(Machine& m) {
   std::string out = m.dmesg();
   for (const char* path : {"/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/zoneinfo",
                            "/proc/vmstat", "/proc/meminfo", "/proc/slabinfo", "/proc/vmallocinfo"})
     out += std::string("--- ") + path + "\n" + m.proc_read(path);
-  const PhysMem& mem = m.kernel().mem;
-  out.append(reinterpret_cast<const char*>(mem.mem_map), mem.mem_map_bytes);
+  const Kernel& k = m.kernel();
+  out.append(reinterpret_cast<const char*>(k.mem.mem_map), k.mem.mem_map_bytes);
+  if (k.kasan) {
+    out.append(reinterpret_cast<const char*>(k.kasan->dm_shadow), k.kasan->dm_shadow_size);
+    out.append(reinterpret_cast<const char*>(k.kasan->vm_shadow), k.kasan->vm_shadow_size);
+  }
   return out;
 }
 

@@ -12,6 +12,12 @@
 #include <map>
 #include <sstream>
 
+#include "kasan_asan.h"
+#if KMM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#include "kasan.h"
 #include "kernel.h"
 #include "kmm/machine.h"
 #include "kmm/scenario.h"
@@ -55,6 +61,7 @@ struct Seen {
   std::string run;                          // trace, dmesg, reports, failures
   std::vector<struct page> pages;           // mem_map after the probe
   std::map<unsigned long, std::string> ram; // pages in use after the probe, by pfn
+  std::string shadow;                       // KASAN machines: the shadow after the probe
 };
 
 void take_image(Machine& m, Seen* seen) {
@@ -69,6 +76,10 @@ void take_image(Machine& m, Seen* seen) {
                          ? std::string(kmm::PAGE_SIZE_, char(mem.fill))
                          : std::string(b, kmm::PAGE_SIZE_);
   }
+  if (const kmm::KasanState* kasan = m.kernel().kasan.get())
+    seen->shadow =
+        std::string(reinterpret_cast<const char*>(kasan->dm_shadow), kasan->dm_shadow_size) +
+        std::string(reinterpret_cast<const char*>(kasan->vm_shadow), kasan->vm_shadow_size);
 }
 
 // "nothing", or the first pfn whose struct page or (in-use) bytes differ.
@@ -81,6 +92,9 @@ std::string first_difference(const Seen& a, const Seen& b) {
     auto it = b.ram.find(pfn);
     if (it == b.ram.end() || it->second != bytes) return "RAM of pfn " + std::to_string(pfn);
   }
+  if (a.shadow.size() != b.shadow.size()) return "shadow sizes";
+  for (size_t i = 0; i < a.shadow.size(); i++)
+    if (a.shadow[i] != b.shadow[i]) return "KASAN shadow byte " + std::to_string(i);
   return "nothing";
 }
 
@@ -154,8 +168,8 @@ TEST(Recycle, RestoredMachineIsAFreshBoot) {
     auto m = Machine::boot(s.boot);
     kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
     if (!img) {
-      // Only machines whose KASAN shadow or KFENCE pool the image does not hold go without.
-      EXPECT_TRUE(m->kernel().kasan || m->kernel().kfence);
+      // Only machines whose KFENCE pool the image does not hold go without.
+      EXPECT_TRUE(m->kernel().kfence);
       continue;
     }
     kmm::run_scenario_on(*m, s);
@@ -234,6 +248,66 @@ TEST(Recycle, PanickedMachineIsRestored) {
   EXPECT_FALSE(m->kernel().panicked);
   const Seen got = probe(*m);
   const Seen want = probe_fresh(std::move(m), "mem=16M");
+  EXPECT_EQ(got.run, want.run);
+  EXPECT_EQ(first_difference(got, want), "nothing") << "the restored machine differs";
+}
+
+// A KASAN machine: the shadow written since boot (freed pages, slab red zones and quarantined
+// objects, a vfree'd area) and ASan's mirror of it go back to the boot state, the quarantine
+// empties, and KASAN still catches a use-after-free on the restored machine.
+const char* const kKasanDirty = R"(p0 = alloc_pages order=2 gfp=GFP_KERNEL
+fill p0 byte=0x11
+free_pages p0
+o0 = kmalloc size=100
+o1 = kmalloc size=3000
+kfree o0
+c0 = kmem_cache_create name=gone size=72
+o2 = kmem_cache_alloc c0
+kmem_cache_free c0 o2
+kmem_cache_destroy c0
+v0 = vmalloc size=9000
+write v0+0 len=8 byte=0x22
+vfree v0
+kfree o1
+)";
+
+TEST(Recycle, KasanMachineIsRestored) {
+  const std::string line = "mem=32M nr_cpus=2 kasan=on";
+  auto m = Machine::boot(line);
+  kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+  ASSERT_TRUE(img);
+  kmm::RunResult r = kmm::run_scenario_on(*m, kmm::parse_scenario(kKasanDirty, "dirty.kmm"));
+  ASSERT_EQ(r.exit_status, 0) << kmm::format_run(r);
+  ASSERT_GT(kmm::kasan_quarantine_bytes(m->kernel()), 0u) << "the run left nothing quarantined";
+  ASSERT_FALSE(kmm::kasan_at_boot(m->kernel()));
+  ASSERT_TRUE(kmm::restore_boot_image(m->kernel(), *img));
+  EXPECT_TRUE(kmm::kasan_at_boot(m->kernel()));
+  EXPECT_EQ(kmm::kasan_quarantine_bytes(m->kernel()), 0u);
+#if KMM_ASAN
+  const kmm::PhysMem& mem = m->kernel().mem;
+  EXPECT_EQ(__asan_region_is_poisoned(mem.direct_map, mem.bytes), nullptr)
+      << "ASan's mirror still holds the run's poison";
+#endif
+  const char* const uaf = R"(o0 = kmalloc size=64
+kfree o0
+read o0+0 len=1
+)";
+  kmm::RunResult after = kmm::run_scenario_on(*m, kmm::parse_scenario(uaf, "uaf.kmm"));
+  EXPECT_NE(kmm::format_run(after).find("BUG: KASAN: slab-use-after-free"), std::string::npos)
+      << kmm::format_run(after);
+}
+
+// After a restore, a KASAN machine's probe sees what a fresh boot's sees, shadow included.
+TEST(Recycle, KasanShadowAfterRestoreIsABoots) {
+  const std::string line = "mem=32M nr_cpus=2 kasan=on";
+  auto m = Machine::boot(line);
+  kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+  ASSERT_TRUE(img);
+  kmm::run_scenario_on(*m, kmm::parse_scenario(kKasanDirty, "dirty.kmm"));
+  ASSERT_TRUE(kmm::restore_boot_image(m->kernel(), *img));
+  const Seen got = probe(*m);
+  const Seen want = probe_fresh(std::move(m), line);
+  EXPECT_FALSE(got.shadow.empty());
   EXPECT_EQ(got.run, want.run);
   EXPECT_EQ(first_difference(got, want), "nothing") << "the restored machine differs";
 }

@@ -44,11 +44,21 @@ struct KasanState {
   // whose ASan shadow may hold poison, a bit each. Set on every poisoning, so that the machine's
   // end clears what it poisoned instead of scanning all of its shadow.
   std::vector<uint64_t> asan_poisoned_dm, asan_poisoned_vm;
+  // The 32 KiB chunks of the direct map and of the vmalloc range whose shadow was written since
+  // boot, a bit each (kasan_poison / kasan_unpoison set them). Boot writes none, so these are all
+  // the shadow a restore to the boot image (recycle.h) has to put back.
+  std::vector<uint64_t> shadow_written_dm, shadow_written_vm;
   ~KasanState();
 };
 
 bool kasan_enabled(const Kernel& k);
 void kasan_init(Kernel& k); // after vmalloc_init; nothing when kasan=off
+
+// For recycle.cpp. Whether KASAN is as boot left it: no shadow written, the quarantine empty.
+bool kasan_at_boot(Kernel& k);
+// Puts it back there: the written chunks of the shadow (and of ASan's mirror of it) to their boot
+// state, the quarantine emptied. Its objects are in slabs the caller gives back with the pages.
+void kasan_restore_boot(Kernel& k);
 
 // Shadow updates on [addr, addr + size) of simulated memory; addr granule aligned.
 void kasan_poison(Kernel& k, const void* addr, size_t size, uint8_t value);

@@ -285,10 +285,16 @@ void kasan_asan_unregister(Kernel& k, KasanState& st) {
     registry.erase(it);
     nr_registered.fetch_sub(1, std::memory_order_relaxed);
   }
+  kasan_asan_forget(k, st);
+}
+
+void kasan_asan_forget(Kernel& k, KasanState& st) {
   const auto dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
   clear_poisoned(st.asan_poisoned_dm, dm, dm + k.mem.bytes);
+  std::fill(st.asan_poisoned_dm.begin(), st.asan_poisoned_dm.end(), 0);
   if (k.vmalloc)
     clear_poisoned(st.asan_poisoned_vm, k.vmalloc->base, k.vmalloc->base + k.vmalloc->size);
+  std::fill(st.asan_poisoned_vm.begin(), st.asan_poisoned_vm.end(), 0);
 }
 
 void kasan_asan_set(Kernel& k, const void* addr, size_t size, uint8_t kasan_value) {

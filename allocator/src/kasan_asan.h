@@ -58,6 +58,9 @@ struct KasanState;
 // ranges, so a later mapping at those host addresses starts clean.
 void kasan_asan_register(Kernel& k);
 void kasan_asan_unregister(Kernel& k, KasanState& st);
+// Clears what the machine poisoned in ASan's shadow, as at kasan_init (a restore to the boot
+// image, recycle.h); the machine stays registered.
+void kasan_asan_forget(Kernel& k, KasanState& st);
 // ASan's shadow of [addr, addr + size) (granule-rounded) := KASAN's shadow of the same bytes.
 void kasan_asan_sync(Kernel& k, const void* addr, size_t size);
 // ASan's shadow of [addr, addr + size) := poisoned (value >= 8) or accessible prefix (0..7).
@@ -84,6 +87,7 @@ private:
 
 inline void kasan_asan_register(Kernel&) {}
 inline void kasan_asan_unregister(Kernel&, KasanState&) {}
+inline void kasan_asan_forget(Kernel&, KasanState&) {}
 inline void kasan_asan_sync(Kernel&, const void*, size_t) {}
 inline void kasan_asan_set(Kernel&, const void*, size_t, uint8_t) {}
 inline void kasan_asan_clear(const void*, size_t) {}

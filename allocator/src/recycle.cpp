@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cma.h"
+#include "kasan.h"
 #include "kernel.h"
 #include "pagecache.h"
 #include "rcu.h"
@@ -208,7 +209,7 @@ struct BootImage {
 void BootImageDeleter::operator()(BootImage* img) const { delete img; }
 
 BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse) {
-  if (k.kasan || k.kfence || k.panicked || !kswapd_idle(k) ||
+  if (!kasan_at_boot(k) || k.kfence || k.panicked || !kswapd_idle(k) ||
       (k.reclaim && k.reclaim->kswapd_pending))
     return nullptr;
   {
@@ -346,6 +347,7 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
     k.reclaim->kswapd_pending = false; // as at boot (take_boot_image asks for an idle kswapd)
   }
   if (k.slab) restore_slab(k, img.slab);
+  kasan_restore_boot(k); // the quarantined objects' slabs went back with the pages
   if (k.vmalloc) {
     // The areas vfree'd since wait on the purge list; their pages went back with the rest.
     std::lock_guard<std::mutex> guard(k.vmalloc->lock);

@@ -7,17 +7,19 @@
 // no slab. It holds the struct pages, the zones (free lists, pcp lists, watermarks, counters),
 // the pageblock migratetypes, the per-CPU state and event counters, the node counters, each slab
 // cache's CPU slabs, node lists and counters, vmalloc's free ranges, the kernel's scalars and
-// random state, task and file numbering, CMA's counters and the length of the log.
+// random state, task and file numbering, CMA's counters and the length of the log. KASAN's shadow
+// needs no copy: boot writes none of it (kasan.h), and KASAN marks the chunks it writes since.
 // restore_boot_image copies it back. The pages handed out since become stale (physmem.h:
 // cleaned to the fill when handed out again, as on a machine given recycled RAM); as nothing was
 // in use at boot, those are all the bytes a run can have written. Caches created and destroyed
-// since are dropped, the log is truncated, the reports go and a panic is forgotten.
+// since are dropped, the log is truncated, the reports go and a panic is forgotten. KASAN's
+// written shadow (and ASan's mirror of it) goes back to its boot state and its quarantine empties.
 //
 // What the restore cannot undo it refuses, leaving the machine as it was (the caller boots a
 // fresh one): a task or file still there, a vmalloc area still mapped, a cache created since and
 // still alive, a boot cache still referenced by a merged alias, a pending RCU callback, a CMA
 // allocation not released, a shrinker registered, a kswapd thread, a log that lost
-// lines. Machines with KASAN or KFENCE, whose shadow and pool are not in the image, have none.
+// lines. Machines with KFENCE, whose pool is not in the image, have none.
 //
 // The promise: a restored machine and a freshly booted one give the same trace, log, reports,
 // /proc files, struct pages and page contents for whatever runs next. tests/recycle_test.cpp
@@ -37,8 +39,9 @@ struct BootImageDeleter {
 };
 using BootImagePtr = std::unique_ptr<BootImage, BootImageDeleter>;
 
-// The image of `k` as it is now, or null for a machine that cannot have one (KASAN, KFENCE, a
-// report already made, a kswapd thread, a page in use or written, a task, file or vmalloc area).
+// The image of `k` as it is now, or null for a machine that cannot have one (KFENCE, KASAN's
+// shadow already written, a report already made, a kswapd thread, a page in use or written, a
+// task, file or vmalloc area).
 // `reuse`, an image no longer needed (of any machine), lends its buffers: a fuzz harness that
 // boots again after a refused restore takes the new image without allocating a new mem_map copy.
 BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse = nullptr);
