@@ -35,7 +35,9 @@ p1 = alloc_pages order=3 gfp=GFP_HIGHUSER_MOVABLE
 p2 = alloc_pages order=9 gfp=GFP_KERNEL|__GFP_RECLAIMABLE
 p3 = alloc_pages order=2 gfp=GFP_ATOMIC
 p4 = alloc_pages order=11 gfp=GFP_KERNEL
+p5 = alloc_pages order=4 gfp=GFP_KERNEL|__GFP_ZERO
 read p0+0 len=16
+read p5+8192 len=16
 read p1+12288 len=16
 read p2+4096 len=16
 o0 = kmalloc size=200

@@ -106,12 +106,15 @@ static void prep_new_page(Kernel& k, unsigned long pfn, unsigned order, gfp_t gf
   p->owner_data = 0;
   std::memset(p->words, 0, sizeof p->words);
   kasan_alloc_pages(k, p, order);
-  if (stale) k.mem.clean_stale(pfn, n); // accessible now; a no-op if cleaned above
   if ((gfp & __GFP_ZERO) || k.params.init_on_alloc) {
+    // Zeroed whatever they hold (a stale page is not pristine): no cleaning first.
     auto* mem = static_cast<uint8_t*>(k.mem.page_address(p));
     for (unsigned long i = 0; i < n; i++)
       if (k.mem.fill != 0 || !k.mem.pristine(pfn + i))
         std::memset(mem + (i << PAGE_SHIFT_), 0, PAGE_SIZE_);
+    if (stale) k.mem.forget_stale(pfn, n);
+  } else if (stale) {
+    k.mem.clean_stale(pfn, n); // accessible now; a no-op if cleaned above
   }
   k.mem.mark_written(pfn, n);
   if ((gfp & __GFP_COMP) && order) prep_compound_page(k, pfn, order);

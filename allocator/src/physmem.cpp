@@ -205,6 +205,17 @@ void PhysMem::clean_stale(unsigned long pfn, unsigned long n) {
   }
 }
 
+void PhysMem::forget_stale(unsigned long pfn, unsigned long n) {
+  for (unsigned long i = pfn; i < pfn + n;) {
+    const unsigned long bits = std::min(64 - (i & 63), pfn + n - i);
+    const uint64_t mask = (bits == 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1) << (i & 63);
+    std::atomic_ref<uint64_t> word(stale[i >> 6]);
+    if (word.load(std::memory_order_relaxed) & mask)
+      word.fetch_and(~mask, std::memory_order_relaxed);
+    i += bits;
+  }
+}
+
 void PhysMem::mark_written(unsigned long pfn, unsigned long n) {
   // A word at a time, and a locked RMW only for bits not yet set: most pages handed out again
   // were handed out before (an order-10 block is 16 words, not 1024 RMWs).

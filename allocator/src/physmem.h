@@ -102,6 +102,8 @@ struct PhysMem {
   // has there); the caller then marks all written. Call before anything reads their bytes;
   // pristine() is still true of a page that was only stale, until mark_written().
   void clean_stale(unsigned long pfn, unsigned long n);
+  // Pages [pfn, pfn + n) were overwritten whole by their new owner (zeroed): no longer stale.
+  void forget_stale(unsigned long pfn, unsigned long n);
   bool has_stale(unsigned long pfn, unsigned long n) const {
     for (unsigned long i = pfn; i < pfn + n; i++)
       if (test_bit(stale, i)) return true;
