@@ -12,11 +12,13 @@ void Dmesg::printk(const std::string& text) {
     size_t nl = text.find('\n', start);
     if (nl == std::string::npos) nl = text.size();
     char stamp[32];
-    std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ",
-                  static_cast<unsigned long long>(clock_us_ / 1000000),
-                  static_cast<unsigned long long>(clock_us_ % 1000000));
+    const int n = std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ",
+                                static_cast<unsigned long long>(clock_us_ / 1000000),
+                                static_cast<unsigned long long>(clock_us_ % 1000000));
     ++clock_us_;
-    std::string line = stamp + text.substr(start, nl - start) + "\n";
+    std::string line;
+    line.reserve(size_t(n) + (nl - start) + 1);
+    line.append(stamp, size_t(n)).append(text, start, nl - start).push_back('\n');
     bytes_ += line.size();
     lines_.push_back(std::move(line));
     while (bytes_ > kMaxBytes && !lines_.empty()) {

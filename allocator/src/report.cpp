@@ -62,7 +62,7 @@ void emit_report(Kernel& k, Report r) {
         k.params.kasan_fault == "panic")
       abort_now = true;
   }
-  std::string text = r.text;
+  std::string text = abort_now ? r.text : std::string();
   {
     std::lock_guard<std::mutex> guard(k.report_lock);
     k.reports.push_back(std::move(r));
