@@ -84,6 +84,34 @@ static uint8_t* shadow_slot(Kernel& k, uintptr_t a, uint8_t* key, size_t size = 
   return nullptr;
 }
 
+const uint8_t* kasan_shadow_span(Kernel& k, uintptr_t a, size_t n, uint8_t* key) {
+  if (!k.kasan) return nullptr;
+  const uintptr_t end = a + n * KASAN_GRANULE_SIZE;
+  const uintptr_t dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
+  if (a >= dm && end <= dm + k.mem.bytes) {
+    *key = KASAN_PAGE_FREE;
+    return k.kasan->dm_shadow + (a - dm) / KASAN_GRANULE_SIZE;
+  }
+  if (k.vmalloc && a >= k.vmalloc->base && end <= k.vmalloc->base + k.vmalloc->size) {
+    *key = KASAN_VMALLOC_INVALID;
+    return k.kasan->vm_shadow + (a - k.vmalloc->base) / KASAN_GRANULE_SIZE;
+  }
+  return nullptr;
+}
+
+size_t kasan_first_poisoned(const uint8_t* stored, size_t n, uint8_t key) {
+  const uint64_t keys = 0x0101010101010101ull * key;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) { // eight granules (64 bytes of memory) a step
+    uint64_t w;
+    std::memcpy(&w, stored + i, 8);
+    if (w != keys) break;
+  }
+  for (; i < n; i++)
+    if (stored[i] != key) return i;
+  return n;
+}
+
 uint8_t kasan_shadow(Kernel& k, const void* addr) {
   uint8_t key;
   uint8_t* s = k.kasan ? shadow_slot(k, reinterpret_cast<uintptr_t>(addr), &key) : nullptr;
@@ -268,9 +296,17 @@ static bool check_access(Kernel& k, const void* addr, size_t size, bool write, c
     kasan_report(k, a, size, write, type, fn, false, trace);
     return false;
   }
-  // Find the first inaccessible byte, granule by granule.
+  // Find the first inaccessible byte: first the shadow of the whole access at once (the common
+  // case, all accessible, ends there), then granule by granule from the first one not fully so.
   uintptr_t end = a + size;
-  for (uintptr_t g = a & ~uintptr_t(KASAN_GRANULE_SIZE - 1); g < end; g += KASAN_GRANULE_SIZE) {
+  uintptr_t from = a & ~uintptr_t(KASAN_GRANULE_SIZE - 1);
+  const size_t granules = (end - from + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE;
+  if (const uint8_t* span = kasan_shadow_span(k, from, granules, &key)) {
+    const size_t i = kasan_first_poisoned(span, granules, key);
+    if (i == granules && !always) return true;
+    from += std::min(i, granules) * KASAN_GRANULE_SIZE;
+  }
+  for (uintptr_t g = from; g < end; g += KASAN_GRANULE_SIZE) {
     uint8_t key2;
     uint8_t* s = shadow_slot(k, g, &key2);
     if (!s) {

@@ -65,6 +65,12 @@ void kasan_poison(Kernel& k, const void* addr, size_t size, uint8_t value);
 // Makes [addr, addr + size) accessible; a partial last granule gets the count of valid bytes.
 void kasan_unpoison(Kernel& k, const void* addr, size_t size);
 uint8_t kasan_shadow(Kernel& k, const void* addr); // the (decoded) shadow byte of addr
+// The stored shadow of the n granules from the granule-aligned address a when all lie in one
+// shadowed region (the direct map or the vmalloc range), and the XOR that decodes it (*key);
+// nullptr otherwise. kasan_first_poisoned: the index of the first of those n stored bytes that
+// does not decode to 0 (fully accessible), or n.
+const uint8_t* kasan_shadow_span(Kernel& k, uintptr_t a, size_t n, uint8_t* key);
+size_t kasan_first_poisoned(const uint8_t* stored, size_t n, uint8_t key);
 
 // The page allocator's hooks.
 void kasan_alloc_pages(Kernel& k, struct page* page, unsigned order);

@@ -326,6 +326,16 @@ void kasan_asan_sync(Kernel& k, const void* addr, size_t size) {
   uintptr_t a = reinterpret_cast<uintptr_t>(addr) & ~uintptr_t(KASAN_GRANULE_SIZE - 1);
   uintptr_t e = reinterpret_cast<uintptr_t>(addr) + size;
   note_poisoned(k, a, e);
+  const size_t n = (e - a + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE;
+  uint8_t key;
+  if (const uint8_t* span = kasan_shadow_span(k, a, n, &key)) {
+    // Usually all accessible (a raw access KASAN just allowed): one unpoisoning.
+    const size_t i = kasan_first_poisoned(span, n, key);
+    unpoison_range(a, a + i * KASAN_GRANULE_SIZE);
+    for (size_t j = i; j < n; j++)
+      store_shadow(a + j * KASAN_GRANULE_SIZE, asan_value(uint8_t(span[j] ^ key)));
+    return;
+  }
   for (uintptr_t g = a; g < e; g += KASAN_GRANULE_SIZE)
     store_shadow(g, asan_value(kasan_shadow(k, reinterpret_cast<const void*>(g))));
 }
