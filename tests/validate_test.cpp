@@ -11,6 +11,7 @@
 #include "buddy.h"
 #include "bug.h"
 #include "kernel.h"
+#include "kmalloc.h"
 #include "kmm/linux.h"
 #include "kmm/validate.h"
 #include "page_test_util.h"
@@ -330,4 +331,29 @@ TEST(Validate, CpuAtomicDepthIsTheSumOfTheContextCounters) {
   c1.atomic_depth = 0;
   EXPECT_EQ(dump(kmm::validate(*m)), "");
   EXPECT_TRUE(m->reports().empty());
+}
+
+// The slab layer's walk over mem_map: a page marked as a slab must belong to a live cache and be
+// on one of its lists or CPUs. (The walk steps over free blocks; a slab planted inside one is
+// check_pages()'s flagged tail.)
+TEST_F(ValidatePlanted, SlabPagesOfNoCacheOrOnNoList) {
+  kmm::MachineScope scope(*m);
+  struct page* p = alloc_pages(GFP_KERNEL, 0);
+  ASSERT_TRUE(p);
+  const unsigned long pfn = k().mem.page_to_pfn(p);
+  const uint32_t flags = p->flags;
+  p->flags |= kmm::PG_slab;
+  p->slab.slab_cache = reinterpret_cast<kmem_cache*>(uintptr_t(0x1000));
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, kmm::strprintf("slub: pfn 0x%lx is a slab of no live cache", pfn))) << dump(e);
+  p->slab.slab_cache = kmm::kmalloc_slab(k(), 64, GFP_KERNEL);
+  p->slab.slab_cpu = 0;
+  e = kmm::validate(*m);
+  EXPECT_TRUE(
+      has(e, kmm::strprintf("slub: pfn 0x%lx (cache kmalloc-64) is on no list and no cpu", pfn)))
+      << dump(e);
+  p->flags = flags;
+  p->slab = {};
+  EXPECT_EQ(dump(kmm::validate(*m)), "");
+  __free_pages(p, 0);
 }

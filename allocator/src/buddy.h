@@ -32,6 +32,11 @@ enum : unsigned {
 
 zone& page_zone(Kernel& k, unsigned long pfn);
 
+// For the checkers' walks over mem_map that look at pages in use: how far to step from pfn, the
+// whole free block that starts there (when its order is sane), else 1. A page in use hidden
+// inside a free block is check_pages()'s to report (validate.cpp, where this is defined).
+unsigned long buddy_span(const Kernel& k, unsigned long pfn);
+
 // Free lists. The block at pfn is free, of `order`; list_mt says which list holds it.
 void add_to_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt, bool tail);
 void del_page_from_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned order);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 
+#include "buddy.h"
 #include "bug.h"
 #include "kernel.h"
 #include "kmm/pressure.h"
@@ -183,7 +184,7 @@ void pressure_validate(Kernel& k, std::vector<std::string>& errors) {
   pagecache_validate(k, errors);
   // Every Anon/PageCache/PageTable page in mem_map is one of the pages counted above.
   long owned[3] = {};
-  for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn++) {
+  for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn += buddy_span(k, pfn)) {
     const struct page& p = k.mem.mem_map[pfn];
     if (!(p.flags & PG_alloc)) continue;
     if (p.owner == PageOwner::Anon) owned[0]++;

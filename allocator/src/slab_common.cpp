@@ -3,8 +3,8 @@
 // /proc/slabinfo, /sys/kernel/slab/<cache>/..., and the slab part of kmm::validate.
 #include <algorithm>
 #include <cerrno>
-#include <set>
 
+#include "buddy.h"
 #include "bug.h"
 #include "kernel.h"
 #include "kmalloc.h"
@@ -381,8 +381,16 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
   if (!k.slab) return;
   SlabState& st = *k.slab;
   std::lock_guard<std::mutex> guard(st.slab_mutex);
-  std::set<const kmem_cache*> live(st.slab_caches.begin(), st.slab_caches.end());
-  std::set<uint32_t> reached;
+  std::vector<const kmem_cache*> live(st.slab_caches.begin(), st.slab_caches.end());
+  std::sort(live.begin(), live.end());
+  std::vector<uint64_t> reached((k.mem.nr_pages + 63) / 64); // by pfn: reached from a cache
+  auto reach = [&](uint32_t pfn) {                           // false if reached before
+    uint64_t& w = reached[pfn >> 6];
+    const uint64_t bit = uint64_t(1) << (pfn & 63);
+    const bool first = !(w & bit);
+    w |= bit;
+    return first;
+  };
   for (kmem_cache* s : st.slab_caches) {
     if (s->fastpath != slab_wants_fastpath(k, s))
       errors.push_back(strprintf(
@@ -396,7 +404,7 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
     auto visit = [&](uint32_t pfn, const char* list) {
       struct page* slab = k.mem.pfn_to_page(pfn);
       count++;
-      if (!reached.insert(pfn).second)
+      if (!reach(pfn))
         errors.push_back(
             strprintf("slub: %s: slab pfn 0x%x is on two lists", s->name.c_str(), pfn));
       if (!(slab->flags & PG_slab) || slab->slab.slab_cache != s) {
@@ -462,13 +470,14 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
                                  s->name.c_str(), count, n.nr_slabs.load()));
     n.list_lock.unlock();
   }
-  // Every PG_slab page belongs to a live cache and was reached from it (or waits for RCU).
-  for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn++) {
+  // Every PG_slab page belongs to a live cache and was reached from it (or waits for RCU). Free
+  // blocks are stepped over: a slab inside one is check_pages()'s flagged tail.
+  for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn += buddy_span(k, pfn)) {
     const struct page& p = k.mem.mem_map[pfn];
     if (!(p.flags & PG_slab)) continue;
-    if (!live.count(p.slab.slab_cache))
+    if (!std::binary_search(live.begin(), live.end(), p.slab.slab_cache))
       errors.push_back(strprintf("slub: pfn 0x%lx is a slab of no live cache", pfn));
-    else if (!reached.count(uint32_t(pfn)) && p.slab.slab_cpu != 0xfffe)
+    else if (!(reached[pfn >> 6] & (uint64_t(1) << (pfn & 63))) && p.slab.slab_cpu != 0xfffe)
       errors.push_back(strprintf("slub: pfn 0x%lx (cache %s) is on no list and no cpu", pfn,
                                  p.slab.slab_cache->name.c_str()));
   }

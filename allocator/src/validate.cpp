@@ -109,6 +109,14 @@ static void check_pages(Kernel& k, std::vector<std::string>& errors) {
   }
 }
 
+unsigned long buddy_span(const Kernel& k, unsigned long pfn) {
+  const struct page& p = k.mem.mem_map[pfn];
+  if (!PageBuddy(p) || p.private_ > MAX_PAGE_ORDER_ || (pfn & ((1ul << p.private_) - 1)) ||
+      pfn + (1ul << p.private_) > k.mem.nr_pages)
+    return 1;
+  return 1ul << p.private_;
+}
+
 // CpuState's invariant (kernel.h). A wrong atomic_depth would let the slab fast path take a
 // sleeping allocation in atomic context without the report, or send every one to the general path.
 static void check_cpus(Kernel& k, std::vector<std::string>& errors) {
