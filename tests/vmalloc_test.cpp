@@ -135,6 +135,24 @@ TEST_F(VmallocTest, VmallocUnderSpinlockIsSleepingInAtomic) {
   vfree(p);
 }
 
+// __might_resched's ratelimit: sixteen page allocations that may sleep, one report; the next
+// atomic section reports again.
+TEST_F(VmallocTest, SleepingInAtomicIsReportedOncePerAtomicSection) {
+  spinlock_t lock;
+  spin_lock_init(&lock);
+  void* p[2];
+  for (int i = 0; i < 2; i++) {
+    spin_lock(&lock);
+    p[i] = vmalloc(16 * PAGE_SIZE);
+    spin_unlock(&lock);
+    EXPECT_EQ(kmm::test::count_reports(*m, "BUG: sleeping function called from invalid context"),
+              size_t(i + 1));
+  }
+  vfree(p[0]);
+  vfree(p[1]);
+  EXPECT_EQ(kmm::test::count_reports(*m, "BUG: sleeping function called from invalid context"), 2u);
+}
+
 TEST_F(VmallocTest, VmapMapsGivenPages) {
   struct page* pages[3];
   for (auto& pg : pages) pg = alloc_page(GFP_KERNEL);

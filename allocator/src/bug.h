@@ -36,7 +36,10 @@ std::string cpu_line(Kernel& k);
 void report_warn(Kernel& k, const char* file, const char* function, const std::string& message);
 // panic(): "Kernel panic - not syncing: <message>".
 void report_panic(Kernel& k, const std::string& message);
-// __might_resched(): "BUG: sleeping function called from invalid context at <where>".
+// __might_resched(): "BUG: sleeping function called from invalid context at <where>". The kernel
+// prints it at most once a second (prev_jiffy + HZ): a vmalloc of a hundred pages under a
+// spinlock is one report, not a hundred. kmm has no clock, so its ratelimit is the atomic
+// section: once per CPU until that CPU's atomic_depth is back to zero (CpuState::sleep_reported).
 void report_sleep_in_atomic(Kernel& k, const char* where);
 
 // --- page allocator ---

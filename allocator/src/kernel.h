@@ -46,20 +46,27 @@ struct alignas(64) CpuState {
   int irq_disable_depth = 0;                    // local_irq_disable() depth
   int in_irq = 0;                               // simulated hardirq nesting
   int atomic_depth = 0;                         // the sum of the three above
+  bool sleep_reported = false;                  // report_sleep_in_atomic's ratelimit (bug.h)
   TaskRef current;                              // the running task
   unsigned long events[NR_VM_EVENT_ITEMS] = {}; // vm_event_states, summed by /proc/vmstat
 
   void preempt_count_add(int d) {
     preempt_count += d;
-    atomic_depth += d;
+    depth_add(d);
   }
   void irq_disable_add(int d) {
     irq_disable_depth += d;
-    atomic_depth += d;
+    depth_add(d);
   }
   void in_irq_add(int d) {
     in_irq += d;
+    depth_add(d);
+  }
+
+private:
+  void depth_add(int d) {
     atomic_depth += d;
+    if (atomic_depth == 0) sleep_reported = false; // the atomic section is over
   }
 };
 

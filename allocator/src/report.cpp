@@ -92,7 +92,9 @@ void report_panic(Kernel& k, const std::string& message) {
 }
 
 void report_sleep_in_atomic(Kernel& k, const char* where) {
-  const CpuState& c = k.cpu();
+  CpuState& c = k.cpu();
+  if (c.sleep_reported) return; // ratelimited (bug.h)
+  c.sleep_reported = true;
   std::string title = std::string("BUG: sleeping function called from invalid context at ") + where;
   std::string t = title + "\n";
   t += strprintf("in_atomic(): %d, irqs_disabled(): %d, non_block: 0, pid: %d, name: %s\n",
