@@ -1,12 +1,13 @@
 // Fuzz target: the buddy page allocator (alloc_pages, __free_pages, split_page,
-// alloc_pages_exact) on the input's machine, against a page-bitmap reference.
+// alloc_pages_exact) on the input's machine, against a reference decomposition of its free frames.
 //
 // Oracles, beyond the harness's (liveness, no overlap, content, no report, validate every 16
 // operations):
 //   - free-page accounting: free pages + pages on pcp lists + our live pages == the boot value,
 //     after every operation;
 //   - maximal coalescing: at the end, after drain_all_pages, the free lists hold exactly the
-//     maximal aligned blocks of the free-frame bitmap (boot free frames minus our live ones);
+//     maximal mergeable aligned blocks of the free frames (boot free frames minus our live ones;
+//     blocks above a pageblock merge only as __free_one_page lets pageblock types merge);
 //   - back to boot: after freeing everything and draining, the free lists equal the boot state.
 #include <algorithm>
 #include <map>
@@ -30,9 +31,9 @@ struct Block {
 };
 
 // The free lists of a machine at boot (after draining the pcp lists), by boot line. Boot is
-// deterministic, so a line's first input computes them and checks them against the maximal
-// coalescing of their own frames; the inputs after it only compare the free-page total (a
-// machine restored between inputs is compared with a fresh boot under KMM_FUZZ_RECYCLE_CHECK).
+// deterministic, so a line's first input takes them; the inputs after it compare the free-page
+// total (a machine restored between inputs is compared with a fresh boot under
+// KMM_FUZZ_RECYCLE_CHECK). That boot coalesced maximally is validate()'s buddy check.
 struct BootFree {
   std::vector<Block> blocks;
   long total = 0;
@@ -67,49 +68,13 @@ struct BuddyOracle : fuzz::Oracle {
     return n;
   }
 
-  // The maximal aligned blocks of a free-frame bitmap, zone by zone: at each free pfn, the
-  // largest order-aligned all-free block inside the zone (e.g. frames 8..15 free, 16 used:
-  // order 3 at 8).
-  static std::vector<Block> maximal_blocks(Kernel& k, const std::vector<uint8_t>& free) {
-    std::vector<Block> out;
-    for (auto& z : k.zones) {
-      if (!z.managed_pages) continue;
-      for (unsigned long pfn = z.zone_start_pfn; pfn < z.end_pfn();) {
-        if (!free[pfn]) {
-          pfn++;
-          continue;
-        }
-        unsigned o = 0;
-        while (o < MAX_PAGE_ORDER) {
-          unsigned long n = 1ul << (o + 1);
-          if (pfn % n || pfn + n > z.end_pfn()) break;
-          bool all = true;
-          for (unsigned long i = 1ul << o; i < n && all; i++) all = free[pfn + i];
-          if (!all) break;
-          o++;
-        }
-        out.push_back({pfn, o});
-        pfn += 1ul << o;
-      }
-    }
-    return out;
-  }
-
   void at_boot(fuzz::Ctx& c) override {
     static std::map<std::string, BootFree> by_line;
     Kernel& k = c.m->kernel();
     drain_all_pages(k, nullptr);
     auto it = by_line.find(c.executed.boot);
-    if (it == by_line.end()) {
-      BootFree b{free_blocks(k), free_total(k)};
-      std::vector<uint8_t> free(k.mem.nr_pages, 0);
-      for (const Block& blk : b.blocks)
-        for (unsigned long i = 0; i < (1ul << blk.order); i++) free[blk.pfn + i] = 1;
-      auto want = maximal_blocks(k, free);
-      if (want != b.blocks)
-        fuzz::fail(c, "not maximally coalesced at boot: " + diff(want, b.blocks));
-      it = by_line.emplace(c.executed.boot, std::move(b)).first;
-    }
+    if (it == by_line.end())
+      it = by_line.emplace(c.executed.boot, BootFree{free_blocks(k), free_total(k)}).first;
     boot = &it->second;
     if (free_total(k) != boot->total)
       fuzz::fail(c, "free+pcp at boot " + std::to_string(free_total(k)) +
@@ -124,10 +89,11 @@ struct BuddyOracle : fuzz::Oracle {
                         std::to_string(boot->total));
   }
 
-  // The maximal aligned blocks of the boot free frames minus our live ones. A boot block (maximal
-  // at boot, at_boot checked) with none of ours stays whole: taking frames away cannot let it
-  // merge. One holding some of ours splits into halves until each is all free or all ours,
-  // which is the greedy decomposition above, block by block.
+  // The maximal aligned blocks of the boot free frames minus our live ones. A boot block with
+  // none of ours stays whole, unless its pageblocks no longer merge (one turned HighAtomic: the
+  // kernel's __free_one_page does not merge a non-mergeable type with another type). One holding
+  // some of ours splits into halves until each is all free or all ours: the greedy aligned
+  // decomposition of the free frames, block by block.
   std::vector<Block> reference(fuzz::Ctx& c) const {
     Kernel& k = c.m->kernel();
     std::vector<std::pair<unsigned long, unsigned long>> live; // [first, last) pfns, sorted
@@ -144,10 +110,20 @@ struct BuddyOracle : fuzz::Oracle {
         if (i->second > lo) n += std::min(hi, i->second) - std::max(lo, i->first);
       return n;
     };
+    auto merges = [&](unsigned long pfn, unsigned o) { // its pageblocks merge into one block
+      const int first = k.mem.get_pageblock_migratetype(pfn);
+      for (unsigned long pb = pfn; o > pageblock_order && pb < pfn + (1ul << o);
+           pb += pageblock_nr_pages) {
+        const int mt = k.mem.get_pageblock_migratetype(pb);
+        if (mt != first && (!migratetype_is_mergeable(mt) || !migratetype_is_mergeable(first)))
+          return false;
+      }
+      return true;
+    };
     std::vector<Block> out;
     auto split = [&](auto& self, unsigned long pfn, unsigned o) -> void {
       const unsigned long n = ours_in(pfn, pfn + (1ul << o));
-      if (n == 0) return out.push_back({pfn, o});
+      if (n == 0 && merges(pfn, o)) return out.push_back({pfn, o});
       if (n == (1ul << o)) return;
       self(self, pfn, o - 1);
       self(self, pfn + (1ul << (o - 1)), o - 1);

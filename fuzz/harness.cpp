@@ -24,8 +24,8 @@
 
 #if KMM_ASAN && !defined(KMM_ASAN_RECOVER)
 // The fuzz preset's ASan (the asan preset has its own defaults in kasan_asan.cpp). A smaller
-// quarantine for kmm's own host heap than ASan's 256 MiB: every input boots a machine whose
-// structures (struct Kernel alone is 64 KiB) are freed at its end, and with the default window
+// quarantine for kmm's own host heap than ASan's 256 MiB: an input that boots a machine frees
+// its structures (struct Kernel alone is 64 KiB) at its end, and with the default window
 // each boot touched fresh host pages, a page fault each (about 10 us on this host): 60% of
 // fuzz_machine's faults. 16 MiB still holds many inputs' worth of freed objects for ASan's
 // use-after-free checks. ASAN_OPTIONS overrides it.
@@ -795,6 +795,7 @@ std::string boot_state(Machine& m) {
   if (k.kasan) {
     out.append(reinterpret_cast<const char*>(k.kasan->dm_shadow), k.kasan->dm_shadow_size);
     out.append(reinterpret_cast<const char*>(k.kasan->vm_shadow), k.kasan->vm_shadow_size);
+    out += "\nquarantine " + std::to_string(kasan_quarantine_bytes(m.kernel())) + "\n";
   }
   return out;
 }

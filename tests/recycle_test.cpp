@@ -38,6 +38,11 @@ p4 = alloc_pages order=11 gfp=GFP_KERNEL
 p5 = alloc_pages order=4 gfp=GFP_KERNEL|__GFP_ZERO
 read p0+0 len=16
 read p5+8192 len=16
+p6 = alloc_pages order=4 gfp=GFP_KERNEL|__GFP_ZERO
+write p6+0 len=8 byte=0x77
+free_pages p6
+p7 = alloc_pages order=4 gfp=GFP_KERNEL
+read p7+0 len=16
 read p1+12288 len=16
 read p2+4096 len=16
 o0 = kmalloc size=200

@@ -86,13 +86,16 @@ static uint8_t* shadow_slot(Kernel& k, uintptr_t a, uint8_t* key, size_t size = 
 
 const uint8_t* kasan_shadow_span(Kernel& k, uintptr_t a, size_t n, uint8_t* key) {
   if (!k.kasan) return nullptr;
-  const uintptr_t end = a + n * KASAN_GRANULE_SIZE;
+  // n granules from a fit before `end` (written so that a huge n cannot wrap around).
+  auto fits = [&](uintptr_t base, size_t bytes) {
+    return a >= base && a - base <= bytes && n <= (bytes - (a - base)) / KASAN_GRANULE_SIZE;
+  };
   const uintptr_t dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
-  if (a >= dm && end <= dm + k.mem.bytes) {
+  if (fits(dm, k.mem.bytes)) {
     *key = KASAN_PAGE_FREE;
     return k.kasan->dm_shadow + (a - dm) / KASAN_GRANULE_SIZE;
   }
-  if (k.vmalloc && a >= k.vmalloc->base && end <= k.vmalloc->base + k.vmalloc->size) {
+  if (k.vmalloc && fits(k.vmalloc->base, k.vmalloc->size)) {
     *key = KASAN_VMALLOC_INVALID;
     return k.kasan->vm_shadow + (a - k.vmalloc->base) / KASAN_GRANULE_SIZE;
   }
@@ -291,6 +294,10 @@ static bool check_access(Kernel& k, const void* addr, size_t size, bool write, c
   if (!k.kasan || !size) return true;
   uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   uint8_t key;
+  if (size > UINTPTR_MAX - a) { // the access wraps around the address space
+    kasan_report(k, a, size, write, "wild-memory-access", fn, false, trace);
+    return false;
+  }
   if (!shadow_slot(k, a, &key)) {
     const char* type = a < PAGE_SIZE_ ? "null-ptr-deref" : "wild-memory-access";
     kasan_report(k, a, size, write, type, fn, false, trace);

@@ -42,7 +42,8 @@ struct KasanState {
   size_t vm_shadow_size = 0;
   // ASan builds (kasan_asan.h): the 32 KiB chunks of the direct map and of the vmalloc range
   // whose ASan shadow may hold poison, a bit each. Set on every poisoning, so that the machine's
-  // end clears what it poisoned instead of scanning all of its shadow.
+  // end (or its restore to the boot image) clears what it poisoned instead of scanning all of
+  // its shadow.
   std::vector<uint64_t> asan_poisoned_dm, asan_poisoned_vm;
   // The 32 KiB chunks of the direct map and of the vmalloc range whose shadow was written since
   // boot, a bit each (kasan_poison / kasan_unpoison set them). Boot writes none, so these are all

@@ -7,11 +7,12 @@
 // cost 10 ms). The struct pages are zeroed (their resident part); RAM is not cleaned at all. The
 // pages the old machine handed out are *stale* in the new one: their host bytes are left over,
 // but the machine must see `fill` there, so a stale page is set to `fill` when it is handed out
-// (prep_new_page), the only moment its bytes become visible. A page never handed out since it was
-// last clean is *pristine*: it holds `fill`, so an allocation that zeroes it (init_on_alloc,
-// __GFP_ZERO) skips the memset when fill is 0, and page_poison's check skips it. Cleaning thus
-// costs what the inputs allocate, not mem=; what the machine sees is byte for byte a fresh boot
-// (tests/physmem_test.cpp): fuzz targets boot one per input (issue #8).
+// (prep_new_page), the only moment its bytes become visible, unless the allocation zeroes it
+// anyway (forget_stale). A page never handed out since it was last clean is *pristine*: it holds
+// `fill`, so an allocation that zeroes it (init_on_alloc, __GFP_ZERO) skips the memset when fill
+// is 0, and page_poison's check skips it. Cleaning thus costs what the inputs allocate, not mem=;
+// what the machine sees is byte for byte a fresh boot (tests/physmem_test.cpp). A machine restored
+// to its boot image (recycle.h) marks the pages its run handed out stale the same way.
 //
 // Addresses printed in reports are the kernel's, never host pointers: the direct map at
 // PAGE_OFFSET (0xffff888000000000 + phys) and struct pages in the vmemmap

@@ -402,6 +402,11 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
     n.list_lock.lock();
     unsigned long count = 0, partial = 0;
     auto visit = [&](uint32_t pfn, const char* list) {
+      if (pfn >= k.mem.nr_pages) {
+        errors.push_back(strprintf("slub: %s: pfn 0x%x on the %s list is outside memory",
+                                   s->name.c_str(), pfn, list));
+        return false;
+      }
       struct page* slab = k.mem.pfn_to_page(pfn);
       count++;
       if (!reach(pfn))

@@ -84,6 +84,7 @@ bool in_atomic(void);
 bool irqs_disabled(void);
 // Runs `fn(arg)` as a hardirq handler on the current CPU (in_interrupt() is true inside).
 void kmm_run_in_irq(void (*fn)(void*), void* arg);
-// Reports "BUG: sleeping function called from invalid context" if the CPU is atomic.
+// Reports "BUG: sleeping function called from invalid context" if the CPU is atomic (once per
+// atomic section: kmm's form of the kernel's once-a-second ratelimit).
 void might_sleep(void);
 int smp_processor_id(void);
