@@ -84,6 +84,10 @@ struct CmaOracle : fuzz::Oracle {
     return true;
   }
 
+  // The injected page is an ordinary allocation in the wrong place: freeing it at the end
+  // leaves nothing behind, so the machine is restored for the next input.
+  bool misuse_keeps_machine_sound() const override { return true; }
+
   void at_boot(fuzz::Ctx& c) override { remember_migrations(c); }
 
   void remember_migrations(fuzz::Ctx& c) {

@@ -738,7 +738,8 @@ const std::set<unsigned>& target_ops(const Target& t) {
 // Machines between inputs (recycle.h). A clean run (no misuse ran) whose machine its boot image
 // can take back, which the harness's freeing everything at the end usually makes so, leaves the
 // machine here restored; the next input with the same boot line takes it instead of booting.
-// Otherwise (a misuse, a KFENCE machine, a restore refused) the machine is destroyed
+// So does a run whose misuse the target calls harmless (Oracle::misuse_keeps_machine_sound).
+// Otherwise (another misuse, a KFENCE machine, a restore refused) the machine is destroyed
 // and the next input boots afresh. KMM_FUZZ_RECYCLE=0 boots every input.
 struct Parked {
   std::unique_ptr<Machine> m;
@@ -831,9 +832,9 @@ BootImagePtr take_machine(Ctx& c, const std::string& line) {
   return env.on ? take_boot_image(c.m->kernel(), std::move(spare_image())) : nullptr;
 }
 
-void park_machine(Ctx& c, BootImagePtr img) {
+void park_machine(Ctx& c, BootImagePtr img, bool sound) {
   if (!img) return;
-  if (c.tainted || !restore_boot_image(c.m->kernel(), *img)) {
+  if (!sound || !restore_boot_image(c.m->kernel(), *img)) {
     spare_image() = std::move(img);
     return;
   }
@@ -854,6 +855,7 @@ int run(const Target& t, const Scenario& input) {
   const auto& ops = target_ops(t);
   std::unique_ptr<Oracle> oracle = t.make_oracle ? t.make_oracle() : std::make_unique<Oracle>();
   RunResult out;
+  bool sound = true; // the machine can be restored (see Oracle::misuse_keeps_machine_sound)
   {
     MachineScope scope(*c.m);
     scn::Runner r(c.executed, *c.m, out);
@@ -893,16 +895,17 @@ int run(const Target& t, const Scenario& input) {
     }
     if (!c.executed.ops.empty()) check_valid(c, "at the end");
     oracle->at_end(c);
-    if (!c.tainted && t.free_at_end) {
+    sound = !c.tainted || oracle->misuse_keeps_machine_sound();
+    if (sound && t.free_at_end) {
       free_everything(c);
       check_reports(c, nullptr);
-      oracle->after_free_all(c);
+      if (!c.tainted) oracle->after_free_all(c);
     }
     r.cpu_scope.reset();
     c.r = nullptr;
   }
   for (auto& [name, l] : c.res) keep_spare(std::move(l.shadow));
-  park_machine(c, std::move(img));
+  park_machine(c, std::move(img), sound);
   return 0;
 }
 

@@ -65,6 +65,11 @@ struct Oracle {
   // A misuse operation (why says which): return true to run it (a detection target injects
   // it), false to skip it. Clean targets keep the default.
   virtual bool inject(Ctx&, const Op&, const std::string& why) { return false; }
+  // The misuse inject() lets run is a legal call the kernel only frowns on (it corrupts no
+  // state): after such a run the harness still frees everything, and the machine is restored for
+  // the next input instead of booted anew. Reports and validate() stay unchecked from the misuse
+  // on; after_free_all is not called.
+  virtual bool misuse_keeps_machine_sound() const { return false; }
   virtual void after(Ctx&, const Op&) {}
   virtual void at_end(Ctx&) {}         // before the harness frees what is still live (always)
   virtual void after_free_all(Ctx&) {} // after it did (clean runs only)
