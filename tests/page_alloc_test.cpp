@@ -13,6 +13,7 @@
 #include "kmm/validate.h"
 #include "page_test_util.h"
 #include "pcp.h"
+#include "recycle.h"
 
 using kmm::Machine;
 using kmm::test::buddyinfo;
@@ -148,6 +149,38 @@ TEST(PageAlloc, OrderAboveMaxWarnsAndFails) {
   ASSERT_NE(p, nullptr);
   __free_pages(p, 10);
   EXPECT_EQ(m->reports().size(), 1u);
+}
+
+// WARN_ON_ONCE_GFP: a site warns once per boot; a silenced request (__GFP_NOWARN) does not use
+// up the warning; kmalloc_large's huge order is the same site; a restored machine warns again.
+TEST(PageAlloc, WarnOnceSitesWarnOncePerBoot) {
+  auto m = Machine::boot("mem=16M nr_cpus=1");
+  kmm::BootImagePtr img = kmm::take_boot_image(m->kernel());
+  ASSERT_TRUE(img);
+  {
+    kmm::MachineScope scope(*m);
+    EXPECT_EQ(alloc_pages(GFP_KERNEL | __GFP_NOWARN, 11), nullptr);
+    EXPECT_EQ(m->reports().size(), 0u);
+    EXPECT_EQ(alloc_pages(GFP_KERNEL, 11), nullptr);
+    EXPECT_EQ(alloc_pages(GFP_KERNEL, 12), nullptr);
+    EXPECT_EQ(kmalloc(size_t(8) << 20, GFP_KERNEL), nullptr);
+    ASSERT_EQ(m->reports().size(), 1u);
+    EXPECT_NE(m->reports()[0].text.find("order 11 > MAX_PAGE_ORDER"), std::string::npos);
+    // Another site still warns, once.
+    void* a = alloc_pages_exact(PAGE_SIZE, GFP_KERNEL | __GFP_HIGHMEM);
+    void* b = alloc_pages_exact(PAGE_SIZE, GFP_KERNEL | __GFP_COMP);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    ASSERT_EQ(m->reports().size(), 2u);
+    EXPECT_EQ(m->reports()[1].title, "WARNING: CPU: 0 PID: 1 at mm/page_alloc.c alloc_pages_exact");
+    EXPECT_NE(m->reports()[1].text.find("__GFP_HIGHMEM is not allowed"), std::string::npos);
+    free_pages_exact(a, PAGE_SIZE);
+    free_pages_exact(b, PAGE_SIZE);
+  }
+  ASSERT_TRUE(kmm::restore_boot_image(m->kernel(), *img));
+  kmm::MachineScope scope(*m);
+  EXPECT_EQ(alloc_pages(GFP_KERNEL, 11), nullptr);
+  EXPECT_EQ(m->reports().size(), 1u) << "a restored machine is a fresh boot: it warns again";
 }
 
 TEST(PageAlloc, DoubleFreeIsABadPage) {

@@ -157,9 +157,10 @@ struct Kernel {
   std::mutex report_lock;
   std::vector<Report> reports;
 
-  uint64_t rng_state = 0;     // splitmix64, seeded from kmm.seed
-  Machine* machine = nullptr; // the owner
-  bool panicked = false;      // a panic was reported; allocation stops retrying
+  uint64_t rng_state = 0;               // splitmix64, seeded from kmm.seed
+  Machine* machine = nullptr;           // the owner
+  bool panicked = false;                // a panic was reported; allocation stops retrying
+  std::atomic<uint32_t> warned_once{0}; // bit (1 << WarnOnce): that WARN_ON_ONCE fired (bug.h)
 
   // Per-thread current machine and CPU. constinit and initial-exec: every slab fast path reads
   // them, and an extern thread_local that might need dynamic initialisation is reached through a

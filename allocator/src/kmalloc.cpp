@@ -67,7 +67,7 @@ static unsigned get_order(size_t size) {
 static __attribute__((noinline)) void* kmalloc_large(Kernel& k, size_t size, gfp_t flags) {
   unsigned order = get_order(size);
   if (order > MAX_PAGE_ORDER_) {
-    if (!(flags & __GFP_NOWARN))
+    if (!(flags & __GFP_NOWARN) && warn_once(k, WarnOnce::AllocOrder)) // __alloc_pages's
       report_warn(k, "mm/page_alloc.c", "__alloc_pages",
                   strprintf("order %u > MAX_PAGE_ORDER (%u)", order, MAX_PAGE_ORDER_));
     return nullptr;

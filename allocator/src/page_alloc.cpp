@@ -360,11 +360,14 @@ static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order, 
   }
 
   if (gfp & __GFP_NOFAIL) {
-    if (!can_direct_reclaim)
-      report_warn(k, "mm/page_alloc.c", "__alloc_pages_slowpath",
-                  "__GFP_NOFAIL without __GFP_DIRECT_RECLAIM");
-    else {
-      if (costly_order)
+    // WARN_ON_ONCE_GFP(!can_direct_reclaim, gfp) and WARN_ON_ONCE_GFP(costly_order, gfp)
+    const bool warn = !(gfp & __GFP_NOWARN);
+    if (!can_direct_reclaim) {
+      if (warn && warn_once(k, WarnOnce::NofailNoReclaim))
+        report_warn(k, "mm/page_alloc.c", "__alloc_pages_slowpath",
+                    "__GFP_NOFAIL without __GFP_DIRECT_RECLAIM");
+    } else {
+      if (costly_order && warn && warn_once(k, WarnOnce::NofailCostly))
         report_warn(k, "mm/page_alloc.c", "__alloc_pages_slowpath",
                     "__GFP_NOFAIL for a costly order");
       // __alloc_pages_cpuset_fallback(ALLOC_MIN_RESERVE)
@@ -382,7 +385,7 @@ static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order, 
 struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order, PageOwner owner) {
   if (order > MAX_PAGE_ORDER_) {
     // WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp)
-    if (!(gfp & __GFP_NOWARN))
+    if (!(gfp & __GFP_NOWARN) && warn_once(k, WarnOnce::AllocOrder))
       report_warn(k, "mm/page_alloc.c", "__alloc_pages",
                   strprintf("order %u > MAX_PAGE_ORDER (%u)", order, MAX_PAGE_ORDER_));
     return nullptr;
@@ -546,9 +549,12 @@ void* alloc_pages_exact(Kernel& k, size_t size, gfp_t gfp) {
   unsigned long nr = (size + PAGE_SIZE_ - 1) >> PAGE_SHIFT_;
   unsigned order = 0;
   while ((1ul << order) < nr) order++;
-  if (gfp & __GFP_COMP) {
-    report_warn(k, "mm/page_alloc.c", "alloc_pages_exact", "__GFP_COMP is not allowed");
-    gfp &= ~__GFP_COMP;
+  // WARN_ON_ONCE(gfp_mask & (__GFP_COMP | __GFP_HIGHMEM))
+  if (gfp & (__GFP_COMP | __GFP_HIGHMEM)) {
+    if (warn_once(k, WarnOnce::AllocExactGfp))
+      report_warn(k, "mm/page_alloc.c", "alloc_pages_exact",
+                  gfp & __GFP_COMP ? "__GFP_COMP is not allowed" : "__GFP_HIGHMEM is not allowed");
+    gfp &= ~(__GFP_COMP | __GFP_HIGHMEM);
   }
   struct page* p = __alloc_pages(k, gfp, order);
   if (!p) return nullptr;

@@ -383,6 +383,7 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
   k.swappiness = img.swappiness;
   k.rng_state = img.rng_state;
   k.panicked = false; // a panic (say, OOM with nothing to kill) stopped a run, not the image
+  k.warned_once.store(0, std::memory_order_relaxed); // the image has no report, so none fired
   restores.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

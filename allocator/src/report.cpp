@@ -85,6 +85,11 @@ void report_warn(Kernel& k, const char* file, const char* function, const std::s
   emit_report(k, Report{ReportKind::Warn, title, t});
 }
 
+bool warn_once(Kernel& k, WarnOnce site) {
+  const uint32_t bit = 1u << static_cast<unsigned>(site);
+  return !(k.warned_once.fetch_or(bit, std::memory_order_relaxed) & bit);
+}
+
 void report_panic(Kernel& k, const std::string& message) {
   k.panicked = true;
   std::string title = "Kernel panic - not syncing: " + message;
