@@ -13,6 +13,7 @@
 // An op whose reference has nothing to name is dropped; a truncated op ends the scenario. So
 // every byte string is a valid scenario, and encode(decode(b)) decodes to the same scenario.
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "kmm/gfp.h"
@@ -135,11 +136,14 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
   const auto& table = op_table();
   SymTab syms;
   std::vector<int> counters(kNumKinds, 0);
+  std::vector<Raw> raw; // per op, reused (a fuzz input decodes up to thousands of ops)
+  std::vector<size_t> cand;
   while (!in.done()) {
     uint64_t code;
     if (!in.get(1, &code)) break;
     const OpSpec& spec = table[code % table.size()];
-    std::vector<Raw> raw(spec.fields.size());
+    const bool is_cpu = std::strcmp(spec.name, "cpu") == 0;
+    raw.assign(spec.fields.size(), Raw{});
     bool complete = true;
     for (size_t i = 0; i < spec.fields.size() && complete; i++)
       complete = read_field(in, spec.fields[i], &raw[i]);
@@ -157,7 +161,7 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
       switch (f.type) {
       case FieldType::Ref:
       case FieldType::Access: {
-        auto cand = syms.candidates(f.refs);
+        syms.candidates(f.refs, cand);
         if (cand.empty()) {
           ok = false;
           break;
@@ -177,7 +181,7 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
         uint64_t x = r.a % span;
         if (f.need == Need::Optional && x == span - 1) v.present = false;
         else v.num = f.min + static_cast<int64_t>(x);
-        if (std::string(spec.name) == "cpu") v.num %= cpus;
+        if (is_cpu) v.num %= cpus;
         break;
       }
       case FieldType::Byte: v.num = static_cast<int64_t>(r.a & 0xff); break;
@@ -211,6 +215,7 @@ std::vector<uint8_t> encode_scenario(const Scenario& s) {
   out.push_back(static_cast<uint8_t>(mi - machines.begin()));
   const auto& table = op_table();
   SymTab syms;
+  std::vector<size_t> cand;
   for (const Op& op : s.ops) {
     const OpSpec& spec = table[op.code];
     auto fail = [&](const std::string& msg) {
@@ -224,7 +229,7 @@ std::vector<uint8_t> encode_scenario(const Scenario& s) {
       switch (f.type) {
       case FieldType::Ref:
       case FieldType::Access: {
-        auto cand = syms.candidates(f.refs);
+        syms.candidates(f.refs, cand);
         size_t idx = 0;
         while (idx < cand.size() && syms.defs[cand[idx]].name != v.str) idx++;
         if (idx == cand.size()) fail("reference '" + v.str + "' names nothing");

@@ -210,11 +210,10 @@ Def* SymTab::find_mut(const std::string& name) {
   return nullptr;
 }
 
-std::vector<size_t> SymTab::candidates(uint16_t mask) const {
-  std::vector<size_t> out;
+void SymTab::candidates(uint16_t mask, std::vector<size_t>& out) const {
+  out.clear();
   for (size_t i = 0; i < defs.size(); i++)
     if (kind_mask(defs[i].kind) & mask) out.push_back(i);
-  return out;
 }
 
 void SymTab::define(const Op& op) {

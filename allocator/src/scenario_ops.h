@@ -95,7 +95,8 @@ struct Def {
 struct SymTab {
   std::vector<Def> defs;
   const Def* find(const std::string& name) const;
-  std::vector<size_t> candidates(uint16_t mask) const; // indices of defs a reference may name
+  // The indices of defs a reference of kinds `mask` may name, into `out` (cleared first).
+  void candidates(uint16_t mask, std::vector<size_t>& out) const;
   void define(const Op& op); // after op: its result, if any, and its effect on earlier ones
   Def* find_mut(const std::string& name);
 };
