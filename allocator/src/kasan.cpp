@@ -3,7 +3,6 @@
 #include "kasan.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "buddy.h"
@@ -27,22 +26,6 @@ KasanState::~KasanState() {
 
 bool kasan_enabled(const Kernel& k) { return k.kasan != nullptr; }
 
-// KasanState::shadow_written_*: one bit per kWrittenChunk bytes of memory.
-constexpr size_t kWrittenChunk = size_t(32) << 10;
-static size_t written_words(size_t bytes) { return (bytes / kWrittenChunk + 64) / 64; }
-
-// Marks the chunks of [offset, offset + size) of a region (byte offsets into its memory). CPUs
-// poison concurrently: a bit already set costs a load.
-static void note_written(std::vector<uint64_t>& bits, size_t offset, size_t size) {
-  for (size_t i = offset / kWrittenChunk, e = (offset + size + kWrittenChunk - 1) / kWrittenChunk;
-       i < e; i++) {
-    std::atomic_ref<uint64_t> word(bits[i >> 6]);
-    const uint64_t bit = uint64_t(1) << (i & 63);
-    if (!(word.load(std::memory_order_relaxed) & bit))
-      word.fetch_or(bit, std::memory_order_relaxed);
-  }
-}
-
 static uint8_t* map_shadow(size_t bytes) {
   void* p = host_zeroed_map(bytes); // pooled: touched shadow pages stay backed across boots
   if (!p) throw BootError("kasan: cannot map " + std::to_string(bytes) + " bytes of shadow");
@@ -56,8 +39,8 @@ void kasan_init(Kernel& k) {
   st->dm_shadow = map_shadow(st->dm_shadow_size);
   st->vm_shadow_size = k.vmalloc->size / KASAN_GRANULE_SIZE;
   st->vm_shadow = map_shadow(st->vm_shadow_size);
-  st->shadow_written_dm.assign(written_words(k.mem.bytes), 0);
-  st->shadow_written_vm.assign(written_words(k.vmalloc->size), 0);
+  st->shadow_written_dm.init(k.mem.bytes);
+  st->shadow_written_vm.init(k.vmalloc->size);
   st->owner = &k;
   k.kasan = std::move(st);
   kasan_asan_register(k);
@@ -73,12 +56,12 @@ static uint8_t* shadow_slot(Kernel& k, uintptr_t a, uint8_t* key, size_t size = 
   uintptr_t dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
   if (a >= dm && a - dm < k.mem.bytes) {
     *key = KASAN_PAGE_FREE;
-    if (size) note_written(st.shadow_written_dm, a - dm, size);
+    if (size) st.shadow_written_dm.mark(a - dm, size);
     return st.dm_shadow + (a - dm) / KASAN_GRANULE_SIZE;
   }
   if (k.vmalloc && k.vmalloc->contains(a)) {
     *key = KASAN_VMALLOC_INVALID;
-    if (size) note_written(st.shadow_written_vm, a - k.vmalloc->base, size);
+    if (size) st.shadow_written_vm.mark(a - k.vmalloc->base, size);
     return st.vm_shadow + (a - k.vmalloc->base) / KASAN_GRANULE_SIZE;
   }
   return nullptr;
@@ -147,30 +130,24 @@ void kasan_unpoison(Kernel& k, const void* addr, size_t size) {
 bool kasan_at_boot(Kernel& k) {
   if (!k.kasan) return true;
   const KasanState& st = *k.kasan;
-  auto none = [](const std::vector<uint64_t>& bits) {
-    return std::all_of(bits.begin(), bits.end(), [](uint64_t w) { return w == 0; });
-  };
-  return none(st.shadow_written_dm) && none(st.shadow_written_vm) && kasan_quarantine_bytes(k) == 0;
+  return st.shadow_written_dm.none() && st.shadow_written_vm.none() &&
+         kasan_quarantine_bytes(k) == 0;
 }
 
-// Zeroes the stored shadow (the boot state, kasan.h) of the chunks `bits` marks, and the marks.
-static void unwrite_shadow(std::vector<uint64_t>& bits, uint8_t* shadow, size_t shadow_size) {
-  constexpr size_t span = kWrittenChunk / KASAN_GRANULE_SIZE; // shadow bytes per chunk
-  for (size_t w = 0; w < bits.size(); w++) {
-    for (uint64_t b = bits[w]; b; b &= b - 1) {
-      const size_t at = (w * 64 + unsigned(__builtin_ctzll(b))) * span;
-      if (at < shadow_size) std::memset(shadow + at, 0, std::min(span, shadow_size - at));
-    }
-    bits[w] = 0;
-  }
+// Zeroes the stored shadow (the boot state, kasan.h) of the chunks `written` marks, and the marks.
+static void unwrite_shadow(kasan_chunk_map& written, uint8_t* shadow) {
+  written.for_each_clear([&](size_t at, size_t bytes) {
+    std::memset(shadow + at / KASAN_GRANULE_SIZE, 0, bytes / KASAN_GRANULE_SIZE);
+  });
 }
 
 void kasan_restore_boot(Kernel& k) {
   if (!k.kasan) return;
   KasanState& st = *k.kasan;
-  unwrite_shadow(st.shadow_written_dm, st.dm_shadow, st.dm_shadow_size);
-  unwrite_shadow(st.shadow_written_vm, st.vm_shadow, st.vm_shadow_size);
+  // ASan's mirror first: it forgets the chunks shadow_written_* marks, which the unwrite clears.
   kasan_asan_forget(k, st);
+  unwrite_shadow(st.shadow_written_dm, st.dm_shadow);
+  unwrite_shadow(st.shadow_written_vm, st.vm_shadow);
   if (k.kasan_quarantine) {
     std::lock_guard<std::mutex> guard(k.kasan_quarantine->lock);
     k.kasan_quarantine->fifo.clear();

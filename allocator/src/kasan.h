@@ -9,6 +9,8 @@
 // untouched vmalloc shadow means KASAN_VMALLOC_INVALID. Boot writes nothing.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -34,21 +36,81 @@ inline constexpr uint8_t KASAN_SLAB_FREE = 0xFB;
 inline constexpr uint8_t KASAN_SLAB_FREE_META = 0xFA;
 inline constexpr uint8_t KASAN_VMALLOC_INVALID = 0xF8;
 
+// The chunks of one shadowed region of simulated memory (the direct map or the vmalloc range)
+// whose KASAN state (its stored shadow, or in ASan builds ASan's mirror of it; each map of
+// KasanState says which) may differ from its boot state, a bit each:
+//   bit i set <=> chunk i, bytes [i * CHUNK, (i + 1) * CHUNK) of the region, may differ from boot.
+// Byte 70000 of a region is in chunk 70000 / 32768 == 2, bit 2 of words[0].
+// CPUs mark concurrently: the words are updated through relaxed atomic_refs, and a bit already
+// set costs a load. Everything else reads or clears the words with the machine quiescent.
+struct kasan_chunk_map {
+  // 32 KiB: the memory one 4 KiB page of shadow stands for (a shadow byte per 8 bytes), for
+  // KASAN's stored shadow as for ASan's.
+  static constexpr size_t CHUNK = size_t(32) << 10;
+  std::vector<uint64_t> words; // bit i of words[i / 64]: chunk i
+  size_t bytes = 0;            // the region's size
+
+  void init(size_t region_bytes) {
+    bytes = region_bytes;
+    words.assign((region_bytes / CHUNK + 64) / 64, 0);
+  }
+  // Marks the chunks of [offset, offset + size), byte offsets into the region.
+  void mark(size_t offset, size_t size) {
+    for (size_t i = offset / CHUNK, e = (offset + size + CHUNK - 1) / CHUNK; i < e; i++) {
+      std::atomic_ref<uint64_t> word(words[i >> 6]);
+      const uint64_t bit = uint64_t(1) << (i & 63);
+      if (!(word.load(std::memory_order_relaxed) & bit))
+        word.fetch_or(bit, std::memory_order_relaxed);
+    }
+  }
+
+  // The walks run only at a restore to the boot image and at the machine's end. Each is compiled
+  // into its caller (a template instantiated with the caller's lambda, or forced inline), so that
+  // fuzz/sancov_ignore.txt, which lists those callers, keeps the walks out of the fuzzer's
+  // coverage as well.
+  [[gnu::always_inline]] bool marked(size_t offset) const {
+    return words[offset / CHUNK >> 6] >> (offset / CHUNK & 63) & 1;
+  }
+  [[gnu::always_inline]] bool none() const {
+    for (uint64_t w : words)
+      if (w) return false;
+    return true;
+  }
+  // fn(offset, size) for each marked chunk, in address order; the last one ends at the region's.
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (size_t w = 0; w < words.size(); w++)
+      for (uint64_t b = words[w]; b; b &= b - 1) {
+        const size_t at = (w * 64 + unsigned(__builtin_ctzll(b))) * CHUNK;
+        if (at < bytes) fn(at, std::min(CHUNK, bytes - at));
+      }
+  }
+  // for_each, then no chunk marked.
+  template <typename Fn>
+  void for_each_clear(Fn&& fn) {
+    for_each(fn);
+    for (uint64_t& w : words) w = 0;
+  }
+};
+
 struct KasanState {
   Kernel* owner = nullptr;
   uint8_t* dm_shadow = nullptr; // direct map: mem/8 bytes, stored XOR KASAN_PAGE_FREE
   size_t dm_shadow_size = 0;
   uint8_t* vm_shadow = nullptr; // vmalloc range: size/8 bytes, stored XOR KASAN_VMALLOC_INVALID
   size_t vm_shadow_size = 0;
-  // ASan builds (kasan_asan.h): the 32 KiB chunks of the direct map and of the vmalloc range
-  // whose ASan shadow may hold poison, a bit each. Set on every poisoning, so that the machine's
-  // end (or its restore to the boot image) clears what it poisoned instead of scanning all of
-  // its shadow.
-  std::vector<uint64_t> asan_poisoned_dm, asan_poisoned_vm;
-  // The 32 KiB chunks of the direct map and of the vmalloc range whose shadow was written since
-  // boot, a bit each (kasan_poison / kasan_unpoison set them). Boot writes none, so these are all
-  // the shadow a restore to the boot image (recycle.h) has to put back.
-  std::vector<uint64_t> shadow_written_dm, shadow_written_vm;
+  // The chunks whose stored shadow was written since boot (kasan_poison / kasan_unpoison mark
+  // them). Boot writes none, so these are all the shadow a restore to the boot image (recycle.h)
+  // has to put back. In ASan builds they are also the chunks where those writes may have left
+  // poison in ASan's mirror (kasan_asan_set marks nothing of its own).
+  kasan_chunk_map shadow_written_dm, shadow_written_vm;
+  // ASan builds (kasan_asan.h): the chunks where kasan_asan_sync may have poisoned ASan's mirror.
+  // Not the maps above: a raw access inside a KasanMetadataAccess scope can reach a chunk whose
+  // shadow was never written (a scenario `corrupt` into a page free since boot), and when the
+  // scope ends, the sync mirrors that chunk's boot poison into ASan. Its shadow is still as boot
+  // left it, so kasan_at_boot and the shadow restore rightly do not see it; only ASan's mirror
+  // has to forget it. ASan's shadow holds kmm's poison only in chunks of these four maps.
+  kasan_chunk_map asan_synced_dm, asan_synced_vm;
   ~KasanState();
 };
 

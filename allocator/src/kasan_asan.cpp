@@ -115,35 +115,24 @@ void clear_shadow(uintptr_t lo, uintptr_t hi) {
   unpoison_range(a1, hi);
 }
 
-// KasanState::asan_poisoned_*: one bit per kChunk bytes of a machine range.
-constexpr uintptr_t kChunk = uintptr_t(32) << 10;
-
-void mark_chunks(std::vector<uint64_t>& bits, uintptr_t base, uintptr_t lo, uintptr_t hi) {
-  for (uintptr_t i = (lo - base) / kChunk, e = (hi - base + kChunk - 1) / kChunk; i < e; i++) {
-    std::atomic_ref<uint64_t> word(bits[i >> 6]);
-    const uint64_t bit = uint64_t(1) << (i & 63);
-    if (!(word.load(std::memory_order_relaxed) & bit))
-      word.fetch_or(bit, std::memory_order_relaxed);
-  }
-}
-
-// Records that ASan's shadow of [lo, hi) may now hold poison, in the bitmap of the range of k's
-// memory that holds it.
-void note_poisoned(Kernel& k, uintptr_t lo, uintptr_t hi) {
+// Records that kasan_asan_sync may have poisoned ASan's shadow of [lo, hi), in the map of the
+// range of k's memory that holds it (kasan.h: KasanState::asan_synced_*).
+void note_synced(Kernel& k, uintptr_t lo, uintptr_t hi) {
   KasanState& st = *k.kasan;
   const auto dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
-  if (lo >= dm && hi <= dm + k.mem.bytes) mark_chunks(st.asan_poisoned_dm, dm, lo, hi);
+  if (lo >= dm && hi <= dm + k.mem.bytes) st.asan_synced_dm.mark(lo - dm, hi - lo);
   else if (k.vmalloc && lo >= k.vmalloc->base && hi <= k.vmalloc->base + k.vmalloc->size)
-    mark_chunks(st.asan_poisoned_vm, k.vmalloc->base, lo, hi);
+    st.asan_synced_vm.mark(lo - k.vmalloc->base, hi - lo);
 }
 
-// Clears ASan's shadow of the chunks of [base, end) that `bits` marks.
-void clear_poisoned(const std::vector<uint64_t>& bits, uintptr_t base, uintptr_t end) {
-  for (size_t w = 0; w < bits.size(); w++)
-    for (uint64_t b = bits[w]; b; b &= b - 1) {
-      const uintptr_t lo = base + (w * 64 + unsigned(__builtin_ctzll(b))) * kChunk;
-      if (lo < end) clear_shadow(lo, std::min(lo + kChunk, end));
-    }
+// Clears ASan's shadow of the chunks `written` or `synced` marks (each once) in the range that
+// starts at base, and the marks of `synced`.
+void clear_poisoned(const kasan_chunk_map& written, kasan_chunk_map& synced, uintptr_t base) {
+  auto clear = [&](size_t at, size_t bytes) { clear_shadow(base + at, base + at + bytes); };
+  written.for_each(clear);
+  synced.for_each_clear([&](size_t at, size_t bytes) {
+    if (!written.marked(at)) clear(at, bytes);
+  });
 }
 
 // --- the error report callback ----------------------------------------------------------------
@@ -270,8 +259,8 @@ thread_local std::vector<OpenRange> open_ranges;
 } // namespace
 
 void kasan_asan_register(Kernel& k) {
-  k.kasan->asan_poisoned_dm.assign((k.mem.bytes / kChunk + 64) / 64, 0);
-  if (k.vmalloc) k.kasan->asan_poisoned_vm.assign((k.vmalloc->size / kChunk + 64) / 64, 0);
+  k.kasan->asan_synced_dm.init(k.mem.bytes);
+  if (k.vmalloc) k.kasan->asan_synced_vm.init(k.vmalloc->size);
   std::lock_guard<std::mutex> guard(registry_lock);
   registry.push_back(&k);
   nr_registered.fetch_add(1, std::memory_order_relaxed);
@@ -288,13 +277,13 @@ void kasan_asan_unregister(Kernel& k, KasanState& st) {
   kasan_asan_forget(k, st);
 }
 
+// The poison kmm put in ASan's shadow lies in the chunks whose KASAN shadow was written
+// (kasan_asan_set follows those writes) and in those kasan_asan_sync mirrored (kasan.h). The
+// written ones stay marked: kasan_restore_boot clears them after this, with the shadow.
 void kasan_asan_forget(Kernel& k, KasanState& st) {
   const auto dm = reinterpret_cast<uintptr_t>(k.mem.direct_map);
-  clear_poisoned(st.asan_poisoned_dm, dm, dm + k.mem.bytes);
-  std::fill(st.asan_poisoned_dm.begin(), st.asan_poisoned_dm.end(), 0);
-  if (k.vmalloc)
-    clear_poisoned(st.asan_poisoned_vm, k.vmalloc->base, k.vmalloc->base + k.vmalloc->size);
-  std::fill(st.asan_poisoned_vm.begin(), st.asan_poisoned_vm.end(), 0);
+  clear_poisoned(st.shadow_written_dm, st.asan_synced_dm, dm);
+  if (k.vmalloc) clear_poisoned(st.shadow_written_vm, st.asan_synced_vm, k.vmalloc->base);
 }
 
 void kasan_asan_set(Kernel& k, const void* addr, size_t size, uint8_t kasan_value) {
@@ -307,7 +296,6 @@ void kasan_asan_set(Kernel& k, const void* addr, size_t size, uint8_t kasan_valu
     __asan_unpoison_memory_region(start, n * KASAN_GRANULE_SIZE);
     return;
   }
-  note_poisoned(k, a, a + n * KASAN_GRANULE_SIZE);
   if (kasan_value >= KASAN_GRANULE_SIZE) __asan_poison_memory_region(start, n * KASAN_GRANULE_SIZE);
   else
     for (size_t i = 0; i < n; i++) store_shadow(a + i * KASAN_GRANULE_SIZE, kasan_value);
@@ -325,7 +313,7 @@ void kasan_asan_sync(Kernel& k, const void* addr, size_t size) {
   if (!k.kasan || !size) return;
   uintptr_t a = reinterpret_cast<uintptr_t>(addr) & ~uintptr_t(KASAN_GRANULE_SIZE - 1);
   uintptr_t e = reinterpret_cast<uintptr_t>(addr) + size;
-  note_poisoned(k, a, e);
+  note_synced(k, a, e);
   const size_t n = (e - a + KASAN_GRANULE_SIZE - 1) / KASAN_GRANULE_SIZE;
   uint8_t key;
   if (const uint8_t* span = kasan_shadow_span(k, a, n, &key)) {

@@ -61,9 +61,13 @@ void kasan_asan_unregister(Kernel& k, KasanState& st);
 // Clears what the machine poisoned in ASan's shadow, as at kasan_init (a restore to the boot
 // image, recycle.h); the machine stays registered.
 void kasan_asan_forget(Kernel& k, KasanState& st);
-// ASan's shadow of [addr, addr + size) (granule-rounded) := KASAN's shadow of the same bytes.
+// ASan's shadow of [addr, addr + size) (granule-rounded) := KASAN's shadow of the same bytes,
+// its chunks marked in KasanState::asan_synced_* (KASAN's shadow there may be as boot left it).
 void kasan_asan_sync(Kernel& k, const void* addr, size_t size);
 // ASan's shadow of [addr, addr + size) := poisoned (value >= 8) or accessible prefix (0..7).
+// Only right after KASAN's shadow of the same bytes was written (kasan_poison, kasan_unpoison):
+// that write marked their chunks in KasanState::shadow_written_*, which is where
+// kasan_asan_forget looks for this poison.
 void kasan_asan_set(Kernel& k, const void* addr, size_t size, uint8_t kasan_value);
 // Makes [addr, addr + size) accessible to ASan (KASAN's shadow is left alone).
 void kasan_asan_clear(const void* addr, size_t size);
