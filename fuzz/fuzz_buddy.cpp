@@ -52,15 +52,9 @@ struct BuddyOracle : fuzz::Oracle {
   }
   static std::vector<Block> free_blocks(Kernel& k) {
     std::vector<Block> out;
-    for (unsigned long pfn = 0; pfn < k.mem.nr_pages;) {
-      struct page* p = k.mem.pfn_to_page(pfn);
-      if (PageBuddy(*p)) {
-        out.push_back({pfn, p->private_});
-        pfn += 1ul << p->private_;
-      } else {
-        pfn++;
-      }
-    }
+    for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn += buddy_span(k, pfn))
+      if (PageBuddy(*k.mem.pfn_to_page(pfn)))
+        out.push_back({pfn, k.mem.pfn_to_page(pfn)->private_});
     return out;
   }
   long ours(fuzz::Ctx& c) const {
@@ -145,20 +139,21 @@ struct BuddyOracle : fuzz::Oracle {
     return "expected " + show(want, i) + ", free lists have " + show(got, i);
   }
 
-  void at_end(fuzz::Ctx& c) override {
+  // After drain_all_pages the free lists are the reference's blocks.
+  void check_coalesced(fuzz::Ctx& c, const char* what) const {
     Kernel& k = c.m->kernel();
     drain_all_pages(k, nullptr);
     auto want = reference(c), got = free_blocks(k);
-    if (want != got)
-      fuzz::fail(c, "not maximally coalesced after drain_all_pages: " + diff(want, got));
+    if (want != got) fuzz::fail(c, what + diff(want, got));
   }
 
+  void at_end(fuzz::Ctx& c) override {
+    check_coalesced(c, "not maximally coalesced after drain_all_pages: ");
+  }
+
+  // Nothing is live now: the reference is boot's blocks, split where pageblocks no longer merge.
   void after_free_all(fuzz::Ctx& c) override {
-    Kernel& k = c.m->kernel();
-    drain_all_pages(k, nullptr);
-    auto want = reference(c), got = free_blocks(k); // c.ranges is empty: boot's blocks
-    if (got != want)
-      fuzz::fail(c, "free lists differ from boot after freeing everything: " + diff(want, got));
+    check_coalesced(c, "free lists differ from boot after freeing everything: ");
   }
 };
 

@@ -65,13 +65,7 @@ static unsigned get_order(size_t size) {
 // __kmalloc_large_node: whole pages, compound, accounted in NR_SLAB_UNRECLAIMABLE_B.
 // Out of line: inlined into __kmalloc its stack frame would cost every small kmalloc.
 static __attribute__((noinline)) void* kmalloc_large(Kernel& k, size_t size, gfp_t flags) {
-  unsigned order = get_order(size);
-  if (order > MAX_PAGE_ORDER_) {
-    if (!(flags & __GFP_NOWARN) && warn_once(k, WarnOnce::AllocOrder)) // __alloc_pages's
-      report_warn(k, "mm/page_alloc.c", "__alloc_pages",
-                  strprintf("order %u > MAX_PAGE_ORDER (%u)", order, MAX_PAGE_ORDER_));
-    return nullptr;
-  }
+  unsigned order = get_order(size); // above MAX_PAGE_ORDER: __alloc_pages warns and fails
   struct page* page = __alloc_pages(k, flags | __GFP_COMP, order, PageOwner::KmallocLarge);
   if (!page) return nullptr;
   k.mod_node_page_state(NR_SLAB_UNRECLAIMABLE_B, long(PAGE_SIZE_ << order));
