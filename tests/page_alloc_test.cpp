@@ -11,6 +11,7 @@
 #include "kernel.h"
 #include "kmm/pressure.h"
 #include "kmm/validate.h"
+#include "page_alloc.h"
 #include "page_test_util.h"
 #include "pcp.h"
 #include "recycle.h"
@@ -181,6 +182,20 @@ TEST(PageAlloc, WarnOnceSitesWarnOncePerBoot) {
   kmm::MachineScope scope(*m);
   EXPECT_EQ(alloc_pages(GFP_KERNEL, 11), nullptr);
   EXPECT_EQ(m->reports().size(), 1u) << "a restored machine is a fresh boot: it warns again";
+}
+
+// get_order() of a size past 2^63 is order 52 (its shift would wrap further up): kmalloc of
+// such a size warns and fails instead of looping.
+TEST(PageAlloc, KmallocOfAHugeSizeWarnsAndFails) {
+  auto m = Machine::boot("mem=16M nr_cpus=1");
+  kmm::MachineScope scope(*m);
+  EXPECT_EQ(kmm::get_order(~size_t(0)), 52u);
+  EXPECT_EQ(kmm::get_order(size_t(1) << 63), 51u);
+  EXPECT_EQ(kmm::get_order(PAGE_SIZE + 1), 1u);
+  EXPECT_EQ(kmalloc(~size_t(0), GFP_KERNEL), nullptr);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_NE(m->reports()[0].text.find("order 52 > MAX_PAGE_ORDER (10)"), std::string::npos)
+      << m->reports()[0].text;
 }
 
 TEST(PageAlloc, DoubleFreeIsABadPage) {

@@ -32,12 +32,6 @@ Kernel& K() {
   return *k;
 }
 
-unsigned get_order(size_t size) {
-  unsigned order = 0;
-  while ((PAGE_SIZE << order) < size) order++;
-  return order;
-}
-
 bool dma_coherent_ok(const struct device* dev, uint64_t phys, size_t size) {
   return phys + size - 1 <= dev->coherent_dma_mask;
 }
@@ -55,7 +49,7 @@ void* dma_alloc_coherent(struct device* dev, size_t size, dma_addr_t* dma_handle
   gfp &= ~(__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM | __GFP_COMP);
   const size_t aligned = (size + PAGE_SIZE - 1) & PAGE_MASK;
   const unsigned long count = aligned >> PAGE_SHIFT;
-  const unsigned order = get_order(size);
+  const unsigned order = kmm::get_order(size);
   struct page* page = nullptr;
   bool from_cma = false;
 
@@ -111,7 +105,7 @@ void dma_free_coherent(struct device* dev, size_t size, void* cpu_addr, dma_addr
     kmm::cma_release(k, area, page, count);
     return;
   }
-  kmm::__free_pages(k, page, get_order(size));
+  kmm::__free_pages(k, page, kmm::get_order(size));
 }
 
 int dma_set_mask_and_coherent(struct device* dev, uint64_t mask) {

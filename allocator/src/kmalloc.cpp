@@ -56,12 +56,6 @@ void create_kmalloc_caches(Kernel& k) {
   }
 }
 
-static unsigned get_order(size_t size) {
-  unsigned order = 0;
-  while ((size_t(PAGE_SIZE_) << order) < size) order++;
-  return order;
-}
-
 // __kmalloc_large_node: whole pages, compound, accounted in NR_SLAB_UNRECLAIMABLE_B.
 // Out of line: inlined into __kmalloc its stack frame would cost every small kmalloc.
 static __attribute__((noinline)) void* kmalloc_large(Kernel& k, size_t size, gfp_t flags) {

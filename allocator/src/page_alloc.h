@@ -16,6 +16,15 @@ int gfp_zone(gfp_t gfp);
 // gfp_migratetype(): Unmovable, Movable or Reclaimable.
 int gfp_migratetype(gfp_t gfp);
 
+// get_order(): the smallest order whose block holds `size` bytes (0 for 0). It never overflows:
+// a size past 2^63 is order 52, as the kernel's ilog2-based get_order gives, and __alloc_pages
+// then warns that it is above MAX_PAGE_ORDER.
+inline unsigned get_order(size_t size) {
+  unsigned order = 0;
+  while (order < 64 - PAGE_SHIFT_ && (size_t(PAGE_SIZE_) << order) < size) order++;
+  return order;
+}
+
 // Allocates 2^order pages. Returns the head page, or nullptr (with the kernel's warning unless
 // __GFP_NOWARN). The block is owned by `owner` until freed.
 struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order,

@@ -79,11 +79,6 @@ unsigned slab_ksize(const kmem_cache* s) {
 
 // ---- geometry -----------------------------------------------------------------------------------
 
-static unsigned get_order(unsigned long size) {
-  unsigned order = 0;
-  while ((PAGE_SIZE_ << order) < size) order++;
-  return order;
-}
 static unsigned fls(unsigned x) { return x ? 32 - __builtin_clz(x) : 0; }
 static unsigned order_objects(unsigned order, unsigned size) {
   return unsigned((PAGE_SIZE_ << order) / size);
