@@ -50,12 +50,12 @@ struct BuddyOracle : fuzz::Oracle {
       if (z.managed_pages) n += z.free_pages() + zone_pcp_pages(k, z);
     return n;
   }
-  static std::vector<Block> free_blocks(Kernel& k) {
-    std::vector<Block> out;
+  // The free lists' blocks in pfn order, into out (its storage kept from input to input).
+  static void free_blocks(Kernel& k, std::vector<Block>& out) {
+    out.clear();
     for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn += buddy_span(k, pfn))
       if (PageBuddy(*k.mem.pfn_to_page(pfn)))
         out.push_back({pfn, k.mem.pfn_to_page(pfn)->private_});
-    return out;
   }
   long ours(fuzz::Ctx& c) const {
     long n = 0;
@@ -69,8 +69,11 @@ struct BuddyOracle : fuzz::Oracle {
     Kernel& k = c.m->kernel();
     drain_all_pages(k, nullptr);
     auto it = by_line.find(c.executed.boot);
-    if (it == by_line.end())
-      it = by_line.emplace(c.executed.boot, BootFree{free_blocks(k), free_total(k)}).first;
+    if (it == by_line.end()) {
+      BootFree b{{}, free_total(k)};
+      free_blocks(k, b.blocks);
+      it = by_line.emplace(c.executed.boot, std::move(b)).first;
+    }
     boot = &it->second;
     if (free_total(k) != boot->total)
       fuzz::fail(c, "free+pcp at boot " + std::to_string(free_total(k)) +
@@ -90,9 +93,10 @@ struct BuddyOracle : fuzz::Oracle {
   // kernel's __free_one_page does not merge a non-mergeable type with another type). One holding
   // some of ours splits into halves until each is all free or all ours: the greedy aligned
   // decomposition of the free frames, block by block.
-  std::vector<Block> reference(fuzz::Ctx& c) const {
+  void reference(fuzz::Ctx& c, std::vector<Block>& out) const {
     Kernel& k = c.m->kernel();
-    std::vector<std::pair<unsigned long, unsigned long>> live; // [first, last) pfns, sorted
+    static std::vector<std::pair<unsigned long, unsigned long>> live; // [first, last) pfns
+    live.clear();
     for (const auto& [a, r] : c.ranges) {
       unsigned long pfn = k.mem.page_to_pfn(virt_to_page(reinterpret_cast<void*>(a)));
       live.emplace_back(pfn, pfn + (r.first - a + PAGE_SIZE - 1) / PAGE_SIZE);
@@ -116,7 +120,7 @@ struct BuddyOracle : fuzz::Oracle {
       }
       return true;
     };
-    std::vector<Block> out;
+    out.clear();
     auto split = [&](auto& self, unsigned long pfn, unsigned o) -> void {
       const unsigned long n = ours_in(pfn, pfn + (1ul << o));
       if (n == 0 && merges(pfn, o)) return out.push_back({pfn, o});
@@ -125,7 +129,6 @@ struct BuddyOracle : fuzz::Oracle {
       self(self, pfn + (1ul << (o - 1)), o - 1);
     };
     for (const Block& b : boot->blocks) split(split, b.pfn, b.order);
-    return out;
   }
 
   static std::string diff(const std::vector<Block>& want, const std::vector<Block>& got) {
@@ -143,7 +146,9 @@ struct BuddyOracle : fuzz::Oracle {
   void check_coalesced(fuzz::Ctx& c, const char* what) const {
     Kernel& k = c.m->kernel();
     drain_all_pages(k, nullptr);
-    auto want = reference(c), got = free_blocks(k);
+    static std::vector<Block> want, got; // storage kept from input to input
+    reference(c, want);
+    free_blocks(k, got);
     if (want != got) fuzz::fail(c, what + diff(want, got));
   }
 

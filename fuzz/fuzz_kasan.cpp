@@ -90,7 +90,7 @@ struct QuarantineModel {
   }
 
   void after(fuzz::Ctx& c, const Op& op) {
-    std::string n = fuzz::op_name(op);
+    const std::string_view n = fuzz::op_name(op);
     if (n == "kmalloc" || n == "kzalloc" || n == "kmem_cache_alloc" || n == "kvmalloc" ||
         n == "kvzalloc") { // kvmalloc: a slab object unless it fell back to vmalloc
       allocated(c, op.result);
@@ -123,7 +123,7 @@ struct KasanOracle : fuzz::Oracle {
 
   bool inject(fuzz::Ctx& c, const Op& op, const std::string& why) override {
     if (fault != Fault::None) return false; // one fault per run
-    std::string n = fuzz::op_name(op);
+    const std::string_view n = fuzz::op_name(op);
     if ((n == "kfree" || n == "kfree_sensitive" || n == "kmem_cache_free") &&
         why.find(" of freed ") != std::string::npos) {
       fault = Fault::DoubleFree;
@@ -170,7 +170,7 @@ struct KasanOracle : fuzz::Oracle {
 
   // The vmalloc slack oracle (the header comment), after a vmalloc-like op of a clean run.
   static void check_vmalloc_slack(fuzz::Ctx& c, const Op& op) {
-    std::string n = fuzz::op_name(op);
+    const std::string_view n = fuzz::op_name(op);
     if (n != "vmalloc" && n != "vzalloc" && n != "kvmalloc" && n != "kvzalloc") return;
     const fuzz::Live& l = c.res.at(op.result);
     const auto* p = reinterpret_cast<const char*>(l.addr);

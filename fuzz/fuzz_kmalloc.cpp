@@ -17,7 +17,7 @@ using namespace kmm;
 
 struct KmallocOracle : fuzz::Oracle {
   void after(fuzz::Ctx& c, const Op& op) override {
-    std::string n = fuzz::op_name(op);
+    const std::string_view n = fuzz::op_name(op);
     if (n != "kmalloc" && n != "kzalloc" && n != "krealloc") return;
     size_t size = static_cast<size_t>(op.args[n == "krealloc" ? 1 : 0].num);
     void* p = c.r->results.at(op.result).ptr;

@@ -107,7 +107,7 @@ struct PressureOracle : fuzz::Oracle {
   int killable_before = 0, live_before = 0;
 
   void after(fuzz::Ctx& c, const Op& op) override {
-    std::string n = fuzz::op_name(op);
+    const std::string_view n = fuzz::op_name(op);
     if (n == "out_of_memory") {
       int live = live_tasks(c, false);
       if (killable_before > 0 && live != live_before - 1)

@@ -62,7 +62,7 @@ struct SlabOracle : fuzz::Oracle {
 
   bool inject(fuzz::Ctx& c, const Op& op, const std::string& why) override {
     if (fault != Fault::None || !machine_debuggable(c)) return false; // one fault per run
-    std::string n = fuzz::op_name(op);
+    const std::string_view n = fuzz::op_name(op);
     if (n == "kmem_cache_free") {
       const fuzz::Live& cl = c.res.at(op.args[0].str);
       const fuzz::Live& o = c.res.at(op.args[1].str);
@@ -166,7 +166,7 @@ struct SlabOracle : fuzz::Oracle {
 
   void after(fuzz::Ctx& c, const Op& op) override {
     if (fault == Fault::None) {
-      std::string n = fuzz::op_name(op);
+      const std::string_view n = fuzz::op_name(op);
       if (n == "kmem_cache_free" && !c.tainted) check_freepointer_hardened(c, op.args[1].str);
       if (n != "kmem_cache_alloc" && n != "kmem_cache_zalloc") return;
       const auto& obj = c.r->results.at(op.result);

@@ -66,7 +66,7 @@ struct VmallocOracle : fuzz::Oracle {
   }
 
   void after(fuzz::Ctx& c, const Op& op) override {
-    std::string n = fuzz::op_name(op);
+    const std::string_view n = fuzz::op_name(op);
     if (n == "vmalloc" || n == "vzalloc" || n == "kvmalloc" || n == "kvzalloc") {
       const fuzz::Live& l = c.res.at(op.result);
       if (!l.live) return;

@@ -77,15 +77,24 @@ void range_neighbours(const Ctx& c, uintptr_t a, RangeIt* before, RangeIt* after
   *before = *after == c.ranges.begin() ? c.ranges.end() : std::prev(*after);
 }
 
+// "p3", or "p3 page 5" for a page of a split block: what starts at address a in result `name`.
+std::string range_name(const Ctx& c, uintptr_t a, const std::string& name) {
+  auto it = c.res.find(name);
+  if (it == c.res.end() || !it->second.split) return name;
+  return name + " page " + std::to_string((a - it->second.addr) / PAGE_SIZE);
+}
+
 void add_range(Ctx& c, uintptr_t a, int64_t size, const std::string& owner) {
   if (!a || size <= 0) return;
   uintptr_t e = a + static_cast<uintptr_t>(size);
   RangeIt before, after;
   range_neighbours(c, a, &before, &after);
-  if (after != c.ranges.end() && after->first < e)
-    fail(c, owner + " overlaps live " + after->second.second);
-  if (before != c.ranges.end() && before->second.first > a)
-    fail(c, owner + " overlaps live " + before->second.second);
+  auto overlap = [&](RangeIt live) {
+    fail(c, range_name(c, a, owner) + " overlaps live " +
+                range_name(c, live->first, live->second.second));
+  };
+  if (after != c.ranges.end() && after->first < e) overlap(after);
+  if (before != c.ranges.end() && before->second.first > a) overlap(before);
   c.ranges[a] = {e, owner};
 }
 
@@ -245,7 +254,7 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     if ((t == scn::FieldType::Ref || t == scn::FieldType::Access) && !c.res.count(op.args[i].str))
       return Verdict::Skip; // names a result whose operation was dropped
   }
-  std::string n = spec.name;
+  const std::string_view n = spec.name;
   auto misuse = [&](const std::string& w) {
     *why = w;
     return Verdict::Misuse;
@@ -340,8 +349,9 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
   if (n == "kfree" || n == "kfree_sensitive" || n == "ksize" || n == "krealloc") {
     Live& l = ref(0);
     if (ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr))) return Verdict::Ok;
-    if (!l.live) return misuse(n + " of freed " + name_of(op, 0));
-    if (n != "kfree" && !l.cache.empty()) return misuse(n + " of a kmem_cache_alloc object");
+    if (!l.live) return misuse(std::string(n) + " of freed " + name_of(op, 0));
+    if (n != "kfree" && !l.cache.empty())
+      return misuse(std::string(n) + " of a kmem_cache_alloc object");
     return Verdict::Ok;
   }
   if (n == "kmem_cache_free") {
@@ -359,14 +369,14 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
   if (n == "vfree" || n == "kvfree" || n == "cma_release" || n == "dma_free_coherent") {
     Live& l = ref(0);
     if (ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr))) return Verdict::Ok; // NULL: a no-op
-    if (!l.live) return misuse(n + " of freed " + name_of(op, 0));
+    if (!l.live) return misuse(std::string(n) + " of freed " + name_of(op, 0));
     return Verdict::Ok;
   }
   if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc" || n == "kmem_cache_shrink" ||
       n == "kmem_cache_destroy") {
     Live& cl = ref(0);
     if (!cl.addr) return Verdict::Ok;
-    if (!cl.live) return misuse(n + " of a destroyed cache");
+    if (!cl.live) return misuse(std::string(n) + " of a destroyed cache");
     if (n == "kmem_cache_destroy" && cl.objects)
       return misuse("kmem_cache_destroy with live objects");
     return Verdict::Ok;
@@ -378,7 +388,7 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
 
 // Checks the content of what the operation frees, and snapshots what it is about to write.
 void before(Ctx& c, const Op& op) {
-  std::string n = op_name(op);
+  const std::string_view n = op_name(op);
   if (n == "free_pages" || n == "free_pages_exact" || n == "kfree" || n == "kfree_sensitive" ||
       n == "krealloc" || n == "vfree" || n == "kvfree" || n == "cma_release" ||
       n == "dma_free_coherent" || n == "task_exit") {
@@ -497,7 +507,7 @@ void refresh_tasks(Ctx& c) {
 
 void after(Ctx& c, const Op& op) {
   refresh_tasks(c);
-  std::string n = op_name(op);
+  const std::string_view n = op_name(op);
   if (n == "alloc_pages") {
     Live& l = born(c, op);
     l.gfp = static_cast<uint64_t>(op.args[1].num);
@@ -530,8 +540,7 @@ void after(Ctx& c, const Op& op) {
     l.split = true;
     del_range(c, l.addr);
     for (size_t i = 0; i < l.page_live.size(); i++)
-      add_range(c, l.addr + i * PAGE_SIZE, PAGE_SIZE,
-                op.args[0].str + " page " + std::to_string(i));
+      add_range(c, l.addr + i * PAGE_SIZE, PAGE_SIZE, op.args[0].str);
   } else if (n == "write" || n == "fill") {
     Live& l = c.res.at(op.args[0].str);
     if (!l.live || l.shadow.empty()) return;
@@ -545,7 +554,7 @@ void after(Ctx& c, const Op& op) {
   } else if (n == "kmalloc" || n == "kzalloc") {
     Live& l = born(c, op);
     if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
-      fail(c, op.result + ": " + n + " memory not zeroed");
+      fail(c, op.result + ": " + std::string(n) + " memory not zeroed");
   } else if (n == "kmem_cache_create") {
     born(c, op);
   } else if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc") {
@@ -554,7 +563,7 @@ void after(Ctx& c, const Op& op) {
       l.cache = op.args[0].str;
       c.res.at(l.cache).objects++;
       if ((n == "kmem_cache_zalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
-        fail(c, op.result + ": " + n + " object not zeroed");
+        fail(c, op.result + ": " + std::string(n) + " object not zeroed");
     }
   } else if (n == "kfree" || n == "kfree_sensitive") {
     kill(c, op.args[0].str);
@@ -594,7 +603,7 @@ void after(Ctx& c, const Op& op) {
     bool zero =
         n == "vzalloc" || n == "kvzalloc" || (n == "kvmalloc" && (op.args[1].num & __GFP_ZERO));
     if (l.live && zero && !zeroed(c, op.result, l))
-      fail(c, op.result + ": " + n + " memory not zeroed");
+      fail(c, op.result + ": " + std::string(n) + " memory not zeroed");
   } else if (n == "dma_alloc_coherent") {
     Live& l = born(c, op);
     if (l.live && !zeroed(c, op.result, l)) fail(c, op.result + ": coherent DMA buffer not zeroed");
@@ -681,12 +690,10 @@ void free_everything(Ctx& c) {
   if (c.r->lock_held) spin_unlock(&c.r->lock), c.r->lock_held = false;
   while (c.r->k.cpus[c.r->cpu].irq_disable_depth > 0) local_irq_enable();
   c.atomic = 0;
-  std::vector<std::string> order;
-  for (const Op& op : c.executed.ops)
-    if (!op.result.empty()) order.push_back(op.result);
-  std::reverse(order.begin(), order.end());
   for (int pass = 0; pass < 2; pass++)
-    for (const auto& name : order) {
+    for (auto op = c.executed.ops.rbegin(); op != c.executed.ops.rend(); ++op) {
+      if (op->result.empty()) continue;
+      const std::string& name = op->result;
       Live& l = c.res.at(name);
       if (!l.live || (pass == 0) == (l.kind == uint8_t(Kind::Cache))) continue;
       check_content(c, name, l, "at the end");
@@ -842,7 +849,8 @@ void park_machine(Ctx& c, BootImagePtr img, bool sound) {
       Parked{std::move(c.m), std::move(img), recycle_env().check ? print_scenario(c.executed) : ""};
 }
 
-int run(const Target& t, const Scenario& input) {
+// Runs `input`, whose operations it takes (moved into Ctx::executed as they run).
+int run(const Target& t, Scenario& input) {
   Ctx c(t);
   c.executed.boot = input.boot;
   c.executed.filename = input.filename;
@@ -863,7 +871,8 @@ int run(const Target& t, const Scenario& input) {
     check_reports(c, nullptr);
     oracle->at_boot(c);
     unsigned since_validate = 0;
-    for (const Op& in : input.ops) {
+    c.executed.ops.reserve(input.ops.size());
+    for (Op& in : input.ops) {
       if (!ops.count(in.code)) continue;
       std::string why;
       Verdict v = classify(c, in, &why);
@@ -872,7 +881,7 @@ int run(const Target& t, const Scenario& input) {
         if (!oracle->inject(c, in, why)) continue;
         c.tainted = true;
       }
-      c.executed.ops.push_back(in);
+      c.executed.ops.push_back(std::move(in));
       const Op& op = c.executed.ops.back();
       before(c, op);
       r.detail.clear();

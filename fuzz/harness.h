@@ -90,8 +90,9 @@ struct Ctx {
   Scenario executed; // what really ran (the scenario a failure prints)
   std::unique_ptr<Machine> m;
   scn::Runner* r = nullptr;
-  std::map<std::string, Live> res;                               // by result name
-  std::map<uintptr_t, std::pair<uintptr_t, std::string>> ranges; // live [start, end) -> owner
+  std::map<std::string, Live, NameLess> res; // by result name
+  // Live [start, end) -> the result holding it (a split block: one range per page).
+  std::map<uintptr_t, std::pair<uintptr_t, std::string>> ranges;
   bool tainted = false; // a misuse ran: reports and invariants are the oracle's call
   bool stop = false;    // an oracle ends the run after this operation
   int atomic = 0;       // spin_lock / local_irq_disable depth

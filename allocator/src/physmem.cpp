@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -195,38 +196,53 @@ size_t physmem_drain_pool() {
 
 uint64_t physmem_reuse_count() { return reuses.load(std::memory_order_relaxed); }
 
-void PhysMem::clean_stale(unsigned long pfn, unsigned long n) {
-  for (unsigned long i = pfn; i < pfn + n; i++) {
-    std::atomic_ref<uint64_t> word(stale[i >> 6]);
-    const uint64_t bit = uint64_t(1) << (i & 63);
-    if (!(word.load(std::memory_order_relaxed) & bit)) continue;
-    word.fetch_and(~bit, std::memory_order_relaxed);
-    std::memset(direct_map + (uint64_t(i) << PAGE_SHIFT_), fill, PAGE_SIZE_);
+// Calls f(word, mask, base) for each word of bitmap b that the bits [pfn, pfn + n) touch: mask
+// is their part of the word, base the pfn of the word's bit 0. A word at a time: an order-10
+// block is 16 words, not 1024 bit tests.
+template <class F>
+static void for_each_word(std::vector<uint64_t>& b, unsigned long pfn, unsigned long n, F f) {
+  for (unsigned long i = pfn; i < pfn + n;) {
+    const unsigned long bits = std::min(64 - (i & 63), pfn + n - i);
+    const uint64_t mask = (bits == 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1) << (i & 63);
+    f(std::atomic_ref<uint64_t>(b[i >> 6]), mask, i & ~63ul);
+    i += bits;
   }
+}
+
+bool PhysMem::has_stale(unsigned long pfn, unsigned long n) const {
+  bool any = false; // (atomic_ref<const T> is C++26: hence the cast)
+  for_each_word(const_cast<std::vector<uint64_t>&>(stale), pfn, n,
+                [&](std::atomic_ref<uint64_t> word, uint64_t mask, unsigned long) {
+                  any = any || (word.load(std::memory_order_relaxed) & mask);
+                });
+  return any;
+}
+
+void PhysMem::clean_stale(unsigned long pfn, unsigned long n) {
+  for_each_word(
+      stale, pfn, n, [&](std::atomic_ref<uint64_t> word, uint64_t mask, unsigned long base) {
+        uint64_t hit = word.load(std::memory_order_relaxed) & mask;
+        if (!hit) return;
+        word.fetch_and(~hit, std::memory_order_relaxed);
+        for (; hit; hit &= hit - 1)
+          std::memset(direct_map + (uint64_t(base + std::countr_zero(hit)) << PAGE_SHIFT_), fill,
+                      PAGE_SIZE_);
+      });
 }
 
 void PhysMem::forget_stale(unsigned long pfn, unsigned long n) {
-  for (unsigned long i = pfn; i < pfn + n;) {
-    const unsigned long bits = std::min(64 - (i & 63), pfn + n - i);
-    const uint64_t mask = (bits == 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1) << (i & 63);
-    std::atomic_ref<uint64_t> word(stale[i >> 6]);
+  for_each_word(stale, pfn, n, [](std::atomic_ref<uint64_t> word, uint64_t mask, unsigned long) {
     if (word.load(std::memory_order_relaxed) & mask)
       word.fetch_and(~mask, std::memory_order_relaxed);
-    i += bits;
-  }
+  });
 }
 
 void PhysMem::mark_written(unsigned long pfn, unsigned long n) {
-  // A word at a time, and a locked RMW only for bits not yet set: most pages handed out again
-  // were handed out before (an order-10 block is 16 words, not 1024 RMWs).
-  for (unsigned long i = pfn; i < pfn + n;) {
-    const unsigned long bits = std::min(64 - (i & 63), pfn + n - i);
-    const uint64_t mask = (bits == 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1) << (i & 63);
-    std::atomic_ref<uint64_t> word(written[i >> 6]);
+  // A locked RMW only for bits not yet set: most pages handed out again were handed out before.
+  for_each_word(written, pfn, n, [](std::atomic_ref<uint64_t> word, uint64_t mask, unsigned long) {
     if ((word.load(std::memory_order_relaxed) & mask) != mask)
       word.fetch_or(mask, std::memory_order_relaxed);
-    i += bits;
-  }
+  });
 }
 
 PhysMem::~PhysMem() {

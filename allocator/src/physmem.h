@@ -105,11 +105,7 @@ struct PhysMem {
   void clean_stale(unsigned long pfn, unsigned long n);
   // Pages [pfn, pfn + n) were overwritten whole by their new owner (zeroed): no longer stale.
   void forget_stale(unsigned long pfn, unsigned long n);
-  bool has_stale(unsigned long pfn, unsigned long n) const {
-    for (unsigned long i = pfn; i < pfn + n; i++)
-      if (test_bit(stale, i)) return true;
-    return false;
-  }
+  bool has_stale(unsigned long pfn, unsigned long n) const;
   void mark_written(unsigned long pfn, unsigned long n);
 
   int get_pageblock_migratetype(unsigned long pfn) const {

@@ -60,7 +60,7 @@ struct Runner {
   Machine& m;
   Kernel& k;
   RunResult& out;
-  std::map<std::string, Result> results;
+  std::map<std::string, Result, NameLess> results;
   spinlock_t lock; // the scenario's one lock object
   bool lock_held = false;
   size_t report_cursor = 0; // reports before this were looked at by an `expect`

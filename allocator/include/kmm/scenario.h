@@ -23,6 +23,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kmm {
@@ -31,6 +32,19 @@ namespace kmm {
 class ScenarioError : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
+};
+
+// Orders result names (p0, o12, c3): shorter first, then byte by byte. A map keyed by names
+// looks up without memcmp: under the fuzz build every memcmp that differs feeds libFuzzer's
+// comparison tables (names are not input bytes, so that only cost time).
+struct NameLess {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const {
+    if (a.size() != b.size()) return a.size() < b.size();
+    for (size_t i = 0; i < a.size(); i++)
+      if (a[i] != b[i]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
+    return false;
+  }
 };
 
 // One argument value. Its meaning is given by the operation's schema (scenario_ops.cpp):
