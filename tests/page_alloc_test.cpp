@@ -198,6 +198,27 @@ TEST(PageAlloc, KmallocOfAHugeSizeWarnsAndFails) {
       << m->reports()[0].text;
 }
 
+// alloc_pages_exact takes get_order(size) as the kernel's does: a huge size is order 52 (the old
+// page count wrapped to 0 and handed out a freed page), and so is 0 (the kernel's get_order(0)
+// of a run-time size). Both warn at __alloc_pages, once per boot, and fail.
+TEST(PageAlloc, AllocPagesExactOfZeroOrAHugeSizeWarnsAndFails) {
+  auto m = Machine::boot("mem=16M nr_cpus=1");
+  kmm::MachineScope scope(*m);
+  auto free_now = [&] { // free pages, with those on pcp lists
+    long n = 0;
+    for (const auto& z : m->kernel().zones)
+      n += z.free_pages() + kmm::zone_pcp_pages(m->kernel(), z);
+    return n;
+  };
+  const long free_before = free_now();
+  EXPECT_EQ(alloc_pages_exact(~size_t(0), GFP_KERNEL), nullptr);
+  EXPECT_EQ(alloc_pages_exact(0, GFP_KERNEL), nullptr);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_NE(m->reports()[0].text.find("order 52 > MAX_PAGE_ORDER (10)"), std::string::npos)
+      << m->reports()[0].text;
+  EXPECT_EQ(free_now(), free_before);
+}
+
 TEST(PageAlloc, DoubleFreeIsABadPage) {
   auto m = Machine::boot("mem=4M nr_cpus=1");
   kmm::MachineScope scope(*m);

@@ -37,8 +37,8 @@ void report_warn(Kernel& k, const char* file, const char* function, const std::s
 // WARN_ON_ONCE(): the kernel keeps a static __warned per call site, so a site warns once per
 // boot. kmm keeps one bit per site in the Kernel (Kernel::warned_once; cleared when a machine is
 // restored to its boot image, which was taken before any report). warn_once() returns true the
-// first time only: the caller then builds and reports its WARN. WARN_ON_ONCE_GFP sites call it
-// only without __GFP_NOWARN, as a silenced warning does not set __warned.
+// first time only: the caller then builds and reports its WARN. WARN_ON_ONCE_GFP sites use
+// warn_once_gfp(): a __GFP_NOWARN request neither warns nor uses the warning up.
 enum class WarnOnce : unsigned {
   AllocOrder,      // __alloc_pages: order > MAX_PAGE_ORDER (kmalloc_large reaches the same site)
   AllocExactGfp,   // alloc_pages_exact: __GFP_COMP or __GFP_HIGHMEM
@@ -46,6 +46,7 @@ enum class WarnOnce : unsigned {
   NofailCostly,    // __alloc_pages_slowpath: __GFP_NOFAIL for a costly order
 };
 bool warn_once(Kernel& k, WarnOnce site);
+bool warn_once_gfp(Kernel& k, WarnOnce site, gfp_t gfp);
 // panic(): "Kernel panic - not syncing: <message>".
 void report_panic(Kernel& k, const std::string& message);
 // __might_resched(): "BUG: sleeping function called from invalid context at <where>". The kernel

@@ -361,13 +361,12 @@ static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order, 
 
   if (gfp & __GFP_NOFAIL) {
     // WARN_ON_ONCE_GFP(!can_direct_reclaim, gfp) and WARN_ON_ONCE_GFP(costly_order, gfp)
-    const bool warn = !(gfp & __GFP_NOWARN);
     if (!can_direct_reclaim) {
-      if (warn && warn_once(k, WarnOnce::NofailNoReclaim))
+      if (warn_once_gfp(k, WarnOnce::NofailNoReclaim, gfp))
         report_warn(k, "mm/page_alloc.c", "__alloc_pages_slowpath",
                     "__GFP_NOFAIL without __GFP_DIRECT_RECLAIM");
     } else {
-      if (costly_order && warn && warn_once(k, WarnOnce::NofailCostly))
+      if (costly_order && warn_once_gfp(k, WarnOnce::NofailCostly, gfp))
         report_warn(k, "mm/page_alloc.c", "__alloc_pages_slowpath",
                     "__GFP_NOFAIL for a costly order");
       // __alloc_pages_cpuset_fallback(ALLOC_MIN_RESERVE)
@@ -385,7 +384,7 @@ static unsigned long alloc_pages_slowpath(Kernel& k, gfp_t gfp, unsigned order, 
 struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order, PageOwner owner) {
   if (order > MAX_PAGE_ORDER_) {
     // WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER, gfp)
-    if (!(gfp & __GFP_NOWARN) && warn_once(k, WarnOnce::AllocOrder))
+    if (warn_once_gfp(k, WarnOnce::AllocOrder, gfp))
       report_warn(k, "mm/page_alloc.c", "__alloc_pages",
                   strprintf("order %u > MAX_PAGE_ORDER (%u)", order, MAX_PAGE_ORDER_));
     return nullptr;
@@ -546,9 +545,9 @@ void split_page(Kernel& k, struct page* p, unsigned order) {
 
 // alloc_pages_exact(): allocate the covering order, split it, and free the pages past `size`.
 void* alloc_pages_exact(Kernel& k, size_t size, gfp_t gfp) {
-  unsigned long nr = (size + PAGE_SIZE_ - 1) >> PAGE_SHIFT_;
-  unsigned order = 0;
-  while ((1ul << order) < nr) order++;
+  // The kernel's get_order(0) of a size known only at run time is fls64(~0ul >> PAGE_SHIFT),
+  // order 52: a zero-sized request fails with __alloc_pages' warning, as a huge one does.
+  const unsigned order = size ? get_order(size) : 64 - PAGE_SHIFT_;
   // WARN_ON_ONCE(gfp_mask & (__GFP_COMP | __GFP_HIGHMEM))
   if (gfp & (__GFP_COMP | __GFP_HIGHMEM)) {
     if (warn_once(k, WarnOnce::AllocExactGfp))
@@ -558,8 +557,10 @@ void* alloc_pages_exact(Kernel& k, size_t size, gfp_t gfp) {
   }
   struct page* p = __alloc_pages(k, gfp, order);
   if (!p) return nullptr;
+  // make_alloc_exact(): the pages past DIV_ROUND_UP(size, PAGE_SIZE) go back.
   split_page(k, p, order);
-  for (unsigned long i = nr; i < (1ul << order); i++) __free_pages(k, p + i, 0);
+  for (unsigned long i = (size + PAGE_SIZE_ - 1) >> PAGE_SHIFT_; i < (1ul << order); i++)
+    __free_pages(k, p + i, 0);
   return k.mem.page_address(p);
 }
 

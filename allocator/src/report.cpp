@@ -90,6 +90,10 @@ bool warn_once(Kernel& k, WarnOnce site) {
   return !(k.warned_once.fetch_or(bit, std::memory_order_relaxed) & bit);
 }
 
+bool warn_once_gfp(Kernel& k, WarnOnce site, gfp_t gfp) {
+  return !(gfp & __GFP_NOWARN) && warn_once(k, site);
+}
+
 void report_panic(Kernel& k, const std::string& message) {
   k.panicked = true;
   std::string title = "Kernel panic - not syncing: " + message;
