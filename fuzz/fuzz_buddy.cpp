@@ -68,16 +68,17 @@ struct BuddyOracle : fuzz::Oracle {
     static std::map<std::string, BootFree> by_line;
     Kernel& k = c.m->kernel();
     drain_all_pages(k, nullptr);
+    const long total = free_total(k);
     auto it = by_line.find(c.executed.boot);
     if (it == by_line.end()) {
-      BootFree b{{}, free_total(k)};
+      BootFree b{{}, total};
       free_blocks(k, b.blocks);
       it = by_line.emplace(c.executed.boot, std::move(b)).first;
     }
     boot = &it->second;
-    if (free_total(k) != boot->total)
-      fuzz::fail(c, "free+pcp at boot " + std::to_string(free_total(k)) +
-                        ", the line's first boot had " + std::to_string(boot->total));
+    if (total != boot->total)
+      fuzz::fail(c, "free+pcp at boot " + std::to_string(total) + ", the line's first boot had " +
+                        std::to_string(boot->total));
   }
 
   void after(fuzz::Ctx& c, const Op& op) override {
