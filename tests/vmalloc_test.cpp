@@ -193,6 +193,31 @@ TEST_F(VmallocTest, ZeroAndHugeSizesFail) {
   EXPECT_EQ(kmm::test::count_reports(*m, "vmalloc error: size"), 1u);
 }
 
+// __vmalloc_node_range: WARN_ON_ONCE(!size); a size whose pages exceed totalram_pages() fails
+// with the size as asked. The check shifts before it rounds up: rounding SIZE_MAX up to pages
+// wrapped to 0, and the warning said "size 0".
+TEST_F(VmallocTest, ZeroSizeWarnsOnceAndHugeSizesAreReportedAsAsked) {
+  EXPECT_EQ(vmalloc(0), nullptr);
+  EXPECT_EQ(vzalloc(0), nullptr);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/vmalloc.c __vmalloc_node_range");
+  EXPECT_EQ(vmalloc(SIZE_MAX), nullptr);
+  EXPECT_EQ(vzalloc(size_t(1) << 63), nullptr);
+  EXPECT_EQ(__vmalloc(SIZE_MAX - PAGE_SIZE + 2, GFP_KERNEL | __GFP_NOWARN), nullptr);
+  EXPECT_EQ(__vmalloc(SIZE_MAX - PAGE_SIZE + 2, GFP_KERNEL), nullptr);
+  EXPECT_EQ(kmm::test::count_reports(*m, "vmalloc error: size 18446744073709551615, exceeds total "
+                                         "pages"),
+            1u);
+  EXPECT_EQ(kmm::test::count_reports(*m, "vmalloc error: size 9223372036854775808, exceeds total "
+                                         "pages"),
+            1u);
+  EXPECT_EQ(kmm::test::count_reports(*m, "vmalloc error: size 18446744073709547521, exceeds total "
+                                         "pages"),
+            1u);
+  EXPECT_EQ(m->reports().size(), 4u);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 } // namespace
 
 // --- the vmap-area allocator at its limits: vmalloc= sizes the range ---------------------------

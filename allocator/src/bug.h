@@ -44,6 +44,7 @@ enum class WarnOnce : unsigned {
   AllocExactGfp,   // alloc_pages_exact: __GFP_COMP or __GFP_HIGHMEM
   NofailNoReclaim, // __alloc_pages_slowpath: __GFP_NOFAIL without __GFP_DIRECT_RECLAIM
   NofailCostly,    // __alloc_pages_slowpath: __GFP_NOFAIL for a costly order
+  VmallocZero,     // __vmalloc_node_range: a size of 0
 };
 bool warn_once(Kernel& k, WarnOnce site);
 bool warn_once_gfp(Kernel& k, WarnOnce site, gfp_t gfp);

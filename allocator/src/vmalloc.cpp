@@ -177,15 +177,23 @@ void* __vmalloc_node(Kernel& k, unsigned long size, gfp_t gfp, const char* calle
     report_warn(k, "mm/vmalloc.c", "__get_vm_area_node", "kernel BUG: BUG_ON(in_interrupt())");
     return nullptr;
   }
-  unsigned long real = (size + kPage - 1) & ~(kPage - 1);
-  unsigned long totalram = 0;
-  for (auto& z : k.zones) totalram += z.managed_pages;
-  if (!real || (real >> PAGE_SHIFT_) > totalram) {
-    if (size && !(gfp & __GFP_NOWARN))
-      warn_alloc(k, gfp, 0,
-                 strprintf("vmalloc error: size %lu, exceeds total pages", real).c_str());
+  // __vmalloc_node_range: WARN_ON_ONCE(!size), whatever the gfp.
+  if (!size) {
+    if (warn_once(k, WarnOnce::VmallocZero))
+      report_warn(k, "mm/vmalloc.c", "__vmalloc_node_range", "WARN_ON_ONCE(!size)");
     return nullptr;
   }
+  unsigned long totalram = 0;
+  for (auto& z : k.zones) totalram += z.managed_pages;
+  // The kernel checks the size as asked, before rounding it up to pages (so a size near
+  // ULONG_MAX cannot wrap to 0), and prints it as asked.
+  if ((size >> PAGE_SHIFT_) > totalram) {
+    if (!(gfp & __GFP_NOWARN))
+      warn_alloc(k, gfp, 0,
+                 strprintf("vmalloc error: size %lu, exceeds total pages", size).c_str());
+    return nullptr;
+  }
+  unsigned long real = (size + kPage - 1) & ~(kPage - 1);
   VmallocState& st = *k.vmalloc;
   vmap_area* va;
   {
