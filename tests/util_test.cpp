@@ -84,4 +84,16 @@ TEST_F(KvmallocTest, AboveIntMaxWarnsUnlessNowarn) {
   EXPECT_EQ(m->reports().size(), 1u);
 }
 
+// The kernel's check is WARN_ON_ONCE: one warning per boot, however many callers ask, and a
+// __GFP_NOWARN request does not use it up.
+TEST_F(KvmallocTest, AboveIntMaxWarnsOncePerBoot) {
+  EXPECT_EQ(kvmalloc(SIZE_MAX, GFP_KERNEL | __GFP_NOWARN), nullptr);
+  EXPECT_TRUE(m->reports().empty());
+  EXPECT_EQ(kvmalloc(SIZE_MAX, GFP_KERNEL), nullptr);
+  EXPECT_EQ(kvzalloc(size_t(1) << 63, GFP_KERNEL), nullptr);
+  EXPECT_EQ(kvmalloc_node(size_t(INT_MAX) + 1, GFP_KERNEL, NUMA_NO_NODE), nullptr);
+  EXPECT_EQ(kmm::test::count_reports(*m, "at mm/util.c __kvmalloc_node"), 1u);
+  EXPECT_EQ(m->reports().size(), 1u);
+}
+
 } // namespace

@@ -34,7 +34,8 @@ void* kvmalloc_node(size_t size, gfp_t flags, int node) {
   if (ret || size <= PAGE_SIZE) return ret;
   if (!kmm::gfpflags_allow_blocking(flags)) return nullptr; // vmalloc may sleep
   if (size > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    if (!(flags & __GFP_NOWARN))
+    // WARN_ON_ONCE(!(flags & __GFP_NOWARN)): once per boot.
+    if (kmm::warn_once_gfp(k, kmm::WarnOnce::KvmallocIntMax, flags))
       kmm::report_warn(k, "mm/util.c", "__kvmalloc_node", "kvmalloc size above INT_MAX");
     return nullptr;
   }
