@@ -131,4 +131,27 @@ TEST(Dma, NoDeviceHandleOrSizeIsAWarning) {
   }
 }
 
+// dma_alloc_attrs() refuses __GFP_COMP with WARN_ON_ONCE (kernel 6.2 on): kmm stripped the flag
+// and handed out a buffer.
+TEST(Dma, CompoundGfpWarnsOnceAndFails) {
+  auto m = Machine::boot("mem=16M nr_cpus=1");
+  kmm::MachineScope scope(*m);
+  kmm::Device dev(*m, "dev", 32);
+  auto pgalloc = [&] {
+    long n = 0;
+    for (const char* z : {"pgalloc_dma", "pgalloc_dma32", "pgalloc_normal"})
+      n += kmm::test::proc_value(*m, "/proc/vmstat", z);
+    return n;
+  };
+  const long pgalloc_before = pgalloc();
+  dma_addr_t h = 0;
+  EXPECT_EQ(dma_alloc_coherent(&dev, PAGE_SIZE, &h, GFP_KERNEL | __GFP_COMP), nullptr);
+  EXPECT_EQ(dma_alloc_coherent(&dev, 4 * PAGE_SIZE, &h, GFP_KERNEL | __GFP_COMP), nullptr);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title,
+            "WARNING: CPU: 0 PID: 1 at kernel/dma/mapping.c dma_alloc_attrs");
+  EXPECT_EQ(pgalloc(), pgalloc_before); // no page was handed out
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 } // namespace

@@ -46,6 +46,7 @@ enum class WarnOnce : unsigned {
   NofailCostly,    // __alloc_pages_slowpath: __GFP_NOFAIL for a costly order
   VmallocZero,     // __vmalloc_node_range: a size of 0
   KvmallocIntMax,  // __kvmalloc_node: a size above INT_MAX (unless __GFP_NOWARN)
+  DmaAllocComp,    // dma_alloc_attrs: __GFP_COMP
 };
 bool warn_once(Kernel& k, WarnOnce site);
 bool warn_once_gfp(Kernel& k, WarnOnce site, gfp_t gfp);

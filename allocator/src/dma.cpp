@@ -45,8 +45,16 @@ void* dma_alloc_coherent(struct device* dev, size_t size, dma_addr_t* dma_handle
                      "dma_alloc_coherent() without a device, handle or size");
     return nullptr;
   }
-  // dma_alloc_attrs() strips zone and compound flags: the mask decides the zone.
-  gfp &= ~(__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM | __GFP_COMP);
+  // dma_alloc_attrs(): WARN_ON_ONCE(flag & __GFP_COMP) and NULL (since 6.2: a DMA buffer is never
+  // turned back into pages, so a compound page makes no sense).
+  if (gfp & __GFP_COMP) {
+    if (kmm::warn_once(k, kmm::WarnOnce::DmaAllocComp))
+      kmm::report_warn(k, "kernel/dma/mapping.c", "dma_alloc_attrs",
+                       "WARN_ON_ONCE(flag & __GFP_COMP)");
+    return nullptr;
+  }
+  // Then it strips the zone flags: the mask decides the zone.
+  gfp &= ~(__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM);
   const size_t aligned = (size + PAGE_SIZE - 1) & PAGE_MASK;
   const unsigned long count = aligned >> PAGE_SHIFT;
   const unsigned order = kmm::get_order(size);
