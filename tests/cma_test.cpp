@@ -243,6 +243,24 @@ TEST_F(CmaTest, ReleaseRunningPastTheAreaIsABug) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+// A count so large that pfn + count wraps is past the area too: the check used to wrap with it,
+// pass, and walk the bitmap from an allocated range into pages never handed out (or past the
+// bitmap's end when the range is the area's last).
+TEST_F(CmaTest, ReleaseOfAHugeCountIsABugNotAWrap) {
+  struct page* p = cma_alloc(area(), 4, 0, false);
+  ASSERT_NE(p, nullptr);
+  for (unsigned long count : {~0ul, ~0ul - 1, 1ul << 63}) {
+    SCOPED_TRACE(count);
+    m->clear_reports();
+    EXPECT_FALSE(cma_release(area(), p, count));
+    ASSERT_EQ(m->reports().size(), 1u);
+    EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/cma.c cma_release");
+  }
+  EXPECT_TRUE(cma_release(area(), p, 4));
+  EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/release_pages_success"), "4\n");
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 TEST_F(CmaTest, ValidateNamesAForeignPageblockAndAStrayBitmapBit) {
   k.mem.set_pageblock_migratetype(base(), kmm::MIGRATE_MOVABLE);
   auto e = kmm::validate(*m);

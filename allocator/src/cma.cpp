@@ -315,7 +315,9 @@ bool cma_release(Kernel& k, struct cma* c, const struct page* pages, unsigned lo
   if (!c || !pages || !k.mem.is_page(pages)) return false;
   unsigned long pfn = k.mem.page_to_pfn(pages);
   if (pfn < c->base_pfn || pfn >= c->base_pfn + c->count) return false;
-  if (pfn + count > c->base_pfn + c->count) {
+  // The kernel's VM_BUG_ON(pfn + count > cma->base_pfn + cma->count), asked without the sum, so
+  // a huge count cannot wrap past it (pfn is inside the area: the room left is at least 1).
+  if (count > c->base_pfn + c->count - pfn) {
     report_warn(k, "mm/cma.c", "cma_release",
                 "VM_BUG_ON(pfn + count > cma->base_pfn + cma->count)");
     return false;
