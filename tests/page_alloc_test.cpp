@@ -219,6 +219,34 @@ TEST(PageAlloc, AllocPagesExactOfZeroOrAHugeSizeWarnsAndFails) {
   EXPECT_EQ(free_now(), free_before);
 }
 
+// free_pages_exact() frees while addr < addr + PAGE_ALIGN(size), in the kernel's address space:
+// a size whose end wraps past 2^64 frees nothing (kmm counted up to 2^52 pages: a hang), and a
+// size running past the end of memory stops there with one warning instead of one a page.
+TEST(PageAlloc, FreePagesExactOfAHugeSizeFreesNothingAndNeverHangs) {
+  auto m = Machine::boot("mem=16M nr_cpus=1");
+  kmm::MachineScope scope(*m);
+  auto free_now = [&] { // free pages, with those on pcp lists
+    long n = 0;
+    for (const auto& z : m->kernel().zones)
+      n += z.free_pages() + kmm::zone_pcp_pages(m->kernel(), z);
+    return n;
+  };
+  const long free_before = free_now();
+  void* e = alloc_pages_exact(3 * PAGE_SIZE, GFP_KERNEL);
+  ASSERT_NE(e, nullptr);
+  for (size_t size : {~size_t(0), ~size_t(0) - 2 * PAGE_SIZE, size_t(1) << 62, size_t(1) << 48})
+    free_pages_exact(e, size);
+  EXPECT_TRUE(m->reports().empty());
+  EXPECT_EQ(free_now(), free_before - 3);
+  free_pages_exact(e, 3 * PAGE_SIZE);
+  EXPECT_EQ(free_now(), free_before);
+  EXPECT_TRUE(m->reports().empty());
+  // The last page of memory, freed as two pages: the page past it is not there.
+  void* last = page_address(pfn_to_page(m->kernel().mem.nr_pages - 1));
+  free_pages_exact(last, 2 * PAGE_SIZE);
+  EXPECT_EQ(kmm::test::count_reports(*m, "at mm/page_alloc.c free_pages_exact"), 1u);
+}
+
 TEST(PageAlloc, DoubleFreeIsABadPage) {
   auto m = Machine::boot("mem=4M nr_cpus=1");
   kmm::MachineScope scope(*m);

@@ -569,9 +569,21 @@ void free_pages_exact(Kernel& k, void* virt, size_t size) {
     report_warn(k, "mm/page_alloc.c", "free_pages_exact", "not a direct-map address");
     return;
   }
-  unsigned long nr = (size + PAGE_SIZE_ - 1) >> PAGE_SHIFT_;
-  struct page* p = k.mem.virt_to_page(virt);
-  for (unsigned long i = 0; i < nr; i++) __free_pages(k, p + i, 0);
+  // The kernel frees a page at a time while addr < end, end = addr + PAGE_ALIGN(size) in its own
+  // address space: an end that wraps past 2^64 (the direct map is at 0xffff888000000000, so any
+  // size from about 2^47) frees nothing, as PAGE_ALIGN(SIZE_MAX) == 0 does. kmm's page count
+  // wrapped or ran to 2^52 pages: a hang.
+  const uint64_t addr = k.mem.kva(virt) & ~uint64_t(PAGE_SIZE_ - 1);
+  const uint64_t end = addr + ((size + PAGE_SIZE_ - 1) & ~uint64_t(PAGE_SIZE_ - 1));
+  const unsigned long nr = end > addr ? (end - addr) >> PAGE_SHIFT_ : 0;
+  const unsigned long pfn = k.mem.page_to_pfn(k.mem.virt_to_page(virt));
+  for (unsigned long i = 0; i < nr; i++) {
+    if (!k.mem.pfn_valid(pfn + i)) { // the kernel would oops here: one warning, not one a page
+      report_warn(k, "mm/page_alloc.c", "free_pages_exact", "freeing past the end of memory");
+      return;
+    }
+    __free_pages(k, k.mem.pfn_to_page(pfn + i), 0);
+  }
 }
 
 } // namespace kmm
