@@ -131,6 +131,28 @@ TEST(Dma, NoDeviceHandleOrSizeIsAWarning) {
   }
 }
 
+// dma_free_coherent() of a CMA buffer with a size running past the area is cma_release's
+// VM_BUG_ON: kmm first handed the pages back to CMA one by one, count of them, walking off the
+// end of the memmap (a crash for a huge size).
+TEST(Dma, FreeOfACmaBufferWithAHugeSizeIsABugNotACrash) {
+  auto m = Machine::boot("mem=32M cma=8M");
+  kmm::MachineScope scope(*m);
+  kmm::Device dev(*m, "camera", 32);
+  dma_addr_t h = 0;
+  void* buf = dma_alloc_coherent(&dev, 4 * PAGE_SIZE, &h, GFP_KERNEL);
+  ASSERT_NE(buf, nullptr);
+  EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "4\n");
+  dma_free_coherent(&dev, size_t(1) << 62, buf, h);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/cma.c cma_release");
+  EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "4\n");
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  dma_free_coherent(&dev, 4 * PAGE_SIZE, buf, h); // the buffer is still whole
+  EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "0\n");
+  EXPECT_EQ(m->reports().size(), 1u);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 // dma_alloc_attrs() refuses __GFP_COMP with WARN_ON_ONCE (kernel 6.2 on): kmm stripped the flag
 // and handed out a buffer.
 TEST(Dma, CompoundGfpWarnsOnceAndFails) {
