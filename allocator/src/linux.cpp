@@ -46,11 +46,9 @@ void __free_pages(struct page* page, unsigned int order) {
 
 unsigned long __get_free_pages(gfp_t gfp, unsigned int order) {
   Kernel& k = K();
-  if (gfp & __GFP_HIGHMEM) {
-    kmm::report_warn(k, "mm/page_alloc.c", "__get_free_pages", "__GFP_HIGHMEM has no address");
-    gfp &= ~__GFP_HIGHMEM;
-  }
-  struct page* p = kmm::__alloc_pages(k, gfp, order);
+  // A highmem page has no address: the kernel masks __GFP_HIGHMEM off, silently (its VM_BUG_ON
+  // went in 4.16).
+  struct page* p = kmm::__alloc_pages(k, gfp & ~__GFP_HIGHMEM, order);
   return p ? reinterpret_cast<unsigned long>(k.mem.page_address(p)) : 0;
 }
 
