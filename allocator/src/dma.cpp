@@ -40,9 +40,9 @@ bool dma_coherent_ok(const struct device* dev, uint64_t phys, size_t size) {
 
 void* dma_alloc_coherent(struct device* dev, size_t size, dma_addr_t* dma_handle, gfp_t gfp) {
   Kernel& k = K();
-  if (!dev || !dma_handle || !size) {
+  if (!dev || !dma_handle) {
     kmm::report_warn(k, "kernel/dma/mapping.c", "dma_alloc_attrs",
-                     "dma_alloc_coherent() without a device, handle or size");
+                     "dma_alloc_coherent() without a device or handle");
     return nullptr;
   }
   // dma_alloc_attrs(): WARN_ON_ONCE(flag & __GFP_COMP) and NULL (since 6.2: a DMA buffer is never
@@ -55,14 +55,17 @@ void* dma_alloc_coherent(struct device* dev, size_t size, dma_addr_t* dma_handle
   }
   // Then it strips the zone flags: the mask decides the zone.
   gfp &= ~(__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM);
+  // dma_direct_alloc() page-aligns the size - 0 for 0, and for a size within a page of SIZE_MAX -
+  // and asks the page allocator for get_order() of that: the kernel's get_order(0) of a run-time
+  // size is order 52, so both fail with __alloc_pages' order warning.
   const size_t aligned = (size + PAGE_SIZE - 1) & PAGE_MASK;
   const unsigned long count = aligned >> PAGE_SHIFT;
-  const unsigned order = kmm::get_order(size);
+  const unsigned order = aligned ? kmm::get_order(aligned) : 64 - PAGE_SHIFT;
   struct page* page = nullptr;
   bool from_cma = false;
 
   struct cma* area = k.cma ? k.cma->default_area : nullptr;
-  if (area && kmm::gfpflags_allow_blocking(gfp) && size > PAGE_SIZE) {
+  if (area && kmm::gfpflags_allow_blocking(gfp) && aligned > PAGE_SIZE) {
     unsigned align = std::min(order, CONFIG_CMA_ALIGNMENT);
     page = kmm::cma_alloc(k, area, count, align, gfp & __GFP_NOWARN);
     if (page && !dma_coherent_ok(dev, page_to_phys(page), aligned)) {
