@@ -244,6 +244,13 @@ TEST(Vmalloc, FullRangeFailsThenLazyAreasArePurgedAndReused) {
   // __GFP_NOWARN: the same failure is silent.
   EXPECT_EQ(__vmalloc(PAGE_SIZE, GFP_KERNEL | __GFP_NOWARN), nullptr);
   EXPECT_EQ(m->reports().size(), 1u);
+  // The kernel prints the size as asked (real_size), not rounded up to pages.
+  EXPECT_EQ(vmalloc(100), nullptr);
+  ASSERT_EQ(m->reports().size(), 2u);
+  EXPECT_EQ(
+      m->reports()[1].title.rfind("kmm: vmalloc error: size 100, vm_struct allocation failed", 0),
+      0u)
+      << m->reports()[1].title;
 
   // Freed areas wait on the purge list (far below lazy_max_pages()), so the range stays full...
   for (void* p : areas) vfree(p);
@@ -262,7 +269,7 @@ TEST(Vmalloc, FullRangeFailsThenLazyAreasArePurgedAndReused) {
             "0xffffc90000000000-0xffffc90000008000   32768 vmalloc+0x0/0x0 pages=7 vmalloc N0=7\n");
   EXPECT_TRUE(kmm::validate(*m).empty());
   vfree(big);
-  EXPECT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports().size(), 2u);
 }
 
 TEST(Vmalloc, VfreeBeyondLazyMaxPagesPurgesAtOnce) {
@@ -301,7 +308,8 @@ TEST(Vmalloc, PageAllocationFailureGivesEverythingBack) {
   long free_mid = kmm::test::proc_value(*m, "/proc/meminfo", "MemFree");
   EXPECT_EQ(__vmalloc(4ul << 20, GFP_KERNEL | __GFP_NORETRY), nullptr);
   ASSERT_EQ(m->reports().size(), 1u);
-  EXPECT_EQ(m->reports()[0].title.rfind("kmm: vmalloc error: size 4194304, failed to "
+  // The kernel prints area->nr_pages * PAGE_SIZE: the 30 pages it got, not the 4 MiB asked.
+  EXPECT_EQ(m->reports()[0].title.rfind("kmm: vmalloc error: size 122880, failed to "
                                         "allocate pages, mode:",
                                         0),
             0u)

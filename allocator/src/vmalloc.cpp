@@ -203,7 +203,7 @@ void* __vmalloc_node(Kernel& k, unsigned long size, gfp_t gfp, const char* calle
   if (!va) {
     if (!(gfp & __GFP_NOWARN))
       warn_alloc(k, gfp, 0,
-                 strprintf("vmalloc error: size %lu, vm_struct allocation failed", real).c_str());
+                 strprintf("vmalloc error: size %lu, vm_struct allocation failed", size).c_str());
     return nullptr;
   }
   // Pages one at a time, as the bulk allocator hands them out: order 0, highmem allowed.
@@ -219,9 +219,10 @@ void* __vmalloc_node(Kernel& k, unsigned long size, gfp_t gfp, const char* calle
   bool ok = va->pages.size() == nr && map_area_pages(k, *va);
   if (!ok) {
     bool pages_failed = va->pages.size() != nr;
+    // The kernel prints area->nr_pages * PAGE_SIZE here: the pages it got, not the size asked.
     if (!(gfp & __GFP_NOWARN))
       warn_alloc(k, gfp, 0,
-                 strprintf("vmalloc error: size %lu, %s", real,
+                 strprintf("vmalloc error: size %lu, %s", va->pages.size() * kPage,
                            pages_failed ? "failed to allocate pages" : "failed to map pages")
                      .c_str());
     for (struct page* p : va->pages) free_the_page(k, p, 0);
