@@ -424,6 +424,25 @@ TEST(Slub, PanicFlagPanicsOnCreationFailure) {
       "Kernel panic - not syncing: kmem_cache_create: Failed to create slab 'toobig'. Error -22");
 }
 
+// A cache whose objects cannot fit a slab (a 2 GiB alignment, or 4 MiB objects with red zones
+// and tracks) fails in calculate_sizes(), and do_kmem_cache_create() reports -EINVAL; kmm said
+// -E2BIG (-7).
+TEST(Slub, ObjectsThatFitNoSlabFailWithEinval) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  EXPECT_EQ(kmem_cache_create("aligned", 64, 1u << 31, 0, nullptr), nullptr);
+  EXPECT_EQ(kmem_cache_create("debug4m", 4u << 20, 0, SLAB_RED_ZONE | SLAB_STORE_USER, nullptr),
+            nullptr);
+  ASSERT_EQ(m->reports().size(), 2u);
+  EXPECT_NE(m->reports()[0].text.find("kmem_cache_create(aligned) failed with error -22\n"),
+            std::string::npos)
+      << m->reports()[0].text;
+  EXPECT_NE(m->reports()[1].text.find("kmem_cache_create(debug4m) failed with error -22\n"),
+            std::string::npos)
+      << m->reports()[1].text;
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 TEST(Slub, SleepingAllocationInAtomicContextIsReported) {
   auto m = Machine::boot("");
   kmm::MachineScope scope(*m);

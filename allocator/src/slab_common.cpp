@@ -169,8 +169,9 @@ kmem_cache* create_cache(Kernel& k, const char* name, unsigned size, unsigned al
   s->ctor = ctor;
   s->align = calculate_alignment(flags, align, size);
   s->is_kmalloc = flags & SLAB_KMALLOC;
+  // do_kmem_cache_create() starts from err = -EINVAL, and a calculate_sizes() failure keeps it.
   if (calculate_sizes(k, s) < 0)
-    return static_cast<kmem_cache*>(creation_error(k, name, flags, -E2BIG));
+    return static_cast<kmem_cache*>(creation_error(k, name, flags, -EINVAL));
   s->random = k.slab->rng.fetch_add(0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
   init_cache_random_seq(k, s);
   // slab_want_init_on_alloc / _on_free: not for ctor or RCU caches, whose contents must stay.
