@@ -204,6 +204,26 @@ TEST_F(CmaTest, AlignmentIsHonoured) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+// An alignment above MAX_PAGE_ORDER is only a bitmap mask to the kernel: the area's base pfn
+// 0x1800 is 2^11-aligned, so order 11 fits at the base, order 12 fits nowhere (an ordinary
+// failure, reported), and so does order 40. kmm refused every align above 10 without a word.
+TEST_F(CmaTest, AlignmentAboveMaxPageOrderIsOnlyAMask) {
+  struct page* p = cma_alloc(area(), 1, 11, false);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(page_to_pfn(p), base());
+  EXPECT_TRUE(cma_release(area(), p, 1));
+  EXPECT_TRUE(m->reports().empty());
+  EXPECT_EQ(cma_alloc(area(), 1, 12, false), nullptr);
+  EXPECT_EQ(cma_alloc(area(), 1, 40, false), nullptr);
+  EXPECT_EQ(cma_alloc(area(), 1, 63, true), nullptr); // no_warn
+  EXPECT_EQ(kmm::test::count_reports(
+                *m, "cma_alloc: reserved: alloc failed, req-size: 1 pages, ret: -12"),
+            2u);
+  EXPECT_EQ(m->reports().size(), 2u);
+  EXPECT_EQ(m->proc_read("/sys/kernel/mm/cma/reserved/alloc_pages_fail"), "3\n");
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 TEST_F(CmaTest, ProcCmaSummary) {
   struct page* a = cma_alloc(area(), 100, 0, false);
   EXPECT_EQ(m->proc_read("/proc/cma"),

@@ -264,7 +264,9 @@ static std::string cma_debug_show_areas(struct cma* c) {
 struct page* cma_alloc(Kernel& k, struct cma* c, unsigned long count, unsigned align,
                        bool no_warn) {
   if (!c || !c->count || !count) return nullptr;
-  if (count > c->count || align > MAX_PAGE_ORDER_) {
+  // An align above MAX_PAGE_ORDER is no error to the kernel, only a wider bitmap mask (which may
+  // fit nowhere: an ordinary failure). Only a shift past the word is out of reach.
+  if (count > c->count || align >= 64) {
     k.count_event(CMA_ALLOC_FAIL);
     return nullptr;
   }
