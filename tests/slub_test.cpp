@@ -443,6 +443,33 @@ TEST(Slub, ObjectsThatFitNoSlabFailWithEinval) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+// kmem_cache_create() takes an align that is no power of two: calculate_alignment() rounds it up
+// to a multiple of sizeof(void *). kmm refused it with -EINVAL.
+TEST(Slub, AnOddAlignIsRoundedUpToAMultipleOfEight) {
+  auto m = Machine::boot("");
+  kmm::MachineScope scope(*m);
+  struct kmem_cache* three = kmem_cache_create("align3", 40, 3, SLAB_NO_MERGE, nullptr);
+  struct kmem_cache* twelve = kmem_cache_create("align12", 40, 12, SLAB_NO_MERGE, nullptr);
+  ASSERT_NE(three, nullptr);
+  ASSERT_NE(twelve, nullptr);
+  std::vector<void*> objs;
+  for (int i = 0; i < 20; i++) {
+    void* a = kmem_cache_alloc(three, GFP_KERNEL);
+    void* b = kmem_cache_alloc(twelve, GFP_KERNEL);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 8, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
+    kmem_cache_free(three, a);
+    objs.push_back(b);
+  }
+  for (void* b : objs) kmem_cache_free(twelve, b);
+  kmem_cache_destroy(three);
+  kmem_cache_destroy(twelve);
+  EXPECT_TRUE(m->reports().empty());
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 TEST(Slub, SleepingAllocationInAtomicContextIsReported) {
   auto m = Machine::boot("");
   kmm::MachineScope scope(*m);

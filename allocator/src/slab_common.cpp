@@ -149,7 +149,12 @@ kmem_cache* create_cache(Kernel& k, const char* name, unsigned size, unsigned al
                          slab_flags_t flags, void (*ctor)(void*), uintptr_t caller) {
   (void)caller;
   SlabState& st = *k.slab;
-  if (!name || !*name || size < 1 || size > KMALLOC_MAX_SIZE || (align && (align & (align - 1))))
+  // The kernel does not ask for a power-of-two align: calculate_alignment() rounds it up to a
+  // multiple of 8 (3 -> 8, 12 -> 16). Only a result that is still no power of two (24) is refused:
+  // the kernel's mask-based ALIGN() would make nonsense of it.
+  const unsigned calculated_align = calculate_alignment(flags, align, size);
+  if (!name || !*name || size < 1 || size > KMALLOC_MAX_SIZE ||
+      (calculated_align & (calculated_align - 1)))
     return static_cast<kmem_cache*>(creation_error(k, name, flags, -EINVAL));
   std::lock_guard<std::mutex> guard(st.slab_mutex);
   flags = kmem_cache_flags(k, flags, name);
