@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "kmm/scenario.h"
+#include "scenario_ops.h"
 
 using kmm::Scenario;
 
@@ -261,9 +262,27 @@ TEST(ScenarioBinary, EmptyAndTruncatedInputsAreShortScenarios) {
 }
 
 TEST(ScenarioBinary, OpsWithNothingToReferToAreDropped) {
-  // free_pages (opcode 1) before any allocation: dropped; its bytes are still consumed.
-  Scenario s = decode({0, 1, 0, 0, 0, 0, 0, 3, 0xc0, 0x0c, 0x00});
+  // free_pages (opcode 1) before any allocation: dropped; its bytes are still consumed (ref 1,
+  // order 1, page 3: a span above 256 is log-scaled, one byte more than it holds).
+  Scenario s = decode({0, 1, 0, 0, 0, 0, 0, 0, 3, 0xc0, 0x0c, 0x00});
   EXPECT_EQ(kmm::print_scenario(s), "p0 = alloc_pages order=3 gfp=GFP_KERNEL\n");
+}
+
+// kmalloc's size (0 .. 4 MiB + 1) is read on a log scale: a bit-length byte, then three bytes of
+// the bits below the top one. Bit length 0 is size 0; 4 with low bits 0b101 is 0b1101 = 13.
+TEST(ScenarioBinary, LargeRangesAreReadOnALogScale) {
+  const int kmalloc = kmm::scn::find_op("kmalloc");
+  ASSERT_GE(kmalloc, 0);
+  const uint8_t op = static_cast<uint8_t>(kmalloc);
+  EXPECT_EQ(kmm::print_scenario(decode({0, op, 0, 0, 0, 0, 0xc0, 0x0c, 0x00})),
+            "o0 = kmalloc size=0 gfp=GFP_KERNEL\n");
+  EXPECT_EQ(kmm::print_scenario(decode({0, op, 4, 5, 0, 0, 0xc0, 0x0c, 0x00})),
+            "o0 = kmalloc size=13 gfp=GFP_KERNEL\n");
+  // Every size has its bytes, and they read back as it.
+  for (int64_t size : {int64_t(1), int64_t(8), int64_t(4096), int64_t(4194305)}) {
+    Scenario s = kmm::parse_scenario("o0 = kmalloc size=" + std::to_string(size) + "\n");
+    EXPECT_EQ(decode(kmm::encode_scenario(s)), kmm::canonical(s)) << size;
+  }
 }
 
 TEST(ScenarioBinary, ExamplesWithinRangeRoundTripToTheirCanonicalForm) {
