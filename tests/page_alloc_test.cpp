@@ -198,25 +198,26 @@ TEST(PageAlloc, KmallocOfAHugeSizeWarnsAndFails) {
       << m->reports()[0].text;
 }
 
+// Free pages, with those on pcp lists.
+static long free_and_pcp_pages(Machine& m) {
+  long n = 0;
+  for (const auto& z : m.kernel().zones) n += z.free_pages() + kmm::zone_pcp_pages(m.kernel(), z);
+  return n;
+}
+
 // alloc_pages_exact takes get_order(size) as the kernel's does: a huge size is order 52 (the old
 // page count wrapped to 0 and handed out a freed page), and so is 0 (the kernel's get_order(0)
 // of a run-time size). Both warn at __alloc_pages, once per boot, and fail.
 TEST(PageAlloc, AllocPagesExactOfZeroOrAHugeSizeWarnsAndFails) {
   auto m = Machine::boot("mem=16M nr_cpus=1");
   kmm::MachineScope scope(*m);
-  auto free_now = [&] { // free pages, with those on pcp lists
-    long n = 0;
-    for (const auto& z : m->kernel().zones)
-      n += z.free_pages() + kmm::zone_pcp_pages(m->kernel(), z);
-    return n;
-  };
-  const long free_before = free_now();
+  const long free_before = free_and_pcp_pages(*m);
   EXPECT_EQ(alloc_pages_exact(~size_t(0), GFP_KERNEL), nullptr);
   EXPECT_EQ(alloc_pages_exact(0, GFP_KERNEL), nullptr);
   ASSERT_EQ(m->reports().size(), 1u);
   EXPECT_NE(m->reports()[0].text.find("order 52 > MAX_PAGE_ORDER (10)"), std::string::npos)
       << m->reports()[0].text;
-  EXPECT_EQ(free_now(), free_before);
+  EXPECT_EQ(free_and_pcp_pages(*m), free_before);
 }
 
 // free_pages_exact() frees while addr < addr + PAGE_ALIGN(size), in the kernel's address space:
@@ -225,21 +226,15 @@ TEST(PageAlloc, AllocPagesExactOfZeroOrAHugeSizeWarnsAndFails) {
 TEST(PageAlloc, FreePagesExactOfAHugeSizeFreesNothingAndNeverHangs) {
   auto m = Machine::boot("mem=16M nr_cpus=1");
   kmm::MachineScope scope(*m);
-  auto free_now = [&] { // free pages, with those on pcp lists
-    long n = 0;
-    for (const auto& z : m->kernel().zones)
-      n += z.free_pages() + kmm::zone_pcp_pages(m->kernel(), z);
-    return n;
-  };
-  const long free_before = free_now();
+  const long free_before = free_and_pcp_pages(*m);
   void* e = alloc_pages_exact(3 * PAGE_SIZE, GFP_KERNEL);
   ASSERT_NE(e, nullptr);
   for (size_t size : {~size_t(0), ~size_t(0) - 2 * PAGE_SIZE, size_t(1) << 62, size_t(1) << 48})
     free_pages_exact(e, size);
   EXPECT_TRUE(m->reports().empty());
-  EXPECT_EQ(free_now(), free_before - 3);
+  EXPECT_EQ(free_and_pcp_pages(*m), free_before - 3);
   free_pages_exact(e, 3 * PAGE_SIZE);
-  EXPECT_EQ(free_now(), free_before);
+  EXPECT_EQ(free_and_pcp_pages(*m), free_before);
   EXPECT_TRUE(m->reports().empty());
   // The last page of memory, freed as two pages: the page past it is not there.
   void* last = page_address(pfn_to_page(m->kernel().mem.nr_pages - 1));
