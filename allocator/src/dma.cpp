@@ -112,13 +112,10 @@ void dma_free_coherent(struct device* dev, size_t size, void* cpu_addr, dma_addr
   unsigned long pfn = k.mem.page_to_pfn(page);
   if (area && pfn >= area->base_pfn && pfn < area->base_pfn + area->count &&
       page->owner == kmm::PageOwner::Dma && page->private_ == 0) {
-    // A count running past the area is cma_release's VM_BUG_ON: leave the owners alone (the
-    // walk below would leave the memmap).
-    if (count > area->base_pfn + area->count - pfn) {
-      kmm::cma_release(k, area, page, count);
-      return;
-    }
-    for (unsigned long i = 0; i < count; i++) (page + i)->owner = kmm::PageOwner::Cma;
+    // The pages go back to CMA's owner only when the count lies inside the area; one running
+    // past it is cma_release's VM_BUG_ON, which refuses (and the walk would leave the memmap).
+    if (count <= area->base_pfn + area->count - pfn)
+      for (unsigned long i = 0; i < count; i++) (page + i)->owner = kmm::PageOwner::Cma;
     kmm::cma_release(k, area, page, count);
     return;
   }
