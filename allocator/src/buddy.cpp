@@ -49,7 +49,7 @@ void add_to_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned order, int
   p.private_ = order;
   p.list_mt = static_cast<uint8_t>(mt);
   free_area& area = z.free_area_[order];
-  pfn_list_add(k.mem.mem_map, area.free_list[mt], static_cast<uint32_t>(pfn), tail);
+  pfn_list_add(k.mem, area.free_list[mt], static_cast<uint32_t>(pfn), tail);
   area.nr_free++;
   area.nr_free_mt[mt]++;
   account_freepages(z, 1l << order, mt);
@@ -59,7 +59,7 @@ void del_page_from_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned ord
   struct page& p = k.mem.mem_map[pfn];
   int mt = p.list_mt;
   free_area& area = z.free_area_[order];
-  pfn_list_del(k.mem.mem_map, area.free_list[mt], static_cast<uint32_t>(pfn));
+  pfn_list_del(k.mem, area.free_list[mt], static_cast<uint32_t>(pfn));
   area.nr_free--;
   area.nr_free_mt[mt]--;
   account_freepages(z, -(1l << order), mt);

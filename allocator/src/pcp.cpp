@@ -35,7 +35,7 @@ static void free_pcppages_bulk(Kernel& k, zone& z, int count, per_cpu_pages& pcp
       int mt = p.list_mt;
       // A pageblock isolated since the page was cached: it goes to the Isolate list.
       if (k.mem.get_pageblock_migratetype(pfn) == MIGRATE_ISOLATE) mt = MIGRATE_ISOLATE;
-      pfn_list_del(k.mem.mem_map, *list, pfn);
+      pfn_list_del(k.mem, *list, pfn);
       p.flags = 0;
       p.private_ = 0;
       count -= 1 << order;
@@ -59,13 +59,13 @@ unsigned long rmqueue_pcplist(Kernel& k, zone& z, unsigned order, int mt, unsign
       p.flags = PG_pcp;
       p.private_ = order;
       p.list_mt = static_cast<uint8_t>(k.mem.get_pageblock_migratetype(pfn));
-      pfn_list_add(k.mem.mem_map, list, static_cast<uint32_t>(pfn), true);
+      pfn_list_add(k.mem, list, static_cast<uint32_t>(pfn), true);
       pcp.count += 1 << order;
     }
     if (list.empty()) return PFN_NIL;
   }
   uint32_t pfn = list.head;
-  pfn_list_del(k.mem.mem_map, list, pfn);
+  pfn_list_del(k.mem, list, pfn);
   struct page& p = k.mem.mem_map[pfn];
   p.flags = 0;
   p.private_ = 0;
@@ -83,7 +83,7 @@ void free_unref_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int 
   p.list_mt = static_cast<uint8_t>(mt);
   p.pcp_cpu = static_cast<uint8_t>(k.cpu_id());
   unsigned pindex = pcp_pindex(mt, order);
-  pfn_list_add(k.mem.mem_map, pcp.lists[pindex], static_cast<uint32_t>(pfn));
+  pfn_list_add(k.mem, pcp.lists[pindex], static_cast<uint32_t>(pfn));
   pcp.count += 1 << order;
   if (pcp.count >= pcp.high) {
     // nr_pcp_free(): leave at least a batch on the lists.

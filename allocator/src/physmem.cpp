@@ -263,6 +263,7 @@ void PhysMem::init(uint64_t size, uint8_t ram_fill) {
   pageblock_mt.assign((nr_pages + pageblock_nr_pages - 1) / pageblock_nr_pages, MIGRATE_MOVABLE);
   const size_t words = (nr_pages + 63) / 64;
   written.assign(words, 0);
+  touched.assign(words, 0);
   HostRam h;
   if (take_pooled(size, ram_fill, &h)) {
     if (h.fill != ram_fill && !fill_ram(h, ram_fill)) {

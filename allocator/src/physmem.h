@@ -48,6 +48,13 @@ struct PhysMem {
   // (relaxed: a page moves between CPUs only through the allocator's locks).
   std::vector<uint64_t> stale;   // bytes left by a previous machine on this host memory
   std::vector<uint64_t> written; // handed out by this machine since boot
+  // One byte per group of 64 pages (a word of `written`), set when a struct page of the group
+  // changed while not handed out: free blocks and per-CPU lists link, split and relabel free
+  // pages, and every such write goes through the pfn_list operations on that very page
+  // (pfn_list.h), which touch() it and the neighbours they relink. Cleared with the boot image's
+  // taking and restoring: the struct pages a run changed are in groups handed out (`written`) or
+  // touched since, so a restore copies only those back (recycle.h).
+  std::vector<uint8_t> touched;
 
   PhysMem() = default;
   PhysMem(const PhysMem&) = delete;
@@ -88,6 +95,10 @@ struct PhysMem {
   uint64_t kva(const void* p) const { return PAGE_OFFSET_VA + virt_to_phys(p); }
   uint64_t page_kva(const struct page* p) const {
     return VMEMMAP_START_VA + uint64_t(page_to_pfn(p)) * sizeof(struct page);
+  }
+
+  void touch(unsigned long pfn) {
+    std::atomic_ref<uint8_t>(touched[pfn >> 6]).store(1, std::memory_order_relaxed);
   }
 
   static bool test_bit(const std::vector<uint64_t>& b, unsigned long pfn) {

@@ -22,7 +22,7 @@ namespace kmm {
 
 namespace {
 
-std::atomic<uint64_t> restores{0}, refusals{0};
+std::atomic<uint64_t> restores{0}, refusals{0}, pages_copied{0};
 
 // What a zone's page allocator keeps, without its locks.
 struct ZoneImage {
@@ -233,6 +233,7 @@ BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse) {
   BootImagePtr img = reuse ? std::move(reuse) : BootImagePtr(new BootImage);
   img->mem_map.assign(mem.mem_map, mem.mem_map + mem.nr_pages);
   img->written = mem.written;
+  std::fill(mem.touched.begin(), mem.touched.end(), 0); // boot wrote them all: in the image now
   img->pageblock_mt = mem.pageblock_mt;
   for (unsigned zi = 0; zi < MAX_NR_ZONES; zi++) {
     zone& z = k.zones[zi];
@@ -312,13 +313,23 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
   }
   PhysMem& mem = k.mem;
   // Pages handed out since the image become stale: the only RAM the run can have written
-  // (recycle.h), cleaned to the fill when the machine hands them out again.
+  // (recycle.h), cleaned to the fill when the machine hands them out again. The struct pages
+  // that changed are those handed out and those the free and per-CPU lists touched (physmem.h):
+  // only their groups of 64 are copied back, so a run that used a few pages of a large machine
+  // costs a few KiB here, not the whole mem_map.
+  size_t copied = 0;
   for (size_t w = 0; w < mem.written.size(); w++) {
     const uint64_t since = mem.written[w] & ~img.written[w];
     if (since) mem.stale[w] |= since;
+    if (since || mem.touched[w]) {
+      const size_t first = w * 64, n = std::min<size_t>(64, img.mem_map.size() - first);
+      std::memcpy(mem.mem_map + first, img.mem_map.data() + first, n * sizeof(struct page));
+      mem.touched[w] = 0;
+      copied += n;
+    }
     mem.written[w] = img.written[w];
   }
-  std::memcpy(mem.mem_map, img.mem_map.data(), img.mem_map.size() * sizeof(struct page));
+  pages_copied.fetch_add(copied, std::memory_order_relaxed);
   std::memcpy(mem.pageblock_mt.data(), img.pageblock_mt.data(), img.pageblock_mt.size());
   for (unsigned zi = 0; zi < MAX_NR_ZONES; zi++) {
     zone& z = k.zones[zi];
@@ -390,5 +401,6 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
 
 uint64_t boot_image_restores() { return restores.load(std::memory_order_relaxed); }
 uint64_t boot_image_refusals() { return refusals.load(std::memory_order_relaxed); }
+uint64_t boot_image_pages_copied() { return pages_copied.load(std::memory_order_relaxed); }
 
 } // namespace kmm

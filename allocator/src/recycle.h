@@ -9,9 +9,12 @@
 // cache's CPU slabs, node lists and counters, vmalloc's free ranges, the kernel's scalars and
 // random state, task and file numbering, CMA's counters and the length of the log. KASAN's shadow
 // needs no copy: boot writes none of it (kasan.h), and KASAN marks the chunks it writes since.
-// restore_boot_image copies it back. The pages handed out since become stale (physmem.h:
-// cleaned to the fill when handed out again, as on a machine given recycled RAM); as nothing was
-// in use at boot, those are all the bytes a run can have written. Caches created and destroyed
+// restore_boot_image copies it back: of the struct pages, only the groups of 64 handed out or
+// touched by the free and per-CPU lists since (physmem.h), so that a restore costs what the run
+// touched (code that writes a struct page it was not handed breaks this, as it would break the
+// kernel). The pages handed out since become stale (physmem.h: cleaned to the fill when handed
+// out again, as on a machine given recycled RAM); as nothing was in use at boot, those are all
+// the bytes a run can have written. Caches created and destroyed
 // since are dropped, the log is truncated, the reports go and a panic is forgotten. KASAN's
 // written shadow (and ASan's mirror of it) goes back to its boot state and its quarantine empties.
 //
@@ -51,8 +54,10 @@ BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse = nullptr);
 // on no other thread.
 bool restore_boot_image(Kernel& k, const BootImage& img);
 
-// Restores that succeeded and that were refused, since the process started.
+// Restores that succeeded and that were refused, and the struct pages the successful ones
+// copied back, since the process started.
 uint64_t boot_image_restores();
 uint64_t boot_image_refusals();
+uint64_t boot_image_pages_copied();
 
 } // namespace kmm

@@ -304,18 +304,18 @@ static inline uint32_t pfn_of(Kernel& k, struct page* slab) {
   return static_cast<uint32_t>(k.mem.page_to_pfn(slab));
 }
 static void add_partial_locked(Kernel& k, kmem_cache_node& n, struct page* slab, bool tail) {
-  pfn_list_add(k.mem.mem_map, n.partial, pfn_of(k, slab), tail);
+  pfn_list_add(k.mem, n.partial, pfn_of(k, slab), tail);
   n.nr_partial++;
 }
 static void remove_partial_locked(Kernel& k, kmem_cache_node& n, struct page* slab) {
-  pfn_list_del(k.mem.mem_map, n.partial, pfn_of(k, slab));
+  pfn_list_del(k.mem, n.partial, pfn_of(k, slab));
   n.nr_partial--;
 }
 static void add_full_locked(Kernel& k, kmem_cache_node& n, struct page* slab) {
-  pfn_list_add(k.mem.mem_map, n.full, pfn_of(k, slab));
+  pfn_list_add(k.mem, n.full, pfn_of(k, slab));
 }
 static void remove_full_locked(Kernel& k, kmem_cache_node& n, struct page* slab) {
-  pfn_list_del(k.mem.mem_map, n.full, pfn_of(k, slab));
+  pfn_list_del(k.mem, n.full, pfn_of(k, slab));
 }
 
 // ---- the per-CPU paths --------------------------------------------------------------------------

@@ -67,13 +67,13 @@ void lru_add_Locked(Kernel& k, struct page* p, lru_list l) {
   p->flags |= PG_lru;
   if (l == LRU_ACTIVE_ANON || l == LRU_ACTIVE_FILE) p->flags |= PG_active;
   else p->flags &= ~PG_active;
-  pfn_list_add(k.mem.mem_map, k.reclaim->lru.lists[l], static_cast<uint32_t>(k.mem.page_to_pfn(p)));
+  pfn_list_add(k.mem, k.reclaim->lru.lists[l], static_cast<uint32_t>(k.mem.page_to_pfn(p)));
   lru_account(k, p, l, 1);
 }
 
 void lru_del_Locked(Kernel& k, struct page* p) {
   lru_list l = page_lru(p);
-  pfn_list_del(k.mem.mem_map, k.reclaim->lru.lists[l], static_cast<uint32_t>(k.mem.page_to_pfn(p)));
+  pfn_list_del(k.mem, k.reclaim->lru.lists[l], static_cast<uint32_t>(k.mem.page_to_pfn(p)));
   lru_account(k, p, l, -1);
   p->flags &= ~(PG_lru | PG_active);
 }
