@@ -1,64 +1,80 @@
-// Kernel log ring (see dmesg.h).
+// Kernel log ring (see dmesg.h for the layout and its invariants).
 #include "dmesg.h"
 
 #include <cstdio>
 
 namespace kmm {
 
-void Dmesg::printk(const std::string& text) {
+void Dmesg::printk(std::string_view text) {
   std::lock_guard<std::mutex> guard(lock_);
   size_t start = 0;
   while (start < text.size()) {
     size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
+    if (nl == std::string_view::npos) nl = text.size();
     char stamp[32];
     const int n = std::snprintf(stamp, sizeof stamp, "[%5llu.%06llu] ",
                                 static_cast<unsigned long long>(clock_us_ / 1000000),
                                 static_cast<unsigned long long>(clock_us_ % 1000000));
     ++clock_us_;
-    std::string line;
-    line.reserve(size_t(n) + (nl - start) + 1);
-    line.append(stamp, size_t(n)).append(text, start, nl - start).push_back('\n');
-    bytes_ += line.size();
-    lines_.push_back(std::move(line));
-    while (bytes_ > kMaxBytes && !lines_.empty()) {
-      bytes_ -= lines_.front().size();
-      lines_.pop_front();
+    const size_t len = size_t(n) + (nl - start) + 1;
+    buf_.append(stamp, size_t(n)).append(text.substr(start, nl - start)).push_back('\n');
+    len_.push_back(len);
+    // A line longer than the whole ring drops too, after all the others.
+    while (buf_.size() - head_ > kMaxBytes && nr_lines() > 0) {
+      head_ += len_[first_++];
       dropped_++;
     }
+    if (head_ > buf_.size() - head_) compact();
     start = nl + 1;
   }
 }
 
+// Moves the live lines to the front of buf_ and len_. Called only when the dead prefix is larger
+// than the live part, so the bytes moved never exceed the bytes dropped since the last compact.
+// Neither erase() reallocates: the capacity stays for the lines to come.
+void Dmesg::compact() {
+  buf_.erase(0, head_);
+  head_ = 0;
+  len_.erase(len_.begin(), len_.begin() + static_cast<std::ptrdiff_t>(first_));
+  first_ = 0;
+}
+
 std::string Dmesg::text() const {
   std::lock_guard<std::mutex> guard(lock_);
-  std::string out;
-  out.reserve(bytes_);
-  for (const auto& l : lines_) out += l;
-  return out;
+  return buf_.substr(head_);
 }
 
 void Dmesg::clear() {
   std::lock_guard<std::mutex> guard(lock_);
-  dropped_ += lines_.size();
-  lines_.clear();
-  bytes_ = 0;
+  dropped_ += nr_lines();
+  buf_.clear();
+  head_ = 0;
+  len_.clear();
+  first_ = 0;
 }
 
 Dmesg::Mark Dmesg::mark() const {
   std::lock_guard<std::mutex> guard(lock_);
-  return {lines_.size(), bytes_, clock_us_, dropped_};
+  return {nr_lines(), buf_.size() - head_, clock_us_, dropped_};
 }
 
 bool Dmesg::can_rewind(const Mark& m) const {
   std::lock_guard<std::mutex> guard(lock_);
-  return dropped_ == m.dropped && lines_.size() >= m.lines;
+  return dropped_ == m.dropped && nr_lines() >= m.lines;
 }
 
+// Keeps the first m.lines live lines. With no line dropped since the mark they are the lines the
+// mark saw, m.bytes long; the bytes are still counted from the lengths, so that a mark taken
+// after a point the log was later rewound to (still "rewindable" by the count) cannot leave the
+// buffer and the lengths disagreeing.
 void Dmesg::rewind(const Mark& m) {
   std::lock_guard<std::mutex> guard(lock_);
-  lines_.resize(m.lines);
-  bytes_ = m.bytes;
+  size_t cut = 0;
+  while (nr_lines() > m.lines) {
+    cut += len_.back();
+    len_.pop_back();
+  }
+  buf_.resize(buf_.size() - cut);
   clock_us_ = m.clock_us;
 }
 

@@ -2,6 +2,7 @@
 // the kernel's printk formats; addresses are the kernel's (direct map, vmemmap), never host ones.
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 #include <unistd.h>
 
 #include "buddy.h"
@@ -76,13 +77,23 @@ void emit_report(Kernel& k, Report r) {
   }
 }
 
+// The text is built in one allocation, and it and the title are moved into the report: a fuzz
+// input can warn many times, and every host allocation costs under ASan.
 void report_warn(Kernel& k, const char* file, const char* function, const std::string& message) {
-  std::string t = "------------[ cut here ]------------\n";
-  if (!message.empty()) t += message + (message.back() == '\n' ? "" : "\n");
+  static constexpr std::string_view cut = "------------[ cut here ]------------\n";
+  static constexpr std::string_view end = "---[ end trace 0000000000000000 ]---\n";
   std::string title = strprintf("WARNING: CPU: %u PID: %d at %s %s", k.cpu_id(),
                                 k.cpu().current.pid, file, function);
-  t += title + "\n" + cpu_line(k) + "---[ end trace 0000000000000000 ]---\n";
-  emit_report(k, Report{ReportKind::Warn, title, t});
+  const std::string cpu = cpu_line(k);
+  std::string t;
+  t.reserve(cut.size() + message.size() + 1 + title.size() + 1 + cpu.size() + end.size());
+  t += cut;
+  if (!message.empty()) {
+    t += message;
+    if (message.back() != '\n') t += '\n';
+  }
+  t.append(title).append(1, '\n').append(cpu).append(end);
+  emit_report(k, Report{ReportKind::Warn, std::move(title), std::move(t)});
 }
 
 bool warn_once(Kernel& k, WarnOnce site) {
