@@ -827,8 +827,15 @@ std::string boot_state(Machine& m) {
 }
 
 // KMM_FUZZ_RECYCLE_CHECK=1 (ctest's corpus replays set it): a machine taken from the park is
-// first compared with a fresh boot of its line; a difference is the harness's own failure.
+// first compared with a fresh boot of its line, and every page of its RAM that it takes to hold
+// the boot fill (physmem.h) is read; a difference is the harness's own failure.
 void check_restored(Ctx& c, const std::string& line, const std::string& last) {
+  const PhysMem& mem = c.m->kernel().mem;
+  if (unsigned long pfn = mem.first_unclean_pristine(); pfn != mem.nr_pages)
+    fail(c, "a machine restored to its boot image has pfn " + std::to_string(pfn) +
+                " taken for pristine but not holding the boot fill; the scenario that ran on it "
+                "before the restore:\n" +
+                last);
   std::string restored = boot_state(*c.m), fresh = boot_state(*Machine::boot(line));
   if (restored == fresh) return;
   size_t at = 0;

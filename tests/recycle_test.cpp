@@ -186,6 +186,8 @@ TEST(Recycle, RestoredMachineIsAFreshBoot) {
       EXPECT_TRUE(restored || m->kernel().panicked) << "a page-level run could not be restored";
     }
     if (!restored) continue;
+    EXPECT_EQ(m->kernel().mem.first_unclean_pristine(), m->kernel().mem.nr_pages)
+        << "a page taken for pristine does not hold the boot fill";
     const Seen got = probe(*m);
     const Seen want = probe_fresh(std::move(m), s.boot);
     EXPECT_EQ(got.run, want.run);

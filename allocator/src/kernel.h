@@ -161,6 +161,10 @@ struct Kernel {
   Machine* machine = nullptr;           // the owner
   bool panicked = false;                // a panic was reported; allocation stops retrying
   std::atomic<uint32_t> warned_once{0}; // bit (1 << WarnOnce): that WARN_ON_ONCE fired (bug.h)
+  // Whoever writes the bytes of a page handed out to kernel code (PageOwner::Kernel) marks them
+  // written (physmem.h), so handing such a page out leaves it pristine. True while a scenario
+  // runs (scenario_run.h): its executors are then the only code that writes those pages.
+  std::atomic<bool> kernel_page_writes_marked{false};
 
   // Per-thread current machine and CPU. constinit and initial-exec: every slab fast path reads
   // them, and an extern thread_local that might need dynamic initialisation is reached through a

@@ -106,7 +106,8 @@ static void prep_new_page(Kernel& k, unsigned long pfn, unsigned order, gfp_t gf
   p->owner_data = 0;
   std::memset(p->words, 0, sizeof p->words);
   kasan_alloc_pages(k, p, order);
-  if ((gfp & __GFP_ZERO) || k.params.init_on_alloc) {
+  const bool zero = (gfp & __GFP_ZERO) || k.params.init_on_alloc;
+  if (zero) {
     // Zeroed whatever they hold (a stale page is not pristine): no cleaning first.
     auto* mem = static_cast<uint8_t*>(k.mem.page_address(p));
     for (unsigned long i = 0; i < n; i++)
@@ -116,7 +117,11 @@ static void prep_new_page(Kernel& k, unsigned long pfn, unsigned order, gfp_t gf
   } else if (stale) {
     k.mem.clean_stale(pfn, n); // accessible now; a no-op if cleaned above
   }
-  k.mem.mark_written(pfn, n);
+  // The new owner may write any byte, unless it marks what it writes (kernel.h): then the pages
+  // hold the fill still, or zeroes, which are the fill on all RAM but page_poison's.
+  if (owner != PageOwner::Kernel || !k.kernel_page_writes_marked.load(std::memory_order_relaxed) ||
+      (zero && k.mem.fill != 0))
+    k.mem.mark_written(pfn, n);
   if ((gfp & __GFP_COMP) && order) prep_compound_page(k, pfn, order);
 }
 
@@ -459,7 +464,9 @@ static void free_pages_prepare(Kernel& k, struct page* p, unsigned order) {
   kasan_free_pages(k, p, order);
   if (k.params.page_poison || k.params.init_on_free) {
     KasanMetadataAccess scope(k.mem.page_address(p), n << PAGE_SHIFT_); // poisoned just above
-    std::memset(k.mem.page_address(p), k.params.page_poison ? PAGE_POISON : 0, n << PAGE_SHIFT_);
+    const uint8_t v = k.params.page_poison ? PAGE_POISON : 0;
+    std::memset(k.mem.page_address(p), v, n << PAGE_SHIFT_);
+    if (v != k.mem.fill) k.mem.mark_written(k.mem.page_to_pfn(p), n);
   }
   p->flags = 0;
   p->private_ = 0;

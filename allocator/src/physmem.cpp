@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kasan_asan.h"
 #include "kernel.h"
 #include "kmm/machine.h"
 
@@ -243,6 +244,18 @@ void PhysMem::mark_written(unsigned long pfn, unsigned long n) {
     if ((word.load(std::memory_order_relaxed) & mask) != mask)
       word.fetch_or(mask, std::memory_order_relaxed);
   });
+}
+
+// Not ASan-instrumented: under kasan=on, free pages are poisoned in ASan's shadow (kasan_asan.h).
+KMM_NO_SANITIZE_ADDRESS unsigned long PhysMem::first_unclean_pristine() const {
+  const uint64_t want = 0x0101010101010101ull * fill;
+  for (unsigned long pfn = 0; pfn < nr_pages; pfn++) {
+    if (!pristine(pfn)) continue;
+    const auto* w = reinterpret_cast<const uint64_t*>(direct_map + (uint64_t(pfn) << PAGE_SHIFT_));
+    for (size_t i = 0; i < PAGE_SIZE_ / 8; i++)
+      if (w[i] != want) return pfn;
+  }
+  return nr_pages;
 }
 
 PhysMem::~PhysMem() {

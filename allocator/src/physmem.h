@@ -5,14 +5,17 @@
 // the next boot of the same size skips memfd_create, mmap and munmap and, above all, the page
 // faults (about 10 us each on a virtualised host: an order-10 block touched for the first time
 // cost 10 ms). The struct pages are zeroed (their resident part); RAM is not cleaned at all. The
-// pages the old machine handed out are *stale* in the new one: their host bytes are left over,
-// but the machine must see `fill` there, so a stale page is set to `fill` when it is handed out
+// pages the old machine wrote are *stale* in the new one: their host bytes are left over, but
+// the machine must see `fill` there, so a stale page is set to `fill` when it is handed out
 // (prep_new_page), the only moment its bytes become visible, unless the allocation zeroes it
-// anyway (forget_stale). A page never handed out since it was last clean is *pristine*: it holds
+// anyway (forget_stale). A page not written since it was last clean is *pristine*: it holds
 // `fill`, so an allocation that zeroes it (init_on_alloc, __GFP_ZERO) skips the memset when fill
-// is 0, and page_poison's check skips it. Cleaning thus costs what the inputs allocate, not mem=;
+// is 0, and page_poison's check skips it. "Written" is what the machine cannot rule out: a page
+// handed out counts as written, as its owner may write any byte, unless the owner marks what it
+// writes (a scenario's pages, kernel.h: then a page handed out and given back unwritten stays
+// pristine). Cleaning thus costs what the inputs write, at most what they allocate, not mem=;
 // what the machine sees is byte for byte a fresh boot (tests/physmem_test.cpp). A machine restored
-// to its boot image (recycle.h) marks the pages its run handed out stale the same way.
+// to its boot image (recycle.h) marks the pages its run wrote stale the same way.
 //
 // Addresses printed in reports are the kernel's, never host pointers: the direct map at
 // PAGE_OFFSET (0xffff888000000000 + phys) and struct pages in the vmemmap
@@ -42,12 +45,14 @@ struct PhysMem {
   uint8_t fill = 0;                  // what RAM read as at boot (recycling restores it)
   std::vector<uint8_t> pageblock_mt; // migratetype of each pageblock
   // One bit per page. Invariant: a page that is neither stale nor written holds `fill` in every
-  // host byte; a free page the machine has never handed out is never written (every writer of
-  // RAM writes pages it was handed: allocations, slabs, vmalloc, migration targets, poisoning at
-  // free). CPUs hand out pages concurrently, and 64 pages share a word: every access is atomic
-  // (relaxed: a page moves between CPUs only through the allocator's locks).
+  // host byte (first_unclean_pristine() checks it). Every writer of RAM writes pages it was
+  // handed (allocations, slabs, vmalloc, migration targets), which prep_new_page marks written
+  // unless their owner marks its own writes (kernel.h), or marks them itself (poisoning at free,
+  // a scenario's write and fill). CPUs hand out pages concurrently, and 64 pages share a word:
+  // every access is atomic (relaxed: a page moves between CPUs only through the allocator's
+  // locks).
   std::vector<uint64_t> stale;   // bytes left by a previous machine on this host memory
-  std::vector<uint64_t> written; // handed out by this machine since boot
+  std::vector<uint64_t> written; // may hold other bytes than `fill`, since boot
   // One byte per group of 64 pages (a word of `written`), set when a struct page of the group
   // changed while not handed out: free blocks and per-CPU lists link, split and relabel free
   // pages, and every such write goes through the pfn_list operations on that very page
@@ -118,6 +123,9 @@ struct PhysMem {
   void forget_stale(unsigned long pfn, unsigned long n);
   bool has_stale(unsigned long pfn, unsigned long n) const;
   void mark_written(unsigned long pfn, unsigned long n);
+  // The first pristine page that does not hold `fill` in every byte (the invariant above
+  // broken), or nr_pages. Reads all of RAM: for tests and KMM_FUZZ_RECYCLE_CHECK.
+  unsigned long first_unclean_pristine() const;
 
   int get_pageblock_migratetype(unsigned long pfn) const {
     return pageblock_mt[pfn >> pageblock_order];

@@ -154,13 +154,24 @@ bool read_field(Reader& in, const Field& f, Raw* r) {
 } // namespace
 
 Scenario decode_scenario(const uint8_t* data, size_t size) {
+  // Decoding runs once per fuzz input: what does not depend on the input is worked out once.
+  static const std::vector<unsigned> machine_cpus = [] {
+    std::vector<unsigned> v;
+    for (const std::string& line : fuzz_machines()) v.push_back(boot_nr_cpus(line));
+    return v;
+  }();
+  static const int cpu_op = find_op("cpu");
   Scenario s;
   s.filename = "<binary>";
   Reader in(data, size);
   uint64_t m = 0;
-  if (in.get(1, &m)) s.boot = fuzz_machines()[m % fuzz_machines().size()];
-  const unsigned cpus = boot_nr_cpus(s.boot);
+  unsigned cpus = boot_nr_cpus("");
+  if (in.get(1, &m)) {
+    s.boot = fuzz_machines()[m % fuzz_machines().size()];
+    cpus = machine_cpus[m % fuzz_machines().size()];
+  }
   const auto& table = op_table();
+  s.ops.reserve(std::min<size_t>(size, 256)); // at least a byte per op
   SymTab syms;
   std::vector<int> counters(kNumKinds, 0);
   std::vector<Raw> raw; // per op, reused (a fuzz input decodes up to thousands of ops)
@@ -169,8 +180,12 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
     uint64_t code;
     if (!in.get(1, &code)) break;
     const OpSpec& spec = table[code % table.size()];
-    const bool is_cpu = std::strcmp(spec.name, "cpu") == 0;
-    raw.assign(spec.fields.size(), Raw{});
+    const bool is_cpu = int(code % table.size()) == cpu_op;
+    raw.resize(spec.fields.size());
+    for (Raw& r : raw) {
+      r.a = r.b = r.c = 0;
+      r.s.clear();
+    }
     bool complete = true;
     for (size_t i = 0; i < spec.fields.size() && complete; i++)
       complete = read_field(in, spec.fields[i], &raw[i]);

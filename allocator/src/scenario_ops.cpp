@@ -375,6 +375,7 @@ void exec_store(Runner& r, const Op& op) {
     // itself must not be reported a second time (kasan_asan.h).
     KasanMetadataAccess raw(c.mem, c.len);
     std::memset(c.mem, static_cast<int>(op.args[1].num), c.len);
+    r.wrote(c.mem, c.len);
   }
 }
 
@@ -417,6 +418,7 @@ void exec_fill(Runner& r, const Op& op) {
   for (const Chunk& c : chunks) {
     KasanMetadataAccess raw(c.mem, c.len); // checked just above, as write and read do
     std::memset(c.mem, static_cast<int>(op.args[1].num), c.len);
+    r.wrote(c.mem, c.len);
   }
   r.detail = std::to_string(size) + " bytes";
 }

@@ -22,11 +22,39 @@ namespace kmm::scn {
 Runner::Runner(const Scenario& s_, Machine& m_, RunResult& out_)
     : s(s_), m(m_), k(m_.kernel()), out(out_) {
   spin_lock_init(&lock);
+  k.kernel_page_writes_marked.store(true, std::memory_order_relaxed);
+}
+
+Runner::~Runner() {
+  k.kernel_page_writes_marked.store(false, std::memory_order_relaxed);
+  for (auto [pfn, n] : kernel_pages)
+    for (unsigned long i = pfn; i < pfn + n; i++) {
+      const struct page* p = k.mem.pfn_to_page(i);
+      if ((p->flags & PG_alloc) && p->owner == PageOwner::Kernel) {
+        k.mem.mark_written(pfn, n);
+        break;
+      }
+    }
+}
+
+void Runner::wrote(const uint8_t* p, size_t len) {
+  if (!len || !k.mem.is_direct(p)) return; // vmalloc memory: its pages are marked (physmem.h)
+  const uint64_t phys = k.mem.virt_to_phys(p);
+  const unsigned long first = phys >> PAGE_SHIFT_, last = (phys + len - 1) >> PAGE_SHIFT_;
+  k.mem.mark_written(first, last - first + 1);
 }
 
 Result& Runner::ref(const Op& op, size_t field) { return results.at(op.args[field].str); }
 
-void Runner::define(const Op& op, const Result& r) { results[op.result] = r; }
+void Runner::define(const Op& op, const Result& r) {
+  if ((r.kind == Kind::Page || r.kind == Kind::Virt) && r.ptr && r.size > 0 &&
+      k.mem.is_direct(r.ptr)) {
+    const uint64_t phys = k.mem.virt_to_phys(r.ptr);
+    const unsigned long first = phys >> PAGE_SHIFT_;
+    kernel_pages.emplace_back(first, ((phys + uint64_t(r.size) - 1) >> PAGE_SHIFT_) - first + 1);
+  }
+  results[op.result] = r;
+}
 
 void Runner::fail(const Op& op, const std::string& msg) {
   out.failures.push_back(s.filename + ":" + std::to_string(op.line) + ": " + msg);

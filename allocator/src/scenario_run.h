@@ -74,7 +74,18 @@ struct Runner {
   std::string detail;
   std::vector<std::string> extra; // further trace lines (proc_read contents)
 
+  // The pages handed out to kernel code (Page and Virt results) as [pfn, pfn + n), which the
+  // scenario marks written when it writes them (Kernel::kernel_page_writes_marked, set while
+  // the Runner lives); those still allocated when it ends are marked written then, for the code
+  // that uses the machine next.
+  std::vector<std::pair<unsigned long, unsigned long>> kernel_pages;
+
   Runner(const Scenario& s_, Machine& m_, RunResult& out_);
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+  // The scenario wrote [p, p + len) (write, fill, corrupt): marks its pages written (physmem.h).
+  void wrote(const uint8_t* p, size_t len);
 
   // The result a reference argument names (the parser and decoder guarantee it exists).
   Result& ref(const Op& op, size_t field);
