@@ -170,6 +170,25 @@ TEST(Dma, FreeOfACmaBufferWithAHugeSizeIsABugNotACrash) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+// A CMA buffer freed with a size larger than it, but inside the area, frees pages that are free:
+// bad pages. The pages past the buffer keep their owners (kmm relabelled every page of the count as
+// CMA's, free ones included, which a restore to the boot image did not take back).
+TEST(Dma, FreeWithATooLargeSizeLeavesOtherPagesAlone) {
+  auto m = Machine::boot("mem=32M cma=8M");
+  kmm::MachineScope scope(*m);
+  kmm::Device dev(*m, "camera", 32);
+  dma_addr_t h = 0;
+  void* buf = dma_alloc_coherent(&dev, 4 * PAGE_SIZE, &h, GFP_KERNEL);
+  ASSERT_NE(buf, nullptr);
+  struct page* page = virt_to_page(buf);
+  ASSERT_EQ((page + 4)->owner, kmm::PageOwner::None);
+  dma_free_coherent(&dev, 64 * PAGE_SIZE, buf, h); // page 4 on is free: a bad page
+  ASSERT_FALSE(m->reports().empty());
+  EXPECT_EQ(m->reports()[0].title.rfind("BUG: Bad page state in process kmm", 0), 0u);
+  for (int i = 4; i < 64; i++) EXPECT_EQ((page + i)->owner, kmm::PageOwner::None) << "page " << i;
+  EXPECT_TRUE(kmm::validate(*m).empty());
+}
+
 // dma_alloc_attrs() refuses __GFP_COMP with WARN_ON_ONCE (kernel 6.2 on): kmm stripped the flag
 // and handed out a buffer.
 TEST(Dma, CompoundGfpWarnsOnceAndFails) {

@@ -112,10 +112,12 @@ void dma_free_coherent(struct device* dev, size_t size, void* cpu_addr, dma_addr
   unsigned long pfn = k.mem.page_to_pfn(page);
   if (area && pfn >= area->base_pfn && pfn < area->base_pfn + area->count &&
       page->owner == kmm::PageOwner::Dma && page->private_ == 0) {
-    // The pages go back to CMA's owner only when the count lies inside the area; one running
-    // past it is cma_release's VM_BUG_ON, which refuses (and the walk would leave the memmap).
+    // The buffer's pages go back to CMA's owner only when the count lies inside the area; one
+    // running past it is cma_release's VM_BUG_ON, which refuses (and the walk would leave the
+    // memmap). A wrong size must not relabel pages that are not DMA buffers (free, a task's).
     if (count <= area->base_pfn + area->count - pfn)
-      for (unsigned long i = 0; i < count; i++) (page + i)->owner = kmm::PageOwner::Cma;
+      for (unsigned long i = 0; i < count; i++)
+        if ((page + i)->owner == kmm::PageOwner::Dma) (page + i)->owner = kmm::PageOwner::Cma;
     kmm::cma_release(k, area, page, count);
     return;
   }

@@ -25,8 +25,8 @@ Runner::Runner(const Scenario& s_, Machine& m_, RunResult& out_)
   k.kernel_page_writes_marked.store(true, std::memory_order_relaxed);
 }
 
-Runner::~Runner() {
-  k.kernel_page_writes_marked.store(false, std::memory_order_relaxed);
+void Runner::end_marking() {
+  if (!k.kernel_page_writes_marked.exchange(false, std::memory_order_relaxed)) return;
   for (auto [pfn, n] : kernel_pages)
     for (unsigned long i = pfn; i < pfn + n; i++) {
       const struct page* p = k.mem.pfn_to_page(i);
@@ -239,6 +239,7 @@ RunResult run_scenario_on(Machine& machine, const Scenario& s, const RunOptions&
       for (const auto& e : errors) r.fail(end, "at end: " + e);
     }
     r.cpu_scope.reset();
+    r.end_marking();
     if (opts.at_end) opts.at_end(*m);
   }
   out.dmesg = m->dmesg();

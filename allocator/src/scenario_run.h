@@ -81,7 +81,10 @@ struct Runner {
   std::vector<std::pair<unsigned long, unsigned long>> kernel_pages;
 
   Runner(const Scenario& s_, Machine& m_, RunResult& out_);
-  ~Runner();
+  ~Runner() { end_marking(); }
+  // The scenario's operations are over (other code may use the machine now, as run_scenario's
+  // at_end does): marks its kernel pages still allocated written and stops marking.
+  void end_marking();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
   // The scenario wrote [p, p + len) (write, fill, corrupt): marks its pages written (physmem.h).
