@@ -262,6 +262,11 @@ int64_t page_idx(const Op& op, size_t field) {
   return op.args[field].present ? op.args[field].num : 0;
 }
 
+// The get_page references page idx of a block holds beyond the allocation's.
+int extra_refs(const Live& l, int64_t idx) {
+  return size_t(idx) < l.extra_refs.size() ? l.extra_refs[size_t(idx)] : 0;
+}
+
 Verdict classify(Ctx& c, const Op& op, std::string* why) {
   const scn::OpSpec& spec = scn::op_table()[op.code];
   for (size_t i = 0; i < spec.fields.size(); i++) {
@@ -312,11 +317,10 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
       return (l.split || idx == 0) ? Verdict::Ok : misuse("get_page of a tail page");
     if (n == "put_page") {
       if (!l.split && idx != 0) return misuse("put_page of a tail page");
-      return l.extra_refs[size_t(idx)] > 0 ? Verdict::Ok : misuse("put_page of the last reference");
+      return extra_refs(l, idx) > 0 ? Verdict::Ok : misuse("put_page of the last reference");
     }
     int64_t order = op.args[1].present ? op.args[1].num : idx != 0 ? 0 : l.order;
-    if (l.extra_refs[size_t(idx)] > 0)
-      return misuse("free_pages of a page with get_page references");
+    if (extra_refs(l, idx) > 0) return misuse("free_pages of a page with get_page references");
     if (l.split) return order == 0 ? Verdict::Ok : misuse("free of a split page with order > 0");
     if (idx != 0) return misuse("free of a tail page of an unsplit block");
     return order == l.order ? Verdict::Ok : misuse("free_pages with the wrong order");
@@ -463,8 +467,6 @@ Live& born(Ctx& c, const Op& op) {
                      r.kind == Kind::Dma || (r.kind == Kind::Kvmalloc && is_vmalloc_addr(r.ptr));
   if (whole_pages) span = (l.size + int64_t(PAGE_SIZE) - 1) & ~int64_t(PAGE_SIZE - 1);
   if (r.kind == Kind::Page) {
-    l.page_live.assign(size_t(1) << l.order, 1);
-    l.extra_refs.assign(size_t(1) << l.order, 0);
     unsigned long pfn = page_to_pfn(r.page);
     if (pfn & ((1ul << l.order) - 1))
       fail(c, op.result + ": pfn " + std::to_string(pfn) + " not aligned to order " +
@@ -548,11 +550,14 @@ void after(Ctx& c, const Op& op) {
     if (c.res.at(op.args[0].str).addr) kill(c, op.args[0].str);
   } else if (n == "get_page" || n == "put_page") {
     Live& l = c.res.at(op.args[0].str);
-    if (l.addr) l.extra_refs[size_t(page_idx(op, 1))] += n == "get_page" ? 1 : -1;
+    if (!l.addr) return;
+    if (l.extra_refs.empty()) l.extra_refs.assign(size_t(1) << l.order, 0);
+    l.extra_refs[size_t(page_idx(op, 1))] += n == "get_page" ? 1 : -1;
   } else if (n == "split_page") {
     Live& l = c.res.at(op.args[0].str);
     if (!l.addr || l.split || l.order == 0) return;
     l.split = true;
+    l.page_live.assign(size_t(1) << l.order, 1);
     del_range(c, l.addr);
     for (size_t i = 0; i < l.page_live.size(); i++)
       add_range(c, l.addr + i * PAGE_SIZE, PAGE_SIZE, op.args[0].str);

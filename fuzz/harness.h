@@ -47,8 +47,8 @@ struct Live {
   bool split = false; // split_page'd: pages are freed one by one
   unsigned order = 0; // page blocks
   uint64_t gfp = 0;
-  std::vector<uint8_t> page_live; // split blocks: per page
-  std::vector<int> extra_refs;    // get_page count per page
+  std::vector<uint8_t> page_live; // split blocks: per page (empty until split_page)
+  std::vector<int> extra_refs;    // get_page count per page (empty until the first get_page)
   std::string cache;              // objects of kmem_cache_alloc: the cache result's name
   int objects = 0;                // caches: live objects
   uintptr_t addr = 0;             // host address (0 for NULL; tasks and files have none)

@@ -160,19 +160,21 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
     for (const std::string& line : fuzz_machines()) v.push_back(boot_nr_cpus(line));
     return v;
   }();
+  static const unsigned default_cpus = boot_nr_cpus("");
   static const int cpu_op = find_op("cpu");
   Scenario s;
   s.filename = "<binary>";
   Reader in(data, size);
   uint64_t m = 0;
-  unsigned cpus = boot_nr_cpus("");
+  unsigned cpus = default_cpus;
   if (in.get(1, &m)) {
     s.boot = fuzz_machines()[m % fuzz_machines().size()];
     cpus = machine_cpus[m % fuzz_machines().size()];
   }
   const auto& table = op_table();
-  s.ops.reserve(std::min<size_t>(size, 256)); // at least a byte per op
+  s.ops.reserve(std::min<size_t>(size / 2 + 1, 128)); // most operations take 2 bytes or more
   SymTab syms;
+  syms.defs.reserve(s.ops.capacity());
   std::vector<int> counters(kNumKinds, 0);
   std::vector<Raw> raw; // per op, reused (a fuzz input decodes up to thousands of ops)
   std::vector<size_t> cand;
