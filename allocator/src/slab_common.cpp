@@ -387,10 +387,13 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
   if (!k.slab) return;
   SlabState& st = *k.slab;
   std::lock_guard<std::mutex> guard(st.slab_mutex);
-  std::vector<const kmem_cache*> live(st.slab_caches.begin(), st.slab_caches.end());
+  // Their storage is kept from call to call: a fuzz input validates every few operations.
+  thread_local std::vector<const kmem_cache*> live;
+  live.assign(st.slab_caches.begin(), st.slab_caches.end());
   std::sort(live.begin(), live.end());
-  std::vector<uint64_t> reached((k.mem.nr_pages + 63) / 64); // by pfn: reached from a cache
-  auto reach = [&](uint32_t pfn) {                           // false if reached before
+  thread_local std::vector<uint64_t> reached; // by pfn: reached from a cache
+  reached.assign((k.mem.nr_pages + 63) / 64, 0);
+  auto reach = [&](uint32_t pfn) { // false if reached before
     uint64_t& w = reached[pfn >> 6];
     const uint64_t bit = uint64_t(1) << (pfn & 63);
     const bool first = !(w & bit);
