@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -148,16 +149,21 @@ TEST(Dma, ZeroOrHugeSizeFailsWithThePageAllocatorsOrderWarning) {
   EXPECT_TRUE(kmm::validate(*m).empty());
 }
 
+// A four-page coherent buffer from the CMA area of a 32M machine, to be freed with a wrong size.
+class DmaCmaBuffer : public ::testing::Test {
+protected:
+  void SetUp() override { ASSERT_NE(buf, nullptr); }
+  std::unique_ptr<Machine> m = Machine::boot("mem=32M cma=8M");
+  kmm::MachineScope scope{*m};
+  kmm::Device dev{*m, "camera", 32};
+  dma_addr_t h = 0;
+  void* buf = dma_alloc_coherent(&dev, 4 * PAGE_SIZE, &h, GFP_KERNEL);
+};
+
 // dma_free_coherent() of a CMA buffer with a size running past the area is cma_release's
 // VM_BUG_ON: kmm first handed the pages back to CMA one by one, count of them, walking off the
 // end of the memmap (a crash for a huge size).
-TEST(Dma, FreeOfACmaBufferWithAHugeSizeIsABugNotACrash) {
-  auto m = Machine::boot("mem=32M cma=8M");
-  kmm::MachineScope scope(*m);
-  kmm::Device dev(*m, "camera", 32);
-  dma_addr_t h = 0;
-  void* buf = dma_alloc_coherent(&dev, 4 * PAGE_SIZE, &h, GFP_KERNEL);
-  ASSERT_NE(buf, nullptr);
+TEST_F(DmaCmaBuffer, FreeWithAHugeSizeIsABugNotACrash) {
   EXPECT_EQ(m->proc_read("/sys/kernel/debug/cma/reserved/used"), "4\n");
   dma_free_coherent(&dev, size_t(1) << 62, buf, h);
   ASSERT_EQ(m->reports().size(), 1u);
@@ -173,13 +179,7 @@ TEST(Dma, FreeOfACmaBufferWithAHugeSizeIsABugNotACrash) {
 // A CMA buffer freed with a size larger than it, but inside the area, frees pages that are free:
 // bad pages. The pages past the buffer keep their owners (kmm relabelled every page of the count as
 // CMA's, free ones included, which a restore to the boot image did not take back).
-TEST(Dma, FreeWithATooLargeSizeLeavesOtherPagesAlone) {
-  auto m = Machine::boot("mem=32M cma=8M");
-  kmm::MachineScope scope(*m);
-  kmm::Device dev(*m, "camera", 32);
-  dma_addr_t h = 0;
-  void* buf = dma_alloc_coherent(&dev, 4 * PAGE_SIZE, &h, GFP_KERNEL);
-  ASSERT_NE(buf, nullptr);
+TEST_F(DmaCmaBuffer, FreeWithATooLargeSizeLeavesOtherPagesAlone) {
   struct page* page = virt_to_page(buf);
   ASSERT_EQ((page + 4)->owner, kmm::PageOwner::None);
   dma_free_coherent(&dev, 64 * PAGE_SIZE, buf, h); // page 4 on is free: a bad page
