@@ -187,6 +187,22 @@ TEST(Kmalloc, KsizeIsTheBucket) {
   kfree(p);
 }
 
+// ksize() of a pointer inside a large kmalloc allocation is the kernel's
+// WARN_ON(object != folio_address(folio)) and 0: kfree_sensitive() of such a pointer zeroed a
+// whole allocation's worth from it, past the end (off the direct map at the top of RAM).
+TEST(Kmalloc, KsizeOfAnInnerPointerOfALargeAllocationWarns) {
+  auto m = Machine::boot("mem=16M");
+  kmm::MachineScope scope(*m);
+  char* p = static_cast<char*>(kmalloc(32768, GFP_KERNEL));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(ksize(p), 32768u);
+  EXPECT_TRUE(m->reports().empty());
+  EXPECT_EQ(ksize(p + PAGE_SIZE), 0u);
+  ASSERT_EQ(m->reports().size(), 1u);
+  EXPECT_EQ(m->reports()[0].title, "WARNING: CPU: 0 PID: 1 at mm/slab_common.c __ksize");
+  kfree(p);
+}
+
 TEST(Kmalloc, Krealloc) {
   auto m = Machine::boot("");
   kmm::MachineScope scope(*m);

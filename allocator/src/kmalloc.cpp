@@ -159,8 +159,16 @@ size_t __ksize(Kernel& k, const void* p) {
     if (slub_debug_orig_size(s)) set_orig_size(s, const_cast<void*>(p), s->object_size);
     return slab_ksize(s);
   }
-  if ((page->flags & PG_alloc) && page->owner == PageOwner::KmallocLarge)
+  if ((page->flags & PG_alloc) && page->owner == PageOwner::KmallocLarge) {
+    // WARN_ON(object != folio_address(folio)): kfree_sensitive() would zero a whole folio's
+    // worth from the inner pointer, past the end of the allocation.
+    if (p != k.mem.page_address(page)) {
+      report_warn(k, "mm/slab_common.c", "__ksize",
+                  "ksize() of a pointer inside a large kmalloc allocation, not its start");
+      return 0;
+    }
     return size_t(PAGE_SIZE_) << ((page->flags & PG_head) ? page->compound_order : 0);
+  }
   report_warn(k, "mm/slab_common.c", "__ksize", "ksize() of a pointer that is not kmalloc'ed");
   return 0;
 }
