@@ -1,6 +1,7 @@
 // GFP flag names: the kernel's %pGg table (include/trace/events/mmflags.h), composites first.
 // Printing is greedy in table order: a name is printed when all its bits are set, then its bits
 // are cleared; leftover unknown bits are printed in hex.
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -62,6 +63,7 @@ constexpr size_t kPrinted = sizeof(gfp_table) / sizeof(gfp_table[0]) - 2;
 std::string gfp_names(gfp_t gfp) {
   if (gfp == 0) return "none";
   std::string out;
+  out.reserve(96); // most mixes fit: one allocation (a fuzzed gfp is printed in every warning)
   for (size_t i = 0; i < kPrinted; i++) {
     const GfpName& n = gfp_table[i];
     if ((gfp & n.mask) == n.mask) {
@@ -72,10 +74,10 @@ std::string gfp_names(gfp_t gfp) {
     }
   }
   if (gfp) {
-    std::ostringstream os;
-    os << std::hex << "0x" << gfp;
+    char hex[24];
+    std::snprintf(hex, sizeof hex, "0x%llx", static_cast<unsigned long long>(gfp));
     if (!out.empty()) out += '|';
-    out += os.str();
+    out += hex;
   }
   return out;
 }
