@@ -312,8 +312,9 @@ bool restore_boot_image(Kernel& k, const BootImage& img) {
     return false;
   }
   PhysMem& mem = k.mem;
-  // Pages handed out since the image become stale: the only RAM the run can have written
-  // (recycle.h), cleaned to the fill when the machine hands them out again. The struct pages
+  // Pages written since the image (handed out, or marked by the code that wrote them: physmem.h)
+  // become stale: the only RAM the run can have changed (recycle.h), cleaned to the fill when the
+  // machine hands them out again. The struct pages
   // that changed are those handed out and those the free and per-CPU lists touched (physmem.h):
   // only their groups of 64 are copied back, so a run that used a few pages of a large machine
   // costs a few KiB here, not the whole mem_map.

@@ -12,11 +12,12 @@
 // restore_boot_image copies it back: of the struct pages, only the groups of 64 handed out or
 // touched by the free and per-CPU lists since (physmem.h), so that a restore costs what the run
 // touched (code that writes a struct page it was not handed breaks this, as it would break the
-// kernel). The pages handed out since become stale (physmem.h: cleaned to the fill when handed
-// out again, as on a machine given recycled RAM); as nothing was in use at boot, those are all
-// the bytes a run can have written. Caches created and destroyed
-// since are dropped, the log is truncated, the reports go and a panic is forgotten. KASAN's
-// written shadow (and ASan's mirror of it) goes back to its boot state and its quarantine empties.
+// kernel). The pages written since become stale (physmem.h: handed out, or marked by the code
+// that wrote them; cleaned to the fill when handed out again, as on a machine given recycled
+// RAM); as nothing was in use or written at boot, those are all the bytes a run can have changed.
+// Caches created and destroyed since are dropped, the log is truncated, the reports go and a panic
+// is forgotten. KASAN's written shadow (and ASan's mirror of it) goes back to its boot state and
+// its quarantine empties.
 //
 // What the restore cannot undo it refuses, leaving the machine as it was (the caller boots a
 // fresh one): a task or file still there, a vmalloc area still mapped, a cache created since and

@@ -37,22 +37,24 @@ void Runner::end_marking() {
     }
 }
 
+std::pair<unsigned long, unsigned long> Runner::pages_of(const void* p, uint64_t len) const {
+  const uint64_t phys = k.mem.virt_to_phys(p);
+  const unsigned long first = phys >> PAGE_SHIFT_;
+  return {first, ((phys + len - 1) >> PAGE_SHIFT_) - first + 1};
+}
+
 void Runner::wrote(const uint8_t* p, size_t len) {
   if (!len || !k.mem.is_direct(p)) return; // vmalloc memory: its pages are marked (physmem.h)
-  const uint64_t phys = k.mem.virt_to_phys(p);
-  const unsigned long first = phys >> PAGE_SHIFT_, last = (phys + len - 1) >> PAGE_SHIFT_;
-  k.mem.mark_written(first, last - first + 1);
+  const auto [first, n] = pages_of(p, len);
+  k.mem.mark_written(first, n);
 }
 
 Result& Runner::ref(const Op& op, size_t field) { return results.at(op.args[field].str); }
 
 void Runner::define(const Op& op, const Result& r) {
   if ((r.kind == Kind::Page || r.kind == Kind::Virt) && r.ptr && r.size > 0 &&
-      k.mem.is_direct(r.ptr)) {
-    const uint64_t phys = k.mem.virt_to_phys(r.ptr);
-    const unsigned long first = phys >> PAGE_SHIFT_;
-    kernel_pages.emplace_back(first, ((phys + uint64_t(r.size) - 1) >> PAGE_SHIFT_) - first + 1);
-  }
+      k.mem.is_direct(r.ptr))
+    kernel_pages.push_back(pages_of(r.ptr, uint64_t(r.size)));
   results[op.result] = r;
 }
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kmm/device.h"
@@ -89,6 +90,8 @@ struct Runner {
   Runner& operator=(const Runner&) = delete;
   // The scenario wrote [p, p + len) (write, fill, corrupt): marks its pages written (physmem.h).
   void wrote(const uint8_t* p, size_t len);
+  // The pfns [first, first + n) that direct-map bytes [p, p + len) lie in (len > 0).
+  std::pair<unsigned long, unsigned long> pages_of(const void* p, uint64_t len) const;
 
   // The result a reference argument names (the parser and decoder guarantee it exists).
   Result& ref(const Op& op, size_t field);
