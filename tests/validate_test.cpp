@@ -172,6 +172,36 @@ TEST_F(ValidatePlanted, DirtyTailInsideABlock) {
       << dump(e);
 }
 
+// The tail walk checks eight tails at a time, then the rest one by one: a fault in the last
+// tail of a block, and in a compound block's tail pointing elsewhere, is found too.
+TEST_F(ValidatePlanted, DirtyLastTailOfABlock) {
+  k().mem.mem_map[0x3ff].flags = kmm::PG_lru;
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, "pages: pfn 0x3ff inside the order-9 block at 0x200 has flags 0x80"))
+      << dump(e);
+}
+
+TEST_F(ValidatePlanted, CompoundTailWithAnotherHead) {
+  kmm::MachineScope scope(*m);
+  struct page* p = alloc_pages(GFP_KERNEL | __GFP_COMP, 4);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  const unsigned long pfn = page_to_pfn(p);
+  p[15].compound_head = uint32_t(pfn + 1);
+  auto e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, kmm::strprintf("pages: pfn 0x%lx inside the order-4 block at 0x%lx has flags "
+                                    "0x%x",
+                                    pfn + 15, pfn, kmm::PG_tail)))
+      << dump(e);
+  p[15].compound_head = uint32_t(pfn);
+  p[9].flags = 0;
+  e = kmm::validate(*m);
+  EXPECT_TRUE(has(e, kmm::strprintf("pages: pfn 0x%lx inside the order-4 block at 0x%lx has flags "
+                                    "0x0",
+                                    pfn + 9, pfn)))
+      << dump(e);
+}
+
 TEST_F(ValidatePlanted, FreePageStillOwned) {
   k().mem.mem_map[512].owner = kmm::PageOwner::Slab;
   auto e = kmm::validate(*m);
