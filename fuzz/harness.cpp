@@ -17,6 +17,7 @@
 #include "kmm/pressure.h"
 #include "kmm/slab.h"
 #include "kmm/validate.h"
+#include "node_pool.h"
 #include "pcp.h"
 #include "recycle.h"
 #include "scenario_ops.h"
@@ -69,6 +70,16 @@ namespace {
 
 using RangeIt = decltype(Ctx::ranges)::const_iterator;
 
+// The nodes of the Ctx maps of finished inputs, for the next ones (node_pool.h).
+NodePool<decltype(Ctx::ranges)>& range_nodes() {
+  static thread_local NodePool<decltype(Ctx::ranges)> pool;
+  return pool;
+}
+NodePool<decltype(Ctx::res)>& result_nodes() {
+  static thread_local NodePool<decltype(Ctx::res)> pool;
+  return pool;
+}
+
 // The neighbours of address a in the live-range map: *before, the last range starting at or
 // below a (the only one that can contain a), and *after, the first starting above it; end()
 // where there is none. E.g. ranges at 0x1000 and 0x3000, a = 0x2000: before 0x1000, after 0x3000.
@@ -95,10 +106,10 @@ void add_range(Ctx& c, uintptr_t a, int64_t size, const std::string& owner) {
   };
   if (after != c.ranges.end() && after->first < e) overlap(after);
   if (before != c.ranges.end() && before->second.first > a) overlap(before);
-  c.ranges[a] = {e, owner};
+  range_nodes()(c.ranges, a) = {e, owner};
 }
 
-void del_range(Ctx& c, uintptr_t a) { c.ranges.erase(a); }
+void del_range(Ctx& c, uintptr_t a) { range_nodes().erase(c.ranges, a); }
 
 // Whether address a lies inside a live allocation.
 bool in_live_range(const Ctx& c, uintptr_t a) {
@@ -443,7 +454,7 @@ void kill(Ctx& c, const std::string& name) {
 // A new result: record it, check it lies nowhere live.
 Live& born(Ctx& c, const Op& op) {
   const scn::Result& r = c.r->results.at(op.result);
-  Live& l = c.res[op.result];
+  Live& l = result_nodes()(c.res, op.result);
   l = Live{};
   l.kind = static_cast<uint8_t>(r.kind);
   if (r.kind == Kind::Cache) {
@@ -747,7 +758,7 @@ void free_everything(Ctx& c) {
       }
       l.live = false;
     }
-  c.ranges.clear();
+  range_nodes().clear(c.ranges);
 }
 
 const std::set<unsigned>& target_ops(const Target& t) {
@@ -901,7 +912,7 @@ int run(const Target& t, Scenario& input) {
     check_reports(c, nullptr);
     oracle->at_boot(c);
     unsigned since_validate = 0;
-    c.executed.ops.reserve(input.ops.size());
+    c.executed.ops = scn::take_ops(input.ops.size());
     for (Op& in : input.ops) {
       if (!ops.count(in.code)) continue;
       std::string why;
@@ -944,7 +955,10 @@ int run(const Target& t, Scenario& input) {
     c.r = nullptr;
   }
   for (auto& [name, l] : c.res) keep_spare(std::move(l.shadow));
+  result_nodes().clear(c.res);
+  range_nodes().clear(c.ranges);
   park_machine(c, std::move(img), sound);
+  scn::recycle_ops(std::move(c.executed.ops));
   return 0;
 }
 
@@ -973,7 +987,9 @@ int run_bytes(const Target& t, const uint8_t* data, size_t size) {
   Scenario s = decode_scenario(data, size);
   if (t.boot) s.boot = t.boot;
   s.filename = t.name;
-  return run(t, s);
+  run(t, s);
+  scn::recycle_ops(std::move(s.ops));
+  return 0;
 }
 
 int run_text(const Target& t, const std::string& text, const std::string& filename) {

@@ -151,7 +151,56 @@ bool read_field(Reader& in, const Field& f, Raw* r) {
   return false;
 }
 
+// The storage recycle_ops keeps for the next decode on this thread (bounded).
+struct OpStorage {
+  std::vector<std::vector<Value>> args;
+  std::vector<std::vector<Op>> op_vectors;
+};
+OpStorage& op_storage() {
+  static thread_local OpStorage st;
+  return st;
+}
+constexpr size_t kMaxSpareArgs = 4096, kMaxSpareOpVectors = 4;
+
+void recycle_args(std::vector<Value>&& v) {
+  auto& spare = op_storage().args;
+  if (v.capacity() && spare.size() < kMaxSpareArgs) {
+    v.clear();
+    spare.push_back(std::move(v));
+  }
+}
+
+std::vector<Value> take_args(size_t n) {
+  auto& spare = op_storage().args;
+  std::vector<Value> v;
+  if (!spare.empty()) {
+    v = std::move(spare.back());
+    spare.pop_back();
+  }
+  v.resize(n);
+  return v;
+}
+
 } // namespace
+
+void scn::recycle_ops(std::vector<Op>&& ops) {
+  OpStorage& st = op_storage();
+  for (Op& op : ops) recycle_args(std::move(op.args));
+  ops.clear();
+  if (ops.capacity() && st.op_vectors.size() < kMaxSpareOpVectors)
+    st.op_vectors.push_back(std::move(ops));
+}
+
+std::vector<Op> scn::take_ops(size_t n) {
+  auto& spare = op_storage().op_vectors;
+  std::vector<Op> v;
+  if (!spare.empty()) {
+    v = std::move(spare.back());
+    spare.pop_back();
+  }
+  v.reserve(n);
+  return v;
+}
 
 Scenario decode_scenario(const uint8_t* data, size_t size) {
   // Decoding runs once per fuzz input: what does not depend on the input is worked out once.
@@ -172,12 +221,13 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
     cpus = machine_cpus[m % fuzz_machines().size()];
   }
   const auto& table = op_table();
-  s.ops.reserve(std::min<size_t>(size / 2 + 1, 128)); // most operations take 2 bytes or more
-  SymTab syms;
-  syms.defs.reserve(s.ops.capacity());
+  s.ops = take_ops(std::min<size_t>(size / 2 + 1, 128)); // most operations take 2 bytes or more
+  // The working storage is this thread's, kept from input to input.
+  static thread_local SymTab syms;
+  static thread_local std::vector<Raw> raw; // per op
+  static thread_local std::vector<size_t> cand;
+  syms.defs.clear();
   std::vector<int> counters(kNumKinds, 0);
-  std::vector<Raw> raw; // per op, reused (a fuzz input decodes up to thousands of ops)
-  std::vector<size_t> cand;
   while (!in.done()) {
     uint64_t code;
     if (!in.get(1, &code)) break;
@@ -196,7 +246,7 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
     Op op;
     op.code = static_cast<unsigned>(code % table.size());
     op.line = static_cast<int>(s.ops.size()) + 1;
-    op.args.resize(spec.fields.size());
+    op.args = take_args(spec.fields.size());
     bool ok = true;
     for (size_t i = 0; i < spec.fields.size() && ok; i++) {
       const Field& f = spec.fields[i];
@@ -238,7 +288,10 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
       case FieldType::Text: v.str = r.s; break;
       }
     }
-    if (!ok) continue;
+    if (!ok) {
+      recycle_args(std::move(op.args));
+      continue;
+    }
     if (spec.result != Kind::None) {
       int& n = counters[static_cast<int>(spec.result)];
       op.result = kind_prefix(spec.result) + std::to_string(n++);

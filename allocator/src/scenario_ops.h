@@ -101,6 +101,13 @@ struct SymTab {
   Def* find_mut(const std::string& name);
 };
 
+// Storage for decode_scenario to reuse. A fuzz harness decodes thousands of inputs a second, and
+// every operation's argument vector was a host allocation: recycle_ops keeps a finished
+// scenario's argument vectors and its op vector's buffer for this thread's next decode (which
+// takes them with take_ops and for each op's arguments). Bounded.
+void recycle_ops(std::vector<Op>&& ops);
+std::vector<Op> take_ops(size_t reserve);
+
 // Offsets a memory access may use on a result: [lo, hi). Checked accesses stay inside a page
 // allocation, and reach a slab object's red zones (64 bytes either side); `corrupt` goes a page
 // beyond either end (for vmalloc and kvmalloc memory only beyond the end: into the guard page).

@@ -13,6 +13,7 @@
 #include "buddy.h"
 #include "kernel.h"
 #include "kmm/validate.h"
+#include "node_pool.h"
 #include "task.h"
 #include "vmalloc.h"
 #include "vmscan.h"
@@ -23,6 +24,17 @@ Runner::Runner(const Scenario& s_, Machine& m_, RunResult& out_)
     : s(s_), m(m_), k(m_.kernel()), out(out_) {
   spin_lock_init(&lock);
   k.kernel_page_writes_marked.store(true, std::memory_order_relaxed);
+}
+
+// The nodes of finished Runners' results, for the next one on this thread (node_pool.h).
+static NodePool<decltype(Runner::results)>& result_nodes() {
+  static thread_local NodePool<decltype(Runner::results)> pool;
+  return pool;
+}
+
+Runner::~Runner() {
+  end_marking();
+  result_nodes().clear(results);
 }
 
 void Runner::end_marking() {
@@ -55,7 +67,7 @@ void Runner::define(const Op& op, const Result& r) {
   if ((r.kind == Kind::Page || r.kind == Kind::Virt) && r.ptr && r.size > 0 &&
       k.mem.is_direct(r.ptr))
     kernel_pages.push_back(pages_of(r.ptr, uint64_t(r.size)));
-  results[op.result] = r;
+  result_nodes()(results, op.result) = r;
 }
 
 void Runner::fail(const Op& op, const std::string& msg) {

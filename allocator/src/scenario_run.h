@@ -82,7 +82,7 @@ struct Runner {
   std::vector<std::pair<unsigned long, unsigned long>> kernel_pages;
 
   Runner(const Scenario& s_, Machine& m_, RunResult& out_);
-  ~Runner() { end_marking(); }
+  ~Runner(); // end_marking(), and results' nodes kept for the next Runner on this thread
   // The scenario's operations are over (other code may use the machine now, as run_scenario's
   // at_end does): marks its kernel pages still allocated written and stops marking.
   void end_marking();

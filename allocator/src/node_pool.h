@@ -1,0 +1,59 @@
+// NodePool: the nodes of a std::map's erased entries, kept to hold its next ones.
+//
+// The scenario interpreter's results and the fuzz harness's models are std::maps that fill and
+// empty once per input, thousands of times a second, and under ASan every node is a host
+// allocation with its stack recorded. A pool takes a map's nodes out on erase and clear (C++17
+// node handles) and gives them new keys on insert, so a steady run allocates nothing. The map
+// stays a std::map: references to its entries are as stable as ever, and code that only looks
+// things up does not change.
+//
+// Invariant: every node in the pool is detached (belongs to no map) and holds a value that is
+// overwritten before the node is inserted again.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+namespace kmm {
+
+template <class Map>
+class NodePool {
+public:
+  using mapped_type = typename Map::mapped_type;
+
+  // m[key], the new entry (if there was none) in a kept node, its value mapped_type{}.
+  template <class Key>
+  mapped_type& operator()(Map& m, const Key& key) {
+    auto it = m.find(key);
+    if (it != m.end()) return it->second;
+    if (spare_.empty()) return m.try_emplace(typename Map::key_type(key)).first->second;
+    typename Map::node_type node = std::move(spare_.back());
+    spare_.pop_back();
+    node.key() = key;
+    node.mapped() = mapped_type{};
+    return m.insert(std::move(node)).position->second;
+  }
+
+  void erase(Map& m, typename Map::iterator it) { keep(m.extract(it)); }
+  template <class Key>
+  void erase(Map& m, const Key& key) {
+    auto it = m.find(key);
+    if (it != m.end()) erase(m, it);
+  }
+  // Empties m into the pool.
+  void clear(Map& m) {
+    while (!m.empty()) keep(m.extract(m.begin()));
+  }
+
+  size_t spare() const { return spare_.size(); }
+
+private:
+  static constexpr size_t kMaxSpare = 4096; // beyond this, nodes are freed as usual
+  void keep(typename Map::node_type&& node) {
+    if (spare_.size() < kMaxSpare) spare_.push_back(std::move(node));
+  }
+  std::vector<typename Map::node_type> spare_;
+};
+
+} // namespace kmm
