@@ -14,6 +14,7 @@
 // An op whose reference has nothing to name is dropped; a truncated op ends the scenario. So
 // every byte string is a valid scenario, and encode(decode(b)) decodes to the same scenario.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <string>
@@ -227,7 +228,7 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
   static thread_local std::vector<Raw> raw; // per op
   static thread_local std::vector<size_t> cand;
   syms.defs.clear();
-  std::vector<int> counters(kNumKinds, 0);
+  std::array<int, kNumKinds> counters{};
   while (!in.done()) {
     uint64_t code;
     if (!in.get(1, &code)) break;
