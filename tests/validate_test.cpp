@@ -170,17 +170,15 @@ TEST_F(ValidatePlanted, DirtyTailInsideABlock) {
   auto e = kmm::validate(*m);
   EXPECT_TRUE(has(e, "pages: pfn 0x258 inside the order-9 block at 0x200 has flags 0x80"))
       << dump(e);
-}
-
-// The tail walk checks eight tails at a time, then the rest one by one: a fault in the last
-// tail of a block, and in a compound block's tail pointing elsewhere, is found too.
-TEST_F(ValidatePlanted, DirtyLastTailOfABlock) {
+  k().mem.mem_map[600].flags = 0; // and the block's last tail
   k().mem.mem_map[0x3ff].flags = kmm::PG_lru;
-  auto e = kmm::validate(*m);
+  e = kmm::validate(*m);
   EXPECT_TRUE(has(e, "pages: pfn 0x3ff inside the order-9 block at 0x200 has flags 0x80"))
       << dump(e);
 }
 
+// The tail walk checks eight tails at a time, then the rest one by one: a compound block's tail
+// pointing elsewhere, and one without PG_tail, are found past the first eight.
 TEST_F(ValidatePlanted, CompoundTailWithAnotherHead) {
   kmm::MachineScope scope(*m);
   struct page* p = alloc_pages(GFP_KERNEL | __GFP_COMP, 4);

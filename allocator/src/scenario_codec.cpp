@@ -171,13 +171,17 @@ void recycle_args(std::vector<Value>&& v) {
   }
 }
 
+// The last vector kept in `spare`, or a new one.
+template <class T>
+T take_spare(std::vector<T>& spare) {
+  if (spare.empty()) return T();
+  T v = std::move(spare.back());
+  spare.pop_back();
+  return v;
+}
+
 std::vector<Value> take_args(size_t n) {
-  auto& spare = op_storage().args;
-  std::vector<Value> v;
-  if (!spare.empty()) {
-    v = std::move(spare.back());
-    spare.pop_back();
-  }
+  std::vector<Value> v = take_spare(op_storage().args);
   v.resize(n);
   return v;
 }
@@ -193,12 +197,7 @@ void scn::recycle_ops(std::vector<Op>&& ops) {
 }
 
 std::vector<Op> scn::take_ops(size_t n) {
-  auto& spare = op_storage().op_vectors;
-  std::vector<Op> v;
-  if (!spare.empty()) {
-    v = std::move(spare.back());
-    spare.pop_back();
-  }
+  std::vector<Op> v = take_spare(op_storage().op_vectors);
   v.reserve(n);
   return v;
 }
