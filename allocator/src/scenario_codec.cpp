@@ -222,7 +222,8 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
   }
   const auto& table = op_table();
   s.ops = take_ops(std::min<size_t>(size / 2 + 1, 128)); // most operations take 2 bytes or more
-  // The working storage is this thread's, kept from input to input.
+  // The working storage is this thread's, kept from input to input (so a decode must not start
+  // another on its thread: none does, the operation table's hooks do not decode).
   static thread_local SymTab syms;
   static thread_local std::vector<Raw> raw; // per op
   static thread_local std::vector<size_t> cand;

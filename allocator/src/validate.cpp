@@ -7,6 +7,7 @@
 //  - cpus: no context counter below zero, and atomic_depth equal to their sum
 #include "kmm/validate.h"
 
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <mutex>
@@ -62,6 +63,7 @@ static void check_pcp(Kernel& k, zone& z, std::vector<std::string>& errors) {
 KMM_NO_SANITIZE static inline __attribute__((always_inline)) uint32_t
 tail_diff(const struct page& t, uint32_t want, uint32_t head_pfn, uint32_t head_mask) {
   static_assert(offsetof(struct page, flags) == 0 && offsetof(struct page, page_type) == 2);
+  static_assert(std::endian::native == std::endian::little); // flags is w's low half
   uint32_t w;
   std::memcpy(&w, &t, sizeof w);
   return (w ^ want) | ((t.compound_head ^ head_pfn) & head_mask);
