@@ -908,6 +908,7 @@ int run(const Target& t, Scenario& input) {
   {
     MachineScope scope(*c.m);
     scn::Runner r(c.executed, *c.m, out);
+    r.details = false; // no trace: a failure prints the scenario, which replays to it
     c.r = &r;
     check_reports(c, nullptr);
     oracle->at_boot(c);

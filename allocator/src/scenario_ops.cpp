@@ -271,7 +271,7 @@ void exec_alloc_pages(Runner& r, const Op& op) {
   res.order = order;
   res.size = int64_t(PAGE_SIZE) << order;
   r.define(op, res);
-  r.detail = r.describe(res);
+  r.note(res);
 }
 
 // The page `page=N` of a page result names (0: the head), or nullptr with the trace saying why.
@@ -296,7 +296,7 @@ void exec_free_pages(Runner& r, const Op& op) {
   unsigned order = op.args[1].present ? static_cast<unsigned>(op.args[1].num)
                    : p != res.page    ? 0 // a page of a split block
                                       : res.order;
-  r.detail = "pfn " + hex(page_to_pfn(p)) + " order " + std::to_string(order);
+  if (r.details) r.detail = "pfn " + hex(page_to_pfn(p)) + " order " + std::to_string(order);
   __free_pages(p, order);
 }
 
@@ -306,7 +306,7 @@ void exec_get_page(Runner& r, const Op& op) {
   struct page* p = sub_page(r, op, res, 1);
   if (!p) return;
   get_page(p);
-  r.detail = "refcount " + std::to_string(page_count(p));
+  if (r.details) r.detail = "refcount " + std::to_string(page_count(p));
 }
 
 void exec_put_page(Runner& r, const Op& op) {
@@ -316,14 +316,14 @@ void exec_put_page(Runner& r, const Op& op) {
   if (!p) return;
   int before = page_count(p);
   put_page(p);
-  r.detail = before <= 1 ? "freed" : "refcount " + std::to_string(before - 1);
+  if (r.details) r.detail = before <= 1 ? "freed" : "refcount " + std::to_string(before - 1);
 }
 
 void exec_split_page(Runner& r, const Op& op) {
   if (r.skip_null(op, 0)) return;
   Result& res = r.ref(op, 0);
   split_page(res.page, res.order);
-  r.detail = std::to_string(1u << res.order) + " order-0 pages";
+  if (r.details) r.detail = std::to_string(1u << res.order) + " order-0 pages";
   res.order = 0; // from now on free_pages p0 page=N frees one page
 }
 
@@ -335,14 +335,14 @@ void exec_alloc_pages_exact(Runner& r, const Op& op) {
   res.ptr = alloc_pages_exact(size, gfp);
   res.size = op.args[0].num;
   r.define(op, res);
-  r.detail = r.describe(res);
+  r.note(res);
 }
 
 void exec_free_pages_exact(Runner& r, const Op& op) {
   if (r.skip_null(op, 0)) return;
   Result& res = r.ref(op, 0);
   int64_t size = op.args[1].present ? op.args[1].num : res.size;
-  r.detail = r.describe(res);
+  r.note(res);
   free_pages_exact(res.ptr, static_cast<size_t>(size));
 }
 
@@ -385,6 +385,7 @@ void exec_read(Runner& r, const Op& op) {
   std::vector<Chunk> chunks;
   if (!access_span(r, op, a.num, a.len, &chunks)) return;
   kasan_check_span(chunks, false, "scenario_read");
+  if (!r.details) return; // the bytes are read for the trace only
   std::string out;
   char buf[8];
   int64_t i = 0;
@@ -574,7 +575,7 @@ void exec_cache_zalloc(Runner& r, const Op& op) { exec_cache_alloc(r, op, __GFP_
 
 void exec_cache_free(Runner& r, const Op& op) {
   if (r.skip_null(op, 0) || r.skip_null(op, 1)) return;
-  r.detail = r.describe(r.ref(op, 1));
+  r.note(r.ref(op, 1));
   kmem_cache_free(r.ref(op, 0).cache, r.ref(op, 1).ptr);
 }
 
@@ -609,12 +610,12 @@ void exec_krealloc(Runner& r, const Op& op) {
 
 void exec_kfree(Runner& r, const Op& op) {
   Result& o = r.ref(op, 0);
-  r.detail = r.describe(o);
+  r.note(o);
   kfree(o.ptr);
 }
 void exec_kfree_sensitive(Runner& r, const Op& op) {
   Result& o = r.ref(op, 0);
-  r.detail = r.describe(o);
+  r.note(o);
   kfree_sensitive(o.ptr);
 }
 void exec_ksize(Runner& r, const Op& op) {
@@ -651,7 +652,7 @@ void exec_vzalloc(Runner& r, const Op& op) {
 }
 void exec_vfree(Runner& r, const Op& op) {
   Result& v = r.ref(op, 0);
-  r.detail = r.describe(v);
+  r.note(v);
   vfree(v.ptr);
 }
 
@@ -667,7 +668,7 @@ void exec_kvzalloc(Runner& r, const Op& op) {
 }
 void exec_kvfree(Runner& r, const Op& op) {
   Result& v = r.ref(op, 0);
-  r.detail = r.describe(v);
+  r.note(v);
   kvfree(v.ptr);
 }
 
@@ -704,13 +705,13 @@ void exec_dma_alloc(Runner& r, const Op& op) {
                                static_cast<gfp_t>(op.args[2].num));
   res.dma = handle;
   r.define(op, res);
-  r.detail = r.describe(res);
+  r.note(res);
 }
 
 void exec_dma_free(Runner& r, const Op& op) {
   if (r.skip_null(op, 0)) return;
   Result& res = r.ref(op, 0);
-  r.detail = r.describe(res);
+  r.note(res);
   dma_free_coherent(r.dma_device(res.mask_bits), static_cast<size_t>(res.size), res.ptr, res.dma);
 }
 

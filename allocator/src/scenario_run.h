@@ -73,6 +73,9 @@ struct Runner {
 
   // Set by an executor: appended to the operation's trace line as " -> detail".
   std::string detail;
+  // false: nobody reads the details (the fuzz harness runs executors without a trace), so the
+  // executors that can skip building them do. Failures and skips are described regardless.
+  bool details = true;
   std::vector<std::string> extra; // further trace lines (proc_read contents)
 
   // The pages handed out to kernel code (Page and Virt results) as [pfn, pfn + n), which the
@@ -111,6 +114,10 @@ struct Runner {
   device* dma_device(unsigned bits);
   // "pfn 0x1c08 (zone Normal)", "phys 0x1c08040 (pfn 0x1c08, zone Normal)", "NULL" ...
   std::string describe(const Result& r);
+  // detail = describe(r), when details are wanted.
+  void note(const Result& r) {
+    if (details) detail = describe(r);
+  }
   // Skips an operation on a NULL result; returns true if it did.
   bool skip_null(const Op& op, size_t field);
 };
