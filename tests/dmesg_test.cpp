@@ -77,6 +77,20 @@ TEST(Dmesg, OverflowCountsEveryDroppedLine) {
   }
 }
 
+// The stamp is printk's "[%5llu.%06llu] ", written without printf: the same bytes at every width.
+TEST(Dmesg, TheStampIsPrintksFormat) {
+  for (uint64_t us :
+       {uint64_t(0), uint64_t(1), uint64_t(999999), uint64_t(1000000), uint64_t(12345678901),
+        uint64_t(99999999999), uint64_t(100000000000), uint64_t(123456789012345), ~uint64_t(0)}) {
+    char want[64], got[kmm::Dmesg::kStampMax];
+    const int n = std::snprintf(want, sizeof want, "[%5llu.%06llu] ",
+                                static_cast<unsigned long long>(us / 1000000),
+                                static_cast<unsigned long long>(us % 1000000));
+    ASSERT_EQ(std::string(got, kmm::Dmesg::format_stamp(got, us)), std::string(want, size_t(n)))
+        << us;
+  }
+}
+
 TEST(Dmesg, ALineLongerThanTheRingDropsWithAllTheOthers) {
   kmm::Dmesg log;
   log.printk("a\nb");

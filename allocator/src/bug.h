@@ -27,9 +27,12 @@ bool report_is_bug(ReportKind kind);
 
 // printf-style helper used by every report builder.
 std::string strprintf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// The same, appended to out (no string of its own: a long report is built in one buffer).
+void appendf(std::string& out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
-// The "CPU: 0 PID: 1 Comm: kmm Not tainted" line of every report.
+// The "CPU: 0 PID: 1 Comm: kmm Not tainted" line of every report (appended to out).
 std::string cpu_line(Kernel& k);
+void append_cpu_line(std::string& out, Kernel& k);
 
 // --- generic ---
 // WARN(): "WARNING: CPU: 0 PID: 1 at <file> <function>" plus the message.

@@ -32,6 +32,10 @@ public:
 
   // Appends one or more lines (split at '\n'); each gets its own timestamp.
   void printk(std::string_view text);
+  // A line's time stamp, printk's "[%5llu.%06llu] " of a clock in microseconds, into out
+  // (kStampMax bytes are enough); returns its length.
+  static constexpr size_t kStampMax = 32;
+  static size_t format_stamp(char* out, uint64_t us);
   std::string text() const;
   void clear();
 

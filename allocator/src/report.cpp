@@ -1,5 +1,6 @@
 // The reporting path and the generic and page-allocator reports (see bug.h). The wording follows
 // the kernel's printk formats; addresses are the kernel's (direct map, vmemmap), never host ones.
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -47,10 +48,35 @@ std::string strprintf(const char* fmt, ...) {
   return out;
 }
 
-std::string cpu_line(Kernel& k) {
+void appendf(std::string& out, const char* fmt, ...) {
+  char small[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = std::vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n < static_cast<int>(sizeof small)) {
+    out.append(small, static_cast<size_t>(n));
+    return;
+  }
+  const size_t at = out.size();
+  out.resize(at + static_cast<size_t>(n) + 1);
+  va_start(ap, fmt);
+  std::vsnprintf(out.data() + at, static_cast<size_t>(n) + 1, fmt, ap);
+  va_end(ap);
+  out.resize(at + static_cast<size_t>(n));
+}
+
+void append_cpu_line(std::string& out, Kernel& k) {
   const CpuState& c = k.cpu();
-  return strprintf("CPU: %u PID: %d Comm: %s Not tainted 6.12.0-kmm #1\n", k.cpu_id(),
-                   c.current.pid, c.current.comm.c_str());
+  appendf(out, "CPU: %u PID: %d Comm: %s Not tainted 6.12.0-kmm #1\n", k.cpu_id(), c.current.pid,
+          c.current.comm.c_str());
+}
+
+std::string cpu_line(Kernel& k) {
+  std::string out;
+  append_cpu_line(out, k);
+  return out;
 }
 
 void emit_report(Kernel& k, Report r) {
@@ -84,15 +110,16 @@ void report_warn(Kernel& k, const char* file, const char* function, const std::s
   static constexpr std::string_view end = "---[ end trace 0000000000000000 ]---\n";
   std::string title = strprintf("WARNING: CPU: %u PID: %d at %s %s", k.cpu_id(),
                                 k.cpu().current.pid, file, function);
-  const std::string cpu = cpu_line(k);
   std::string t;
-  t.reserve(cut.size() + message.size() + 1 + title.size() + 1 + cpu.size() + end.size());
+  t.reserve(cut.size() + message.size() + 1 + title.size() + 1 + 128 + end.size());
   t += cut;
   if (!message.empty()) {
     t += message;
     if (message.back() != '\n') t += '\n';
   }
-  t.append(title).append(1, '\n').append(cpu).append(end);
+  t.append(title).append(1, '\n');
+  append_cpu_line(t, k);
+  t.append(end);
   emit_report(k, Report{ReportKind::Warn, std::move(title), std::move(t)});
 }
 
@@ -186,81 +213,113 @@ void report_page_poison(Kernel& k, const struct page* p, unsigned long offset, u
   emit_report(k, std::move(r));
 }
 
-std::string show_mem(Kernel& k) {
-  std::string t = "Mem-Info:\n";
+// The decimal digits of v appended to out (show_mem's free-area counts, a dozen per zone).
+static void append_ul(std::string& out, unsigned long v) {
+  char digits[24];
+  out.append(digits, size_t(std::to_chars(digits, digits + sizeof digits, v).ptr - digits));
+}
+
+static void append_show_mem(std::string& t, Kernel& k) {
+  t += "Mem-Info:\n";
   long free = 0, free_cma = 0, free_pcp = 0;
   for (auto& z : k.zones) {
     free += z.free_pages();
     free_cma += z.vm_stat[NR_FREE_CMA_PAGES].load();
     for (unsigned c = 0; c < k.nr_cpu_slots(); c++) free_pcp += z.pcp[c].count;
   }
-  t += strprintf(
-      "active_anon:%ld inactive_anon:%ld isolated_anon:0\n"
-      " active_file:%ld inactive_file:%ld isolated_file:0\n"
-      " unevictable:%ld dirty:%ld writeback:%ld\n"
-      " slab_reclaimable:%ld slab_unreclaimable:%ld\n"
-      " mapped:%ld shmem:%ld pagetables:%ld\n"
-      " sec_pagetables:0 bounce:0\n"
-      " kernel_misc_reclaimable:0\n"
-      " free:%ld free_pcp:%ld free_cma:%ld\n",
-      k.node_page_state(NR_ACTIVE_ANON), k.node_page_state(NR_INACTIVE_ANON),
-      k.node_page_state(NR_ACTIVE_FILE), k.node_page_state(NR_INACTIVE_FILE),
-      k.node_page_state(NR_UNEVICTABLE), k.node_page_state(NR_FILE_DIRTY),
-      k.node_page_state(NR_WRITEBACK), k.node_page_state(NR_SLAB_RECLAIMABLE_B) >> PAGE_SHIFT_,
-      k.node_page_state(NR_SLAB_UNRECLAIMABLE_B) >> PAGE_SHIFT_, k.node_page_state(NR_FILE_MAPPED),
-      k.node_page_state(NR_SHMEM), k.node_page_state(NR_PAGETABLE), free, free_pcp, free_cma);
+  appendf(t,
+          "active_anon:%ld inactive_anon:%ld isolated_anon:0\n"
+          " active_file:%ld inactive_file:%ld isolated_file:0\n"
+          " unevictable:%ld dirty:%ld writeback:%ld\n"
+          " slab_reclaimable:%ld slab_unreclaimable:%ld\n"
+          " mapped:%ld shmem:%ld pagetables:%ld\n"
+          " sec_pagetables:0 bounce:0\n"
+          " kernel_misc_reclaimable:0\n"
+          " free:%ld free_pcp:%ld free_cma:%ld\n",
+          k.node_page_state(NR_ACTIVE_ANON), k.node_page_state(NR_INACTIVE_ANON),
+          k.node_page_state(NR_ACTIVE_FILE), k.node_page_state(NR_INACTIVE_FILE),
+          k.node_page_state(NR_UNEVICTABLE), k.node_page_state(NR_FILE_DIRTY),
+          k.node_page_state(NR_WRITEBACK), k.node_page_state(NR_SLAB_RECLAIMABLE_B) >> PAGE_SHIFT_,
+          k.node_page_state(NR_SLAB_UNRECLAIMABLE_B) >> PAGE_SHIFT_,
+          k.node_page_state(NR_FILE_MAPPED), k.node_page_state(NR_SHMEM),
+          k.node_page_state(NR_PAGETABLE), free, free_pcp, free_cma);
   for (auto& z : k.zones) {
     if (!z.populated()) continue;
     long zpcp = 0;
     for (unsigned c = 0; c < k.nr_cpu_slots(); c++) zpcp += z.pcp[c].count;
-    t += strprintf("Node 0 %s free:%ldkB boost:%lukB min:%lukB low:%lukB high:%lukB "
-                   "reserved_highatomic:%luKB present:%lukB managed:%lukB free_pcp:%ldkB "
-                   "local_pcp:%dkB free_cma:%ldkB\n",
-                   z.name, z.free_pages() << 2, z.watermark_boost << 2,
-                   z._watermark[WMARK_MIN] << 2, z._watermark[WMARK_LOW] << 2,
-                   z._watermark[WMARK_HIGH] << 2, z.nr_reserved_highatomic << 2,
-                   z.present_pages << 2, z.managed_pages << 2, zpcp << 2,
-                   z.pcp[k.cpu_id()].count << 2, z.vm_stat[NR_FREE_CMA_PAGES].load() << 2);
+    appendf(t,
+            "Node 0 %s free:%ldkB boost:%lukB min:%lukB low:%lukB high:%lukB "
+            "reserved_highatomic:%luKB present:%lukB managed:%lukB free_pcp:%ldkB "
+            "local_pcp:%dkB free_cma:%ldkB\n",
+            z.name, z.free_pages() << 2, z.watermark_boost << 2, z._watermark[WMARK_MIN] << 2,
+            z._watermark[WMARK_LOW] << 2, z._watermark[WMARK_HIGH] << 2,
+            z.nr_reserved_highatomic << 2, z.present_pages << 2, z.managed_pages << 2, zpcp << 2,
+            z.pcp[k.cpu_id()].count << 2, z.vm_stat[NR_FREE_CMA_PAGES].load() << 2);
     t += "lowmem_reserve[]:";
-    for (int j = 0; j < MAX_NR_ZONES; j++) t += strprintf(" %lu", z.lowmem_reserve[j]);
+    for (int j = 0; j < MAX_NR_ZONES; j++) {
+      t += ' ';
+      append_ul(t, z.lowmem_reserve[j]);
+    }
     t += "\n";
   }
   static const char type_letters[MIGRATE_TYPES] = {'U', 'M', 'E', 'H', 'C', 'I'};
   for (auto& z : k.zones) {
     if (!z.populated()) continue;
     std::lock_guard<std::mutex> guard(z.lock);
-    t += strprintf("Node 0 %s: ", z.name);
+    t += "Node 0 ";
+    t += z.name;
+    t += ": ";
     unsigned long total = 0;
-    for (unsigned o = 0; o <= MAX_PAGE_ORDER_; o++) {
+    for (unsigned o = 0; o <= MAX_PAGE_ORDER_; o++) { // "%lu*%lukB ", then "(UM) " if any
       const free_area& a = z.free_area_[o];
-      t += strprintf("%lu*%lukB ", a.nr_free, 4ul << o);
+      append_ul(t, a.nr_free);
+      t += '*';
+      append_ul(t, 4ul << o);
+      t += "kB ";
       total += a.nr_free << o;
-      std::string types;
+      bool any = false;
       for (int mt = 0; mt < MIGRATE_TYPES; mt++)
-        if (a.nr_free_mt[mt]) types += type_letters[mt];
-      if (!types.empty()) t += "(" + types + ") ";
+        if (a.nr_free_mt[mt]) {
+          t += any ? "" : "(";
+          t += type_letters[mt];
+          any = true;
+        }
+      if (any) t += ") ";
     }
-    t += strprintf("= %lukB\n", total << 2);
+    appendf(t, "= %lukB\n", total << 2);
   }
   unsigned long ram = 0;
   for (auto& z : k.zones) ram += z.present_pages;
-  t += strprintf("%ld total pagecache pages\n", k.node_page_state(NR_FILE_PAGES));
-  t += strprintf("0 pages in swap cache\nFree swap  = 0kB\n"
-                 "Total swap = 0kB\n%lu pages RAM\n0 pages HighMem/MovableOnly\n"
-                 "%lu pages reserved\n",
-                 ram,
-                 ram - (k.zones[0].managed_pages + k.zones[1].managed_pages +
-                        k.zones[2].managed_pages + k.zones[3].managed_pages));
+  appendf(t, "%ld total pagecache pages\n", k.node_page_state(NR_FILE_PAGES));
+  appendf(t,
+          "0 pages in swap cache\nFree swap  = 0kB\n"
+          "Total swap = 0kB\n%lu pages RAM\n0 pages HighMem/MovableOnly\n"
+          "%lu pages reserved\n",
+          ram,
+          ram - (k.zones[0].managed_pages + k.zones[1].managed_pages + k.zones[2].managed_pages +
+                 k.zones[3].managed_pages));
+}
+
+std::string show_mem(Kernel& k) {
+  std::string t;
+  t.reserve(2048);
+  append_show_mem(t, k);
   return t;
 }
 
+// The report is built in one buffer: a fuzzed gfp that fails warns on every attempt.
 void warn_alloc(Kernel& k, gfp_t gfp, unsigned order, const char* what) {
-  std::string title =
-      strprintf("%s: %s, mode:%#x(%s), nodemask=(null)", k.cpu().current.comm.c_str(),
-                what ? what : strprintf("page allocation failure: order:%u", order).c_str(), gfp,
-                gfp_names(gfp).c_str());
-  std::string t = title + ",cpuset=/,mems_allowed=0\n" + cpu_line(k) + show_mem(k);
-  emit_report(k, Report{ReportKind::AllocFail, title, t});
+  std::string title;
+  appendf(title, "%s: ", k.cpu().current.comm.c_str());
+  if (what) title += what;
+  else appendf(title, "page allocation failure: order:%u", order);
+  appendf(title, ", mode:%#x(%s), nodemask=(null)", gfp, gfp_names(gfp).c_str());
+  std::string t;
+  t.reserve(title.size() + 2048);
+  t.append(title).append(",cpuset=/,mems_allowed=0\n");
+  append_cpu_line(t, k);
+  append_show_mem(t, k);
+  emit_report(k, Report{ReportKind::AllocFail, std::move(title), std::move(t)});
 }
 
 } // namespace kmm
