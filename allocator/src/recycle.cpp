@@ -66,11 +66,11 @@ struct SlabImage {
   unsigned long rcu_gp_seq;
 };
 
-// The parts of the machine an image compares instead of restoring, as one vector of words:
-// equal vectors mean none of them moved (shrinkers registered, CMA areas' pages in use).
-std::vector<uint64_t> untouched_parts(Kernel& k) {
-  std::vector<uint64_t> v;
-  v.reserve(16);
+// The parts of the machine an image compares instead of restoring, as one vector of words (into
+// v, cleared first): equal vectors mean none of them moved (shrinkers registered, CMA areas'
+// pages in use).
+void untouched_parts(Kernel& k, std::vector<uint64_t>& v) {
+  v.clear();
   auto put = [&v](auto x) { v.push_back(uint64_t(x)); };
   if (k.shrinkers) put(k.shrinkers->list.size());
   if (k.cma)
@@ -78,7 +78,6 @@ std::vector<uint64_t> untouched_parts(Kernel& k) {
       std::lock_guard<std::mutex> guard(a->lock);
       put(std::count(a->bitmap.begin(), a->bitmap.end(), true));
     }
-  return v;
 }
 
 // Whether the slab layer can go back to `img`: no cache created since is still alive (the
@@ -258,7 +257,7 @@ BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse) {
     img->kswapd = {k.reclaim->kswapd_order, k.reclaim->kswapd_highest_zoneidx,
                    k.reclaim->kswapd_failures.load(), k.reclaim->drop_caches_stfu};
   img->log = k.log.mark();
-  img->untouched = untouched_parts(k);
+  untouched_parts(k, img->untouched);
   if (k.slab) take_slab_image(k, img->slab);
   if (k.vmalloc) {
     std::lock_guard<std::mutex> guard(k.vmalloc->lock);
@@ -293,7 +292,9 @@ BootImagePtr take_boot_image(Kernel& k, BootImagePtr reuse) {
 // a pending RCU callback, a running kswapd, a log that lost lines).
 static bool restorable(Kernel& k, const BootImage& img) {
   if (!kswapd_idle(k) || !k.log.can_rewind(img.log)) return false;
-  if (untouched_parts(k) != img.untouched) return false;
+  static thread_local std::vector<uint64_t> now; // kept from restore to restore
+  untouched_parts(k, now);
+  if (now != img.untouched) return false;
   if (k.slab && !slab_restorable(k, img.slab)) return false;
   if (k.vmalloc) {
     std::lock_guard<std::mutex> guard(k.vmalloc->lock);
