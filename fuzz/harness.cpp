@@ -262,19 +262,6 @@ bool zeroed(Ctx& c, const std::string& name, const Live& l) {
 
 bool is_task(const Live& l) { return l.kind == uint8_t(Kind::Task); }
 
-// An operation's name, compared with the names the harness dispatches on. Byte by byte, not
-// memcmp: every operation goes through dozens of these comparisons, and under the fuzz build
-// each memcmp went through the sanitizers' interceptor.
-struct OpName {
-  std::string_view s;
-  bool operator==(std::string_view o) const {
-    if (s.size() != o.size()) return false;
-    for (size_t i = 0; i < s.size(); i++)
-      if (s[i] != o[i]) return false;
-    return true;
-  }
-};
-
 // ---- misuse: what a clean run never does -----------------------------------------------------
 
 enum class Verdict { Ok, Skip, Misuse };
@@ -298,7 +285,7 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
     if ((t == scn::FieldType::Ref || t == scn::FieldType::Access) && !c.res.count(op.args[i].str))
       return Verdict::Skip; // names a result whose operation was dropped
   }
-  const OpName n{spec.name};
+  const std::string_view n = spec.name;
   auto misuse = [&](const std::string& w) {
     *why = w;
     return Verdict::Misuse;
@@ -392,9 +379,9 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
   if (n == "kfree" || n == "kfree_sensitive" || n == "ksize" || n == "krealloc") {
     Live& l = ref(0);
     if (ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr))) return Verdict::Ok;
-    if (!l.live) return misuse(std::string(n.s) + " of freed " + name_of(op, 0));
+    if (!l.live) return misuse(std::string(n) + " of freed " + name_of(op, 0));
     if (n != "kfree" && !l.cache.empty())
-      return misuse(std::string(n.s) + " of a kmem_cache_alloc object");
+      return misuse(std::string(n) + " of a kmem_cache_alloc object");
     return Verdict::Ok;
   }
   if (n == "kmem_cache_free") {
@@ -412,14 +399,14 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
   if (n == "vfree" || n == "kvfree" || n == "cma_release" || n == "dma_free_coherent") {
     Live& l = ref(0);
     if (ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr))) return Verdict::Ok; // NULL: a no-op
-    if (!l.live) return misuse(std::string(n.s) + " of freed " + name_of(op, 0));
+    if (!l.live) return misuse(std::string(n) + " of freed " + name_of(op, 0));
     return Verdict::Ok;
   }
   if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc" || n == "kmem_cache_shrink" ||
       n == "kmem_cache_destroy") {
     Live& cl = ref(0);
     if (!cl.addr) return Verdict::Ok;
-    if (!cl.live) return misuse(std::string(n.s) + " of a destroyed cache");
+    if (!cl.live) return misuse(std::string(n) + " of a destroyed cache");
     if (n == "kmem_cache_destroy" && cl.objects)
       return misuse("kmem_cache_destroy with live objects");
     return Verdict::Ok;
@@ -431,7 +418,7 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
 
 // Checks the content of what the operation frees, and snapshots what it is about to write.
 void before(Ctx& c, const Op& op) {
-  const OpName n{op_name(op)};
+  const std::string_view n = op_name(op);
   if (n == "free_pages" || n == "free_pages_exact" || n == "kfree" || n == "kfree_sensitive" ||
       n == "krealloc" || n == "vfree" || n == "kvfree" || n == "cma_release" ||
       n == "dma_free_coherent" || n == "task_exit") {
@@ -548,7 +535,7 @@ void refresh_tasks(Ctx& c) {
 
 void after(Ctx& c, const Op& op) {
   refresh_tasks(c);
-  const OpName n{op_name(op)};
+  const std::string_view n = op_name(op);
   if (n == "alloc_pages") {
     Live& l = born(c, op);
     l.gfp = static_cast<uint64_t>(op.args[1].num);
@@ -598,7 +585,7 @@ void after(Ctx& c, const Op& op) {
   } else if (n == "kmalloc" || n == "kzalloc") {
     Live& l = born(c, op);
     if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
-      fail(c, op.result + ": " + std::string(n.s) + " memory not zeroed");
+      fail(c, op.result + ": " + std::string(n) + " memory not zeroed");
   } else if (n == "kmem_cache_create") {
     born(c, op);
   } else if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc") {
@@ -607,7 +594,7 @@ void after(Ctx& c, const Op& op) {
       l.cache = op.args[0].str;
       c.res.at(l.cache).objects++;
       if ((n == "kmem_cache_zalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
-        fail(c, op.result + ": " + std::string(n.s) + " object not zeroed");
+        fail(c, op.result + ": " + std::string(n) + " object not zeroed");
     }
   } else if (n == "kfree" || n == "kfree_sensitive") {
     kill(c, op.args[0].str);
@@ -647,7 +634,7 @@ void after(Ctx& c, const Op& op) {
     bool zero =
         n == "vzalloc" || n == "kvzalloc" || (n == "kvmalloc" && (op.args[1].num & __GFP_ZERO));
     if (l.live && zero && !zeroed(c, op.result, l))
-      fail(c, op.result + ": " + std::string(n.s) + " memory not zeroed");
+      fail(c, op.result + ": " + std::string(n) + " memory not zeroed");
   } else if (n == "dma_alloc_coherent") {
     Live& l = born(c, op);
     if (l.live && !zeroed(c, op.result, l)) fail(c, op.result + ": coherent DMA buffer not zeroed");
