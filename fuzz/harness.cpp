@@ -890,8 +890,22 @@ void park_machine(Ctx& c, BootImagePtr img, bool sound) {
       Parked{std::move(c.m), std::move(img), recycle_env().check ? print_scenario(c.executed) : ""};
 }
 
+// The host storage the harness keeps from input to input, grown once before the first: storage
+// that grows while an input runs makes libFuzzer run that input again under a full
+// LeakSanitizer pass (node_pool.h). Inputs are at most a few thousand bytes, so a few hundred
+// results and a thousand operations cover nearly all of them.
+void reserve_storage() {
+  constexpr size_t kResults = 1024, kOps = 1024;
+  range_nodes().reserve(kResults, [](size_t i) { return uintptr_t(i); });
+  result_nodes().reserve(kResults, [](size_t i) { return "r" + std::to_string(i); });
+  scn::reserve_result_nodes(kResults);
+  scn::reserve_op_storage(kOps);
+}
+
 // Runs `input`, whose operations it takes (moved into Ctx::executed as they run).
 int run(const Target& t, Scenario& input) {
+  static const bool reserved = (reserve_storage(), true);
+  (void)reserved;
   Ctx c(t);
   c.executed.boot = input.boot;
   c.executed.filename = input.filename;

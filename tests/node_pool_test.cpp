@@ -57,4 +57,17 @@ TEST(NodePool, ClearKeepsEveryNodeUpToItsBound) {
   EXPECT_EQ(&m.at("a"), &a);
 }
 
+TEST(NodePool, ReserveMakesSpareNodesUpFront) {
+  Map m;
+  kmm::NodePool<Map> pool;
+  pool.reserve(10, [](size_t i) { return "k" + std::to_string(i); });
+  EXPECT_EQ(pool.spare(), 10u);
+  EXPECT_TRUE(m.empty()); // the keys it made are gone with their map
+  for (int i = 0; i < 10; i++) EXPECT_EQ(pool(m, "p" + std::to_string(i)).n, 0);
+  EXPECT_EQ(pool.spare(), 0u);
+  EXPECT_EQ(m.size(), 10u);
+  pool.reserve(100000, [](size_t i) { return "k" + std::to_string(i); }); // up to the bound
+  EXPECT_EQ(pool.spare(), 4096u);
+}
+
 } // namespace

@@ -11,6 +11,7 @@
 // overwritten before the node is inserted again.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -44,6 +45,19 @@ public:
   // Empties m into the pool.
   void clear(Map& m) {
     while (!m.empty()) keep(m.extract(m.begin()));
+  }
+
+  // Grows the pool to n spare nodes up front (make_key(i) gives distinct keys for the nodes
+  // made). A pool that grows while a fuzz input runs makes that input allocate more than it
+  // frees, and libFuzzer then runs it again under a full LeakSanitizer pass; a harness fills
+  // its pools once, before the inputs.
+  template <class MakeKey>
+  void reserve(size_t n, MakeKey make_key) {
+    spare_.reserve(kMaxSpare);
+    Map fresh;
+    for (size_t i = 0; spare_.size() + fresh.size() < std::min(n, kMaxSpare); i++)
+      fresh.try_emplace(make_key(i));
+    clear(fresh);
   }
 
   size_t spare() const { return spare_.size(); }

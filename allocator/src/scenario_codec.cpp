@@ -196,6 +196,22 @@ void scn::recycle_ops(std::vector<Op>&& ops) {
     st.op_vectors.push_back(std::move(ops));
 }
 
+void scn::reserve_op_storage(size_t ops) {
+  OpStorage& st = op_storage();
+  size_t fields = 0;
+  for (const OpSpec& spec : op_table()) fields = std::max(fields, spec.fields.size());
+  st.args.reserve(kMaxSpareArgs);
+  while (st.args.size() < std::min(ops, kMaxSpareArgs)) {
+    st.args.emplace_back();
+    st.args.back().reserve(fields);
+  }
+  st.op_vectors.reserve(kMaxSpareOpVectors);
+  while (st.op_vectors.size() < kMaxSpareOpVectors) {
+    st.op_vectors.emplace_back();
+    st.op_vectors.back().reserve(ops);
+  }
+}
+
 std::vector<Op> scn::take_ops(size_t n) {
   std::vector<Op> v = take_spare(op_storage().op_vectors);
   v.reserve(n);

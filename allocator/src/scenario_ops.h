@@ -107,6 +107,9 @@ struct SymTab {
 // takes them with take_ops and for each op's arguments). Bounded.
 void recycle_ops(std::vector<Op>&& ops);
 std::vector<Op> take_ops(size_t reserve);
+// Fills this thread's storage up front for scenarios of up to `ops` operations (see
+// NodePool::reserve for why a fuzz harness wants its storage grown before the inputs).
+void reserve_op_storage(size_t ops);
 
 // Offsets a memory access may use on a result: [lo, hi). Checked accesses stay inside a page
 // allocation, and reach a slab object's red zones (64 bytes either side); `corrupt` goes a page

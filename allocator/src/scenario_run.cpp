@@ -32,6 +32,10 @@ static NodePool<decltype(Runner::results)>& result_nodes() {
   return pool;
 }
 
+void reserve_result_nodes(size_t n) {
+  result_nodes().reserve(n, [](size_t i) { return "r" + std::to_string(i); });
+}
+
 Runner::~Runner() {
   end_marking();
   result_nodes().clear(results);
