@@ -7,8 +7,9 @@
 // stays a std::map: references to its entries are as stable as ever, and code that only looks
 // things up does not change.
 //
-// Invariant: every node in the pool is detached (belongs to no map) and holds a value that is
-// overwritten before the node is inserted again.
+// Invariant: every node in the pool is detached (belongs to no map) and holds mapped_type{}: a
+// value's own memory is freed when its node comes back (so an input frees what it allocated,
+// which libFuzzer's leak heuristic counts), and a node goes out with a fresh value.
 #pragma once
 
 #include <algorithm>
@@ -32,7 +33,6 @@ public:
     typename Map::node_type node = std::move(spare_.back());
     spare_.pop_back();
     node.key() = key;
-    node.mapped() = mapped_type{};
     return m.insert(std::move(node)).position->second;
   }
 
@@ -65,7 +65,9 @@ public:
 private:
   static constexpr size_t kMaxSpare = 4096; // beyond this, nodes are freed as usual
   void keep(typename Map::node_type&& node) {
-    if (spare_.size() < kMaxSpare) spare_.push_back(std::move(node));
+    if (spare_.size() >= kMaxSpare) return; // node frees it
+    node.mapped() = mapped_type{};
+    spare_.push_back(std::move(node));
   }
   std::vector<typename Map::node_type> spare_;
 };
