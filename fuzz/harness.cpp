@@ -72,13 +72,9 @@ using RangeIt = decltype(Ctx::ranges)::const_iterator;
 
 // The nodes of the Ctx maps of finished inputs, for the next ones (node_pool.h).
 NodePool<decltype(Ctx::ranges)>& range_nodes() {
-  static thread_local NodePool<decltype(Ctx::ranges)> pool;
-  return pool;
+  return NodePool<decltype(Ctx::ranges)>::of_thread();
 }
-NodePool<decltype(Ctx::res)>& result_nodes() {
-  static thread_local NodePool<decltype(Ctx::res)> pool;
-  return pool;
-}
+NodePool<decltype(Ctx::res)>& result_nodes() { return NodePool<decltype(Ctx::res)>::of_thread(); }
 
 // The neighbours of address a in the live-range map: *before, the last range starting at or
 // below a (the only one that can contain a), and *after, the first starting above it; end()
@@ -904,9 +900,10 @@ void park_machine(Ctx& c, BootImagePtr img, bool sound) {
 // results and a thousand operations cover nearly all of them.
 void reserve_storage() {
   constexpr size_t kResults = 1024, kOps = 1024;
+  auto name = [](size_t i) { return "r" + std::to_string(i); };
   range_nodes().reserve(kResults, [](size_t i) { return uintptr_t(i); });
-  result_nodes().reserve(kResults, [](size_t i) { return "r" + std::to_string(i); });
-  scn::reserve_result_nodes(kResults);
+  result_nodes().reserve(kResults, name);
+  NodePool<decltype(scn::Runner::results)>::of_thread().reserve(kResults, name);
   scn::reserve_op_storage(kOps);
 }
 

@@ -24,6 +24,12 @@ class NodePool {
 public:
   using mapped_type = typename Map::mapped_type;
 
+  // This thread's pool for maps of this type (the pools a harness keeps from input to input).
+  static NodePool& of_thread() {
+    static thread_local NodePool pool;
+    return pool;
+  }
+
   // m[key], the new entry (if there was none) in a kept node, its value mapped_type{}.
   template <class Key>
   mapped_type& operator()(Map& m, const Key& key) {

@@ -1,6 +1,7 @@
 // The reporting path and the generic and page-allocator reports (see bug.h). The wording follows
 // the kernel's printk formats; addresses are the kernel's (direct map, vmemmap), never host ones.
 #include <charconv>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -33,38 +34,38 @@ bool report_is_bug(ReportKind kind) {
   return kind != ReportKind::AllocFail && kind != ReportKind::Oom;
 }
 
+// The one formatter behind strprintf and appendf: fmt's output appended to out, through a
+// stack buffer first (most pieces fit), else formatted again in place.
+static void vappendf(std::string& out, const char* fmt, va_list ap) {
+  char small[256];
+  va_list again;
+  va_copy(again, ap);
+  const int n = std::vsnprintf(small, sizeof small, fmt, ap);
+  if (n >= 0 && n < static_cast<int>(sizeof small)) {
+    out.append(small, static_cast<size_t>(n));
+  } else if (n >= 0) {
+    const size_t at = out.size();
+    out.resize(at + static_cast<size_t>(n) + 1);
+    std::vsnprintf(out.data() + at, static_cast<size_t>(n) + 1, fmt, again);
+    out.resize(at + static_cast<size_t>(n));
+  }
+  va_end(again);
+}
+
 std::string strprintf(const char* fmt, ...) {
-  char small[512];
+  std::string out;
   va_list ap;
   va_start(ap, fmt);
-  int n = std::vsnprintf(small, sizeof small, fmt, ap);
+  vappendf(out, fmt, ap);
   va_end(ap);
-  if (n < static_cast<int>(sizeof small)) return std::string(small, n < 0 ? 0 : n);
-  std::string out(static_cast<size_t>(n) + 1, '\0');
-  va_start(ap, fmt);
-  std::vsnprintf(out.data(), out.size(), fmt, ap);
-  va_end(ap);
-  out.resize(static_cast<size_t>(n));
   return out;
 }
 
 void appendf(std::string& out, const char* fmt, ...) {
-  char small[256];
   va_list ap;
   va_start(ap, fmt);
-  int n = std::vsnprintf(small, sizeof small, fmt, ap);
+  vappendf(out, fmt, ap);
   va_end(ap);
-  if (n < 0) return;
-  if (n < static_cast<int>(sizeof small)) {
-    out.append(small, static_cast<size_t>(n));
-    return;
-  }
-  const size_t at = out.size();
-  out.resize(at + static_cast<size_t>(n) + 1);
-  va_start(ap, fmt);
-  std::vsnprintf(out.data() + at, static_cast<size_t>(n) + 1, fmt, ap);
-  va_end(ap);
-  out.resize(at + static_cast<size_t>(n));
 }
 
 void append_cpu_line(std::string& out, Kernel& k) {

@@ -26,14 +26,9 @@ Runner::Runner(const Scenario& s_, Machine& m_, RunResult& out_)
   k.kernel_page_writes_marked.store(true, std::memory_order_relaxed);
 }
 
-// The nodes of finished Runners' results, for the next one on this thread (node_pool.h).
+// The nodes of finished Runners' results go to the next one on this thread (node_pool.h).
 static NodePool<decltype(Runner::results)>& result_nodes() {
-  static thread_local NodePool<decltype(Runner::results)> pool;
-  return pool;
-}
-
-void reserve_result_nodes(size_t n) {
-  result_nodes().reserve(n, [](size_t i) { return "r" + std::to_string(i); });
+  return NodePool<decltype(Runner::results)>::of_thread();
 }
 
 Runner::~Runner() {

@@ -122,9 +122,6 @@ struct Runner {
   bool skip_null(const Op& op, size_t field);
 };
 
-// Grows this thread's pool of Runner::results nodes to n up front (node_pool.h).
-void reserve_result_nodes(size_t n);
-
 // The name of the slab cache a direct-map address belongs to, or "" (scenario_ops.cpp).
 std::string slab_cache_of(const void* ptr);
 
