@@ -54,12 +54,12 @@ struct VmallocOracle : fuzz::Oracle {
 
   // The shadow (bytes written through the vmalloc address) against the direct map alias.
   void check_alias(fuzz::Ctx& c, const std::string& name, const fuzz::Live& l) {
-    if (l.shadow.empty()) return;
+    if (!l.written()) return;
     auto pages = area_pages(l);
     for (size_t i = 0; i < pages.size(); i++) {
       const auto* direct = static_cast<const uint8_t*>(page_address(pages[i]));
       size_t off = i * PAGE_SIZE, n = std::min<size_t>(PAGE_SIZE, size_t(l.size) - off);
-      if (std::memcmp(direct, l.shadow.data() + off, n) != 0)
+      if (fuzz::first_unexpected(l, int64_t(off), direct, n) != n)
         fuzz::fail(c, name + ": page " + std::to_string(i) +
                           " reads differently through the direct map than what was written");
     }

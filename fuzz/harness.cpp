@@ -131,27 +131,52 @@ bool result_chunks(Ctx& c, const std::string& name, int64_t off, int64_t len,
   return c.r->span(it->second, off, len, chunks, &why);
 }
 
-// Whether [p, p+n) reads as zero. A word loop, not memcmp against a zero page: memcmp read two
-// buffers, ASan checked both ranges' shadow, and libFuzzer's memcmp hook ran on each page, for
-// the oracle that is a tenth of fuzz_machine's time (every kzalloc, vzalloc, DMA buffer). Not
-// ASan-instrumented either: the caller reads a live allocation, which is unpoisoned.
-KMM_NO_SANITIZE_ADDRESS bool all_zero(const uint8_t* p, size_t n) {
+// The content checks compare whole allocations, up to 4 MiB each, so they are word loops: not
+// memcmp against a buffer of zeros or of the fill byte, which reads two buffers, has ASan check
+// both ranges' shadow and libFuzzer's memcmp hook look at each call. They are not instrumented
+// either: the callers read live allocations (unpoisoned) and their own shadow copies.
+
+// The offset of the first byte of [p, p+n) that is not b, or n.
+KMM_NO_SANITIZE size_t first_not(const uint8_t* p, size_t n, uint8_t b) {
+  const uint64_t pattern = 0x0101010101010101ull * b;
   size_t i = 0;
   for (; i < n && (reinterpret_cast<uintptr_t>(p + i) & 7); i++)
-    if (p[i]) return false;
+    if (p[i] != b) return i;
   for (; i + 64 <= n; i += 64) {
     uint64_t any = 0;
     for (size_t j = 0; j < 64; j += 8) {
       uint64_t w;
       std::memcpy(&w, p + i + j, sizeof w);
-      any |= w;
+      any |= w ^ pattern;
     }
-    if (any) return false;
+    if (any) break;
   }
   for (; i < n; i++)
-    if (p[i]) return false;
-  return true;
+    if (p[i] != b) return i;
+  return n;
 }
+
+// The offset of the first byte where [a, a+n) and [b, b+n) differ, or n.
+KMM_NO_SANITIZE size_t first_difference(const uint8_t* a, const uint8_t* b, size_t n) {
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    uint64_t any = 0;
+    for (size_t j = 0; j < 64; j += 8) {
+      uint64_t wa, wb;
+      std::memcpy(&wa, a + i + j, sizeof wa);
+      std::memcpy(&wb, b + i + j, sizeof wb);
+      any |= wa ^ wb;
+    }
+    if (any) break;
+  }
+  for (; i < n; i++)
+    if (a[i] != b[i]) return i;
+  return n;
+}
+
+// Whether [p, p+n) reads as zero: the oracle of every __GFP_ZERO page block, kzalloc, vzalloc
+// and DMA buffer (a tenth of fuzz_machine's time when it was a memcmp).
+bool all_zero(const uint8_t* p, size_t n) { return first_not(p, n, 0) == n; }
 
 // Appends [p, p+n) to v with memcpy: vector::insert copied with memmove, which ASan carries out
 // with its own byte-wise internal_memmove, not libc's (a shadow snapshot of a 4 MiB block).
@@ -206,11 +231,16 @@ bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len,
 namespace {
 
 // Snapshots the allocation's bytes on its first write, so later reads have something to match.
+// One read back all zero at birth and not written since needs no copy: it is all zero.
 // A split block's freed pages are not read (KASAN has them poisoned, and under ASan the harness's
 // own read would be the report): their shadow is zeros that nothing checks (check_content looks
 // at live pages only).
 void shadow_init(Ctx& c, const std::string& name, Live& l) {
-  if (!l.shadow.empty() || !l.live || l.size <= 0) return;
+  if (l.written() || !l.live || l.size <= 0) return;
+  if (l.zeroed) {
+    l.uniform = 0;
+    return;
+  }
   std::vector<scn::Chunk> chunks;
   if (!l.split) {
     if (!result_chunks(c, name, 0, l.size, &chunks)) return;
@@ -227,41 +257,56 @@ void shadow_init(Ctx& c, const std::string& name, Live& l) {
   }
 }
 
+// The expectation as bytes: a uniform one becomes a copy (a write to part of a filled block).
+void materialize(Live& l) {
+  if (l.uniform < 0) return;
+  reserve_shadow(l.shadow, size_t(l.size));
+  l.shadow.assign(size_t(l.size), uint8_t(l.uniform));
+  l.uniform = -1;
+}
+
+// The allocation is gone (or a task is): nothing to expect of its bytes any more.
+void forget_content(Live& l) {
+  l.shadow.clear();
+  l.uniform = -1;
+  l.zeroed = false;
+}
+
 void check_bytes(Ctx& c, const std::string& name, const Live& l, int64_t off, int64_t len,
                  const char* when) {
-  if (l.shadow.empty() || !l.live) return;
+  if (!l.written() || !l.live) return;
   std::vector<scn::Chunk> chunks;
   if (!result_chunks(c, name, off, len, &chunks))
     fail(c, "content: " + name + " cannot be read back (checked " + when + ")");
   int64_t at = off;
   for (const auto& ch : chunks) {
-    const uint8_t* want = l.shadow.data() + at;
-    if (std::memcmp(ch.mem, want, ch.len) != 0)
-      for (size_t i = 0; i < ch.len; i++)
-        if (ch.mem[i] != want[i]) {
-          char buf[160];
-          std::snprintf(buf, sizeof buf, "content: %s+%lld is 0x%02x, written 0x%02x (checked %s)",
-                        name.c_str(), static_cast<long long>(at) + static_cast<long long>(i),
-                        ch.mem[i], want[i], when);
-          fail(c, buf);
-        }
+    const size_t i = first_unexpected(l, at, ch.mem, ch.len);
+    if (i != ch.len) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "content: %s+%lld is 0x%02x, written 0x%02x (checked %s)",
+                    name.c_str(), static_cast<long long>(at) + static_cast<long long>(i), ch.mem[i],
+                    l.expected(at + int64_t(i)), when);
+      fail(c, buf);
+    }
     at += int64_t(ch.len);
   }
 }
 
 void check_content(Ctx& c, const std::string& name, const Live& l, const char* when) {
-  if (l.shadow.empty()) return;
+  if (!l.written()) return;
   if (!l.split) return check_bytes(c, name, l, 0, l.size, when);
   for (size_t i = 0; i < l.page_live.size(); i++)
     if (l.page_live[i]) check_bytes(c, name, l, int64_t(i) * PAGE_SIZE, PAGE_SIZE, when);
 }
 
-bool zeroed(Ctx& c, const std::string& name, const Live& l) {
+// The allocation must read all zero now (__GFP_ZERO, *zalloc, coherent DMA): fails with
+// name + what if it does not. Then it is known zeroed, and its first write needs no snapshot.
+void expect_zero(Ctx& c, const std::string& name, Live& l, const std::string& what) {
   std::vector<scn::Chunk> chunks;
-  if (!result_chunks(c, name, 0, l.size, &chunks)) return true; // not readable: nothing to say
+  if (!result_chunks(c, name, 0, l.size, &chunks)) return; // not readable: nothing to say
   for (const auto& ch : chunks)
-    if (!all_zero(ch.mem, ch.len)) return false;
-  return true;
+    if (!all_zero(ch.mem, ch.len)) fail(c, name + what);
+  l.zeroed = true;
 }
 
 bool is_task(const Live& l) { return l.kind == uint8_t(Kind::Task); }
@@ -420,6 +465,12 @@ Verdict classify(Ctx& c, const Op& op, std::string* why) {
 
 // ---- before and after an operation -----------------------------------------------------------
 
+// Whether a write or fill of l writes memory the content oracle follows.
+bool writable(const Live& l) {
+  return l.live && l.size > 0 && (l.addr || is_task(l)) &&
+         reinterpret_cast<void*>(l.addr) != ZERO_SIZE_PTR;
+}
+
 // Checks the content of what the operation frees, and snapshots what it is about to write.
 void before(Ctx& c, const Op& op) {
   const std::string_view n = op_name(op);
@@ -434,15 +485,14 @@ void before(Ctx& c, const Op& op) {
     } else {
       check_content(c, op.args[0].str, l, n == "krealloc" ? "at krealloc" : "at free");
     }
-    if (n == "krealloc" && l.shadow.empty() && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)))
+    if (n == "krealloc" && !l.written() && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)))
       shadow_init(c, op.args[0].str, l); // krealloc must carry the old bytes: remember them
   } else if (n == "kmem_cache_free") {
     Live& l = c.res.at(op.args[1].str);
     if (l.live) check_content(c, op.args[1].str, l, "at free");
-  } else if (n == "write" || n == "fill") {
+  } else if (n == "write") { // (a fill needs no snapshot: it overwrites all, see after())
     Live& l = c.res.at(op.args[0].str);
-    if (l.live && (l.addr || is_task(l)) && reinterpret_cast<void*>(l.addr) != ZERO_SIZE_PTR)
-      shadow_init(c, op.args[0].str, l);
+    if (writable(l)) shadow_init(c, op.args[0].str, l);
   }
 }
 
@@ -451,7 +501,7 @@ void kill(Ctx& c, const std::string& name) {
   if (!l.live) return;
   l.live = false;
   del_range(c, l.addr);
-  l.shadow.clear();
+  forget_content(l);
   if (!l.cache.empty()) c.res.at(l.cache).objects--;
 }
 
@@ -498,7 +548,7 @@ void refresh_tasks(Ctx& c) {
     if (!is_task(l) || !l.live) continue;
     if (!task_alive(*c.m, l.id)) {
       l.live = false;
-      l.shadow.clear();
+      forget_content(l);
       continue;
     }
     int64_t now = c.r->task_bytes(c.r->results.at(name));
@@ -514,6 +564,11 @@ void refresh_tasks(Ctx& c) {
     // time against one page of expected bytes (a task may grow by megabytes at once).
     uint8_t want[PAGE_SIZE];
     uint64_t want_index = ~uint64_t(0);
+    if (l.uniform >= 0) { // a filled task grows: its expectation becomes bytes
+      l.size = old;
+      materialize(l);
+      l.size = now;
+    }
     if (!l.shadow.empty()) reserve_shadow(l.shadow, size_t(now));
     int64_t at = old;
     for (const auto& ch : fresh) {
@@ -543,12 +598,12 @@ void after(Ctx& c, const Op& op) {
   if (n == "alloc_pages") {
     Live& l = born(c, op);
     l.gfp = static_cast<uint64_t>(op.args[1].num);
-    if (l.live && (l.gfp & __GFP_ZERO) && !zeroed(c, op.result, l))
-      fail(c, op.result + ": __GFP_ZERO block not zeroed");
+    if (l.live && (l.gfp & __GFP_ZERO))
+      expect_zero(c, op.result, l, ": __GFP_ZERO block not zeroed");
   } else if (n == "alloc_pages_exact") {
     Live& l = born(c, op);
-    if (l.live && (op.args[1].num & __GFP_ZERO) && !zeroed(c, op.result, l))
-      fail(c, op.result + ": __GFP_ZERO memory not zeroed");
+    if (l.live && (op.args[1].num & __GFP_ZERO))
+      expect_zero(c, op.result, l, ": __GFP_ZERO memory not zeroed");
   } else if (n == "free_pages") {
     Live& l = c.res.at(op.args[0].str);
     if (!l.addr) return;
@@ -556,8 +611,10 @@ void after(Ctx& c, const Op& op) {
       size_t idx = size_t(page_idx(op, 2));
       l.page_live[idx] = 0;
       del_range(c, l.addr + idx * PAGE_SIZE);
-      if (std::none_of(l.page_live.begin(), l.page_live.end(), [](uint8_t b) { return b; }))
-        l.live = false, l.shadow.clear();
+      if (std::none_of(l.page_live.begin(), l.page_live.end(), [](uint8_t b) { return b; })) {
+        l.live = false;
+        forget_content(l);
+      }
     } else {
       kill(c, op.args[0].str);
     }
@@ -576,20 +633,26 @@ void after(Ctx& c, const Op& op) {
     del_range(c, l.addr);
     for (size_t i = 0; i < l.page_live.size(); i++)
       add_range(c, l.addr + i * PAGE_SIZE, PAGE_SIZE, op.args[0].str);
-  } else if (n == "write" || n == "fill") {
+  } else if (n == "fill") { // every byte is the fill byte now, whatever was expected before
     Live& l = c.res.at(op.args[0].str);
-    if (!l.live || l.shadow.empty()) return;
-    int64_t off = n == "fill" ? 0 : op.args[0].num, len = n == "fill" ? l.size : op.args[0].len;
+    if (!writable(l)) return;
+    l.shadow.clear();
+    l.uniform = static_cast<int16_t>(op.args[1].num & 0xff);
+  } else if (n == "write") {
+    Live& l = c.res.at(op.args[0].str);
+    if (!l.live || !l.written()) return;
+    materialize(l);
     // An injected write may reach outside the allocation (a detection target's misuse): only
     // the part inside it is content.
+    const int64_t off = op.args[0].num, len = op.args[0].len;
     int64_t lo = std::max<int64_t>(off, 0), hi = std::min<int64_t>(off + len, l.size);
     if (lo < hi)
       std::memset(l.shadow.data() + lo, static_cast<int>(op.args[1].num),
                   static_cast<size_t>(hi - lo));
   } else if (n == "kmalloc" || n == "kzalloc") {
     Live& l = born(c, op);
-    if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
-      fail(c, op.result + ": " + std::string(n) + " memory not zeroed");
+    if (l.live && (n == "kzalloc" || (op.args[1].num & __GFP_ZERO)))
+      expect_zero(c, op.result, l, ": " + std::string(n) + " memory not zeroed");
   } else if (n == "kmem_cache_create") {
     born(c, op);
   } else if (n == "kmem_cache_alloc" || n == "kmem_cache_zalloc") {
@@ -597,8 +660,8 @@ void after(Ctx& c, const Op& op) {
     if (l.live) {
       l.cache = op.args[0].str;
       c.res.at(l.cache).objects++;
-      if ((n == "kmem_cache_zalloc" || (op.args[1].num & __GFP_ZERO)) && !zeroed(c, op.result, l))
-        fail(c, op.result + ": " + std::string(n) + " object not zeroed");
+      if (n == "kmem_cache_zalloc" || (op.args[1].num & __GFP_ZERO))
+        expect_zero(c, op.result, l, ": " + std::string(n) + " object not zeroed");
     }
   } else if (n == "kfree" || n == "kfree_sensitive") {
     kill(c, op.args[0].str);
@@ -612,22 +675,26 @@ void after(Ctx& c, const Op& op) {
     int64_t nsize = op.args[1].num;
     Live& o = c.res.at(old);
     bool old_live = o.live, gone = np || nsize == 0; // success (or size 0): the old object is gone
-    // Its shadow is needed only when a new object came back (then the old one is gone).
-    std::vector<uint8_t> old_bytes;
-    if (gone) old_bytes.swap(o.shadow);
-    if (gone) kill(c, old);
+    // Its expectation is needed only when a new object came back (then the old one is gone).
+    Live was;
+    if (gone) {
+      was.shadow.swap(o.shadow);
+      was.uniform = o.uniform;
+      was.size = o.size;
+      kill(c, old);
+    }
     Live& l = born(c, op);
-    if (l.live && old_live && !old_bytes.empty()) {
-      int64_t keep = std::min<int64_t>(nsize, static_cast<int64_t>(old_bytes.size()));
+    if (l.live && old_live && was.written()) {
+      const int64_t keep = std::min<int64_t>(nsize, was.size);
       shadow_init(c, op.result, l);
-      if (std::memcmp(l.shadow.data(), old_bytes.data(), static_cast<size_t>(keep)) != 0)
+      materialize(l);
+      if (first_unexpected(was, 0, l.shadow.data(), size_t(keep)) != size_t(keep))
         fail(c, op.result + ": krealloc did not carry the first " + std::to_string(keep) +
                     " bytes of " + old);
     }
-    if (l.live && (op.args[2].num & __GFP_ZERO) && old_bytes.empty() && !old_live &&
-        !zeroed(c, op.result, l))
-      fail(c, op.result + ": krealloc(NULL, __GFP_ZERO) memory not zeroed");
-    keep_spare(std::move(old_bytes));
+    if (l.live && (op.args[2].num & __GFP_ZERO) && !was.written() && !old_live)
+      expect_zero(c, op.result, l, ": krealloc(NULL, __GFP_ZERO) memory not zeroed");
+    keep_spare(std::move(was.shadow));
   } else if (n == "ksize") {
     Live& l = c.res.at(op.args[0].str);
     if (l.live && !ZERO_OR_NULL_PTR(reinterpret_cast<void*>(l.addr)) &&
@@ -637,11 +704,10 @@ void after(Ctx& c, const Op& op) {
     Live& l = born(c, op);
     bool zero =
         n == "vzalloc" || n == "kvzalloc" || (n == "kvmalloc" && (op.args[1].num & __GFP_ZERO));
-    if (l.live && zero && !zeroed(c, op.result, l))
-      fail(c, op.result + ": " + std::string(n) + " memory not zeroed");
+    if (l.live && zero) expect_zero(c, op.result, l, ": " + std::string(n) + " memory not zeroed");
   } else if (n == "dma_alloc_coherent") {
     Live& l = born(c, op);
-    if (l.live && !zeroed(c, op.result, l)) fail(c, op.result + ": coherent DMA buffer not zeroed");
+    if (l.live) expect_zero(c, op.result, l, ": coherent DMA buffer not zeroed");
     const scn::Result& r = c.r->results.at(op.result);
     if (l.live && r.dma + uint64_t(l.size) - 1 > DMA_BIT_MASK(r.mask_bits))
       fail(c, op.result + ": DMA buffer above its device's " + std::to_string(r.mask_bits) +
@@ -983,6 +1049,11 @@ int run(const Target& t, Scenario& input) {
 }
 
 } // namespace
+
+size_t first_unexpected(const Live& l, int64_t off, const uint8_t* mem, size_t n) {
+  return l.uniform >= 0 ? first_not(mem, n, uint8_t(l.uniform))
+                        : first_difference(mem, l.shadow.data() + off, n);
+}
 
 void check_all_content(Ctx& c, const char* when) {
   for (const auto& [name, l] : c.res)

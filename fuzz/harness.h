@@ -55,7 +55,18 @@ struct Live {
   int id = 0;                     // tasks: pid; files: inode
   int adj = 0;                    // tasks: oom_score_adj as the scenario set it
   int64_t size = 0;               // bytes (a task: the anonymous pages it has touched)
-  std::vector<uint8_t> shadow;    // content oracle: expected bytes, empty until first written
+  // The content oracle's expectation, from the first write on. Either `uniform` (0-255): every
+  // byte of the allocation reads that value, after a fill, with `shadow` empty (a fill of a 4 MiB
+  // block copies nothing, and its check reads memory once); or `shadow`, the expected bytes
+  // (uniform -1). Neither until the first write.
+  std::vector<uint8_t> shadow;
+  int16_t uniform = -1;
+  bool zeroed = false; // read back all zero at birth (a __GFP_ZERO allocation), not written since
+  bool written() const { return uniform >= 0 || !shadow.empty(); }
+  // What the content oracle expects at byte `off` (written() only).
+  uint8_t expected(int64_t off) const {
+    return uniform >= 0 ? uint8_t(uniform) : shadow[size_t(off)];
+  }
 };
 
 // What a target checks beyond the generic oracles. Each hook may call fail().
@@ -117,6 +128,9 @@ std::string dictionary(const Target& t);
 ::page* block_page(Ctx& c, const std::string& name);
 // The content oracle now, on every live result that was written (fails on a mismatch).
 void check_all_content(Ctx& c, const char* when);
+// The offset in [0, n) of the first byte of mem that differs from what l's content oracle expects
+// at [off, off + n), or n when none does (l.written() only).
+size_t first_unexpected(const Live& l, int64_t off, const uint8_t* mem, size_t n);
 // The bytes [off, off+len) of a live result as the machine has them now (tasks: through their
 // current anonymous pages); false if they are not there.
 bool read_result(Ctx& c, const std::string& name, int64_t off, int64_t len,
