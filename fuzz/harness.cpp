@@ -508,8 +508,9 @@ void kill(Ctx& c, const std::string& name) {
 // A new result: record it, check it lies nowhere live.
 Live& born(Ctx& c, const Op& op) {
   const scn::Result& r = c.r->results.at(op.result);
-  Live& l = result_nodes()(c.res, op.result);
-  l = Live{};
+  bool fresh;
+  Live& l = result_nodes()(c.res, op.result, &fresh);
+  if (!fresh) l = Live{}; // a text scenario may name a new result as an old one
   l.kind = static_cast<uint8_t>(r.kind);
   if (r.kind == Kind::Cache) {
     l.live = r.cache != nullptr;
@@ -850,7 +851,7 @@ const std::set<unsigned>& target_ops(const Target& t) {
 // Otherwise (another misuse, a KFENCE machine, a restore refused) the machine is destroyed
 // and the next input boots afresh. KMM_FUZZ_RECYCLE=0 boots every input.
 struct Parked {
-  std::unique_ptr<Machine> m;
+  std::unique_ptr<Machine> m; // null while an input runs on it (the entry stays for its return)
   BootImagePtr img;
   std::string last; // under KMM_FUZZ_RECYCLE_CHECK: the scenario that ran on it last
 };
@@ -936,11 +937,10 @@ void check_restored(Ctx& c, const std::string& line, const std::string& last) {
 BootImagePtr take_machine(Ctx& c, const std::string& line) {
   const RecycleEnv& env = recycle_env();
   auto it = parked().find(line);
-  if (it != parked().end()) {
+  if (it != parked().end() && it->second.m) { // (the entry stays, for the machine's return)
     c.m = std::move(it->second.m);
     BootImagePtr img = std::move(it->second.img);
     const std::string last = std::move(it->second.last);
-    parked().erase(it);
     inputs_restored++;
     if (env.check) check_restored(c, line, last);
     return img;
@@ -956,8 +956,10 @@ void park_machine(Ctx& c, BootImagePtr img, bool sound) {
     spare_image() = std::move(img);
     return;
   }
-  parked()[c.executed.boot] =
-      Parked{std::move(c.m), std::move(img), recycle_env().check ? print_scenario(c.executed) : ""};
+  Parked& p = parked()[c.executed.boot];
+  p.m = std::move(c.m);
+  p.img = std::move(img);
+  if (recycle_env().check) p.last = print_scenario(c.executed);
 }
 
 // The host storage the harness keeps from input to input, grown once before the first: storage

@@ -30,16 +30,20 @@ public:
     return pool;
   }
 
-  // m[key], the new entry (if there was none) in a kept node, its value mapped_type{}.
+  // m[key], the new entry (if there was none) in a kept node, its value mapped_type{}. *fresh
+  // (if given) says whether the entry is new. One walk down the tree: the insert takes the
+  // lower bound as its hint.
   template <class Key>
-  mapped_type& operator()(Map& m, const Key& key) {
-    auto it = m.find(key);
-    if (it != m.end()) return it->second;
-    if (spare_.empty()) return m.try_emplace(typename Map::key_type(key)).first->second;
+  mapped_type& operator()(Map& m, const Key& key, bool* fresh = nullptr) {
+    auto it = m.lower_bound(key);
+    const bool found = it != m.end() && !m.key_comp()(key, it->first);
+    if (fresh) *fresh = !found;
+    if (found) return it->second;
+    if (spare_.empty()) return m.try_emplace(it, typename Map::key_type(key))->second;
     typename Map::node_type node = std::move(spare_.back());
     spare_.pop_back();
     node.key() = key;
-    return m.insert(std::move(node)).position->second;
+    return m.insert(it, std::move(node))->second;
   }
 
   void erase(Map& m, typename Map::iterator it) { keep(m.extract(it)); }

@@ -20,20 +20,34 @@
 
 namespace kmm::scn {
 
-Runner::Runner(const Scenario& s_, Machine& m_, RunResult& out_)
-    : s(s_), m(m_), k(m_.kernel()), out(out_) {
-  spin_lock_init(&lock);
-  k.kernel_page_writes_marked.store(true, std::memory_order_relaxed);
-}
-
 // The nodes of finished Runners' results go to the next one on this thread (node_pool.h).
 static NodePool<decltype(Runner::results)>& result_nodes() {
   return NodePool<decltype(Runner::results)>::of_thread();
 }
 
+// So does the storage of their kernel_pages, grown once (node_pool.h says why it matters).
+static std::vector<std::pair<unsigned long, unsigned long>>& spare_kernel_pages() {
+  static thread_local std::vector<std::pair<unsigned long, unsigned long>> v = [] {
+    std::vector<std::pair<unsigned long, unsigned long>> r;
+    r.reserve(1024);
+    return r;
+  }();
+  return v;
+}
+
+Runner::Runner(const Scenario& s_, Machine& m_, RunResult& out_)
+    : s(s_), m(m_), k(m_.kernel()), out(out_) {
+  spin_lock_init(&lock);
+  k.kernel_page_writes_marked.store(true, std::memory_order_relaxed);
+  kernel_pages.swap(spare_kernel_pages());
+}
+
 Runner::~Runner() {
   end_marking();
   result_nodes().clear(results);
+  kernel_pages.clear();
+  if (kernel_pages.capacity() > spare_kernel_pages().capacity())
+    spare_kernel_pages().swap(kernel_pages);
 }
 
 void Runner::end_marking() {
