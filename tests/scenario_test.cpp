@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "kmm/scenario.h"
@@ -256,15 +257,39 @@ TEST(ScenarioBinary, EmptyAndTruncatedInputsAreShortScenarios) {
   EXPECT_EQ(kmm::print_scenario(decode({})), "");
   EXPECT_EQ(decode({3}).boot, "mem=8M nr_cpus=2 page_poison=1");
   // opcode 0 = alloc_pages needs 1 (order) + 3 (gfp) bytes: a truncated op ends the scenario.
-  EXPECT_EQ(decode({0, 0, 3, 0xc0}).ops.size(), 0u);
-  EXPECT_EQ(kmm::print_scenario(decode({0, 0, 3, 0xc0, 0x0c, 0x00})),
+  // (The order byte is skewed: 0-75 are order 0, 76-129 order 1, 130-167 order 2, 168 order 3.)
+  EXPECT_EQ(decode({0, 0, 168, 0xc0}).ops.size(), 0u);
+  EXPECT_EQ(kmm::print_scenario(decode({0, 0, 168, 0xc0, 0x0c, 0x00})),
             "p0 = alloc_pages order=3 gfp=GFP_KERNEL\n");
+}
+
+// alloc_pages' order byte draws small orders more often: each order has about 1/sqrt(2) of the
+// byte values of the order below it, and every order, up to the WARN path's 11, has some.
+TEST(ScenarioBinary, SmallOrdersAreDrawnMoreOften) {
+  std::map<int64_t, int> values; // order -> how many of the 256 bytes give it
+  for (int b = 0; b < 256; b++) {
+    Scenario s = decode({0, 0, uint8_t(b), 0xc0, 0x0c, 0x00});
+    ASSERT_EQ(s.ops.size(), 1u);
+    values[s.ops[0].args[0].num]++;
+  }
+  ASSERT_EQ(values.size(), 12u);
+  EXPECT_EQ(values.begin()->first, 0);
+  EXPECT_EQ(values.rbegin()->first, 11);
+  EXPECT_EQ(values[0], 76);
+  EXPECT_EQ(values[1], 54);
+  EXPECT_EQ(values[10], 2);
+  for (int64_t o = 1; o <= 11; o++) EXPECT_LE(values[o], values[o - 1]) << "order " << o;
+  // Each order still encodes and decodes back to itself.
+  for (int64_t o = 0; o <= 11; o++) {
+    Scenario s = kmm::parse_scenario("p0 = alloc_pages order=" + std::to_string(o) + "\n");
+    EXPECT_EQ(decode(kmm::encode_scenario(s)), kmm::canonical(s)) << "order " << o;
+  }
 }
 
 TEST(ScenarioBinary, OpsWithNothingToReferToAreDropped) {
   // free_pages (opcode 1) before any allocation: dropped; its bytes are still consumed (ref 1,
   // order 1, page 3: a span above 256 is log-scaled, one byte more than it holds).
-  Scenario s = decode({0, 1, 0, 0, 0, 0, 0, 0, 3, 0xc0, 0x0c, 0x00});
+  Scenario s = decode({0, 1, 0, 0, 0, 0, 0, 0, 168, 0xc0, 0x0c, 0x00});
   EXPECT_EQ(kmm::print_scenario(s), "p0 = alloc_pages order=3 gfp=GFP_KERNEL\n");
 }
 

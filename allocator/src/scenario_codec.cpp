@@ -7,7 +7,9 @@
 //                 folded into the ref's window (access_window), the length into 1..room left
 //     UInt        ceil(log256(span)) bytes, folded into [min, max]; an optional field has one
 //                 extra value meaning "absent" (span = max - min + 2). A span above 256 is on
-//                 a log scale: one more byte first, the bit length of the offset (uint_offset)
+//                 a log scale: one more byte first, the bit length of the offset (uint_offset).
+//                 A skewed field (an order) is one byte, each value 1/sqrt(2) as likely as the
+//                 one before it (skew_table)
 //     Byte 1, Gfp 3 (masked to __GFP_BITS_MASK), SlabFlags 4 (masked), Ctor 1 (none|fill),
 //     Path 1 (index into the path table), Name/Text 1 length byte + one byte per character
 //                 (folded into the allowed alphabet)
@@ -16,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -83,6 +86,43 @@ uint64_t uint_offset(uint64_t raw, uint64_t span) {
   if (e == 0) return 0;
   const uint64_t top = uint64_t(1) << (e - 1);
   return (top | ((raw >> 8) & (top - 1))) % span;
+}
+
+// A skewed field's byte -> offset, for spans up to kMaxSkewedSpan: offset v has a share of the 256
+// byte values proportional to 2^(-v/2) (at least one). alloc_pages' order: of the 256 values, 76
+// mean order 0, 54 order 1, 38 order 2 ... 2 order 10 and 2 order 11. Drawn uniformly, a third of
+// the blocks were order 7 or more (512 KiB to 4 MiB to zero, fill and check), and the common
+// small orders, where the per-CPU lists and fragmentation are, had no more weight than they.
+constexpr unsigned kMaxSkewedSpan = 32; // a wider field is read as a plain UInt
+
+const std::array<uint8_t, 256>& skew_table(uint64_t span) {
+  static const auto tables = [] {
+    std::array<std::array<uint8_t, 256>, kMaxSkewedSpan + 1> t{};
+    for (unsigned n = 1; n <= kMaxSkewedSpan; n++) {
+      std::array<unsigned, 256> share{};
+      double total = 0;
+      for (unsigned v = 0; v < n; v++) total += std::exp2(-0.5 * v);
+      unsigned used = 0;
+      for (unsigned v = 0; v < n; v++) {
+        share[v] = std::max(1u, unsigned(std::lround(256 * std::exp2(-0.5 * v) / total)));
+        used += share[v];
+      }
+      share[0] = share[0] + 256 - used; // rounding: order 0 takes up the difference
+      for (unsigned v = 0, at = 0; v < n; v++)
+        for (unsigned i = 0; i < share[v]; i++) t[n][at++] = uint8_t(v);
+    }
+    return t;
+  }();
+  return tables[span];
+}
+
+bool is_skewed(const Field& f) { return f.skewed && uint_span(f) <= kMaxSkewedSpan; }
+
+uint64_t skewed_offset(uint64_t raw, uint64_t span) { return skew_table(span)[raw & 0xff]; }
+
+uint64_t skewed_raw(uint64_t x, uint64_t span) {
+  const auto& t = skew_table(span);
+  return uint64_t(std::find(t.begin(), t.end(), uint8_t(x)) - t.begin());
 }
 
 // The raw bytes of offset x < span: uint_offset(uint_raw(x, span), span) == x.
@@ -289,7 +329,7 @@ Scenario decode_scenario(const uint8_t* data, size_t size) {
       }
       case FieldType::UInt: {
         uint64_t span = uint_span(f);
-        uint64_t x = uint_offset(r.a, span);
+        uint64_t x = is_skewed(f) ? skewed_offset(r.a, span) : uint_offset(r.a, span);
         if (f.need == Need::Optional && x == span - 1) v.present = false;
         else v.num = f.min + static_cast<int64_t>(x);
         if (is_cpu) v.num %= cpus;
@@ -365,7 +405,7 @@ std::vector<uint8_t> encode_scenario(const Scenario& s) {
         if (!v.present) x = span - 1;
         else if (v.num < f.min || v.num > f.max) fail("value out of range");
         else x = static_cast<uint64_t>(v.num - f.min);
-        put(out, uint_raw(x, span), uint_width(span));
+        put(out, is_skewed(f) ? skewed_raw(x, span) : uint_raw(x, span), uint_width(span));
         break;
       }
       case FieldType::Byte: put(out, static_cast<uint64_t>(v.num) & 0xff, 1); break;

@@ -868,6 +868,12 @@ Field uint_(const char* key, int64_t min, int64_t max) {
 Field opt_uint(const char* key, int64_t min, int64_t max) {
   return {key, FieldType::UInt, Need::Optional, min, max};
 }
+// An allocation order, 0 to max: in the binary form, small orders are drawn more often.
+Field order_(int64_t max) {
+  Field f = uint_("order", 0, max);
+  f.skewed = true;
+  return f;
+}
 Field gfp(gfp_t def = GFP_KERNEL) {
   return {"gfp", FieldType::Gfp, Need::Default, 0, __GFP_BITS_MASK, def};
 }
@@ -878,7 +884,7 @@ Field byte_() { return {"byte", FieldType::Byte, Need::Required, 0, 255}; }
 const std::vector<OpSpec>& op_table() {
   // clang-format off
   static const std::vector<OpSpec> table = {
-    {"alloc_pages", Kind::Page, {uint_("order", 0, kMaxOrderArg), gfp()},
+    {"alloc_pages", Kind::Page, {order_(kMaxOrderArg), gfp()},
      exec_alloc_pages, size_of_order, "P = alloc_pages order=N [gfp=FLAGS]"},
     {"free_pages", Kind::None, {ref(R_PAGE), opt_uint("order", 0, kMaxOrderArg), opt_uint("page", 0, 1023)},
      exec_free_pages, nullptr, "free_pages P [order=N] [page=I]   (__free_pages; order defaults to P's)"},

@@ -64,6 +64,8 @@ struct Field {
   int64_t def = 0;          // Need::Default
   uint16_t refs = 0;        // Ref/Access: accepted result kinds (RefMask)
   bool corrupt = false;     // Access: may reach outside the allocation (deliberately)
+  bool skewed = false;      // UInt of at most 32 values: the binary form draws small ones more
+                            // often (scenario_codec.cpp: an allocation order)
 };
 
 struct Runner; // scenario_run.cpp
