@@ -220,6 +220,35 @@ TEST(PageAlloc, AllocPagesExactOfZeroOrAHugeSizeWarnsAndFails) {
   EXPECT_EQ(free_and_pcp_pages(*m), free_before);
 }
 
+// make_alloc_exact(): the pages past the size go straight back to the buddy lists
+// (__free_pages_ok(page, 0, FPI_TO_TAIL)), not to the per-CPU lists, and they merge there at once.
+TEST(PageAlloc, AllocPagesExactGivesItsTailToTheBuddyListsNotThePcpLists) {
+  auto m = Machine::boot("mem=16M nr_cpus=1");
+  kmm::MachineScope scope(*m);
+  kmm::drain_all_pages(m->kernel(), nullptr);
+  auto pcp = [&] {
+    long n = 0;
+    for (const auto& z : m->kernel().zones) n += kmm::zone_pcp_pages(m->kernel(), z);
+    return n;
+  };
+  const long free_before = free_and_pcp_pages(*m);
+  void* e = alloc_pages_exact(5 * PAGE_SIZE, GFP_KERNEL); // order 3: 3 pages come back
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(pcp(), 0);
+  EXPECT_EQ(free_and_pcp_pages(*m), free_before - 5);
+  // Page 5 stays alone (page 4 is ours); 6 and 7 merge into an order-1 block.
+  const unsigned long pfn = page_to_pfn(virt_to_page(e));
+  const struct page* p6 = pfn_to_page(pfn + 6);
+  EXPECT_TRUE(kmm::PageBuddy(*pfn_to_page(pfn + 5)));
+  EXPECT_EQ(pfn_to_page(pfn + 5)->private_, 0u);
+  EXPECT_TRUE(kmm::PageBuddy(*p6));
+  EXPECT_EQ(p6->private_, 1u);
+  EXPECT_TRUE(kmm::validate(*m).empty());
+  free_pages_exact(e, 5 * PAGE_SIZE);
+  EXPECT_EQ(free_and_pcp_pages(*m), free_before);
+  EXPECT_TRUE(m->reports().empty());
+}
+
 // free_pages_exact() frees while addr < addr + PAGE_ALIGN(size), in the kernel's address space:
 // a size whose end wraps past 2^64 frees nothing (kmm counted up to 2^52 pages: a hang), and a
 // size running past the end of memory stops there with one warning instead of one a page.

@@ -90,7 +90,7 @@ static bool buddy_merge_likely(Kernel& k, const zone& z, unsigned long pfn, unsi
   return page_is_buddy(k, z, higher ^ (1ul << (order + 1)), order + 1);
 }
 
-void __free_one_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt) {
+void __free_one_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt, fpi_t fpi) {
   unsigned long buddy_pfn = 0;
   while (order < MAX_PAGE_ORDER_) {
     buddy_pfn = pfn ^ (1ul << order);
@@ -104,7 +104,8 @@ void __free_one_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int 
     pfn &= buddy_pfn; // the lower of the two: combined block
     order++;
   }
-  bool to_tail = buddy_merge_likely(k, z, pfn, pfn ^ (1ul << order), order);
+  const bool to_tail =
+      (fpi & FPI_TO_TAIL) || buddy_merge_likely(k, z, pfn, pfn ^ (1ul << order), order);
   add_to_free_list(k, z, pfn, order, mt, to_tail);
 }
 

@@ -41,8 +41,15 @@ unsigned long buddy_span(const Kernel& k, unsigned long pfn);
 void add_to_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt, bool tail);
 void del_page_from_free_list(Kernel& k, zone& z, unsigned long pfn, unsigned order);
 
-// Returns a free block of `order` (pfn) to the zone, merging with free buddies.
-void __free_one_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt);
+// How a block is freed: the kernel's fpi_t flags that kmm models.
+using fpi_t = unsigned;
+constexpr fpi_t FPI_NONE = 0;
+constexpr fpi_t FPI_TO_TAIL = 1u << 1; // the (merged) block goes to the tail of its free list
+
+// Returns a free block of `order` (pfn) to the zone, merging with free buddies. The merged block
+// goes to the tail of its list with FPI_TO_TAIL, or when a further merge is likely.
+void __free_one_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt,
+                     fpi_t fpi = FPI_NONE);
 
 // Takes a block of `order` off the free lists: the smallest fitting block of mt, split down.
 // Returns the pfn or PFN_NIL.

@@ -491,6 +491,17 @@ void free_the_page(Kernel& k, struct page* p, unsigned order) {
   __free_one_page(k, z, pfn, order, mt);
 }
 
+void __free_pages_ok(Kernel& k, struct page* p, unsigned order, fpi_t fpi) {
+  const unsigned long pfn = k.mem.page_to_pfn(p);
+  zone& z = page_zone(k, pfn);
+  free_pages_prepare(k, p, order);
+  {
+    std::lock_guard<std::mutex> guard(z.lock);
+    __free_one_page(k, z, pfn, order, k.mem.get_pageblock_migratetype(pfn), fpi);
+  }
+  k.count_event(PGFREE, 1ul << order);
+}
+
 void __free_pages(Kernel& k, struct page* p, unsigned order) {
   if (!check_free_page(k, p, order)) return;
   bool head = p->flags & PG_head;
@@ -564,10 +575,14 @@ void* alloc_pages_exact(Kernel& k, size_t size, gfp_t gfp) {
   }
   struct page* p = __alloc_pages(k, gfp, order);
   if (!p) return nullptr;
-  // make_alloc_exact(): the pages past DIV_ROUND_UP(size, PAGE_SIZE) go back.
+  // make_alloc_exact(): the first DIV_ROUND_UP(size, PAGE_SIZE) pages become order-0 pages with a
+  // reference each; the pages past them, never referenced, go straight back to the tails of the
+  // buddy lists (__free_pages_ok(page, 0, FPI_TO_TAIL)), not through the per-CPU lists.
   split_page(k, p, order);
-  for (unsigned long i = (size + PAGE_SIZE_ - 1) >> PAGE_SHIFT_; i < (1ul << order); i++)
-    __free_pages(k, p + i, 0);
+  for (unsigned long i = (size + PAGE_SIZE_ - 1) >> PAGE_SHIFT_; i < (1ul << order); i++) {
+    p[i]._refcount = 0;
+    __free_pages_ok(k, p + i, 0, FPI_TO_TAIL);
+  }
   return k.mem.page_address(p);
 }
 

@@ -3,6 +3,7 @@
 // split_page, alloc_pages_exact and page references.
 #pragma once
 
+#include "buddy.h"
 #include "kmm/gfp.h"
 #include "kmm/page.h"
 #include "mmzone.h"
@@ -34,6 +35,8 @@ struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order,
 void __free_pages(Kernel& k, struct page* page, unsigned order);
 // Frees a block whose refcount already reached zero (put_page path, slab, vmalloc).
 void free_the_page(Kernel& k, struct page* page, unsigned order);
+// __free_pages_ok(): frees such a block straight to the buddy lists, past the per-CPU lists.
+void __free_pages_ok(Kernel& k, struct page* page, unsigned order, fpi_t fpi);
 
 void get_page(Kernel& k, struct page* page);
 void put_page(Kernel& k, struct page* page);
