@@ -477,6 +477,13 @@ static void free_pages_prepare(Kernel& k, struct page* p, unsigned order) {
   std::memset(p->words, 0, sizeof p->words);
 }
 
+// free_one_page(): a prepared block straight to the buddy lists, under the zone lock.
+static void free_one_page(Kernel& k, zone& z, unsigned long pfn, unsigned order, int mt,
+                          fpi_t fpi) {
+  std::lock_guard<std::mutex> guard(z.lock);
+  __free_one_page(k, z, pfn, order, mt, fpi);
+}
+
 void free_the_page(Kernel& k, struct page* p, unsigned order) {
   unsigned long pfn = k.mem.page_to_pfn(p);
   zone& z = page_zone(k, pfn);
@@ -487,18 +494,13 @@ void free_the_page(Kernel& k, struct page* p, unsigned order) {
     free_unref_page(k, z, pfn, order, mt);
     return;
   }
-  std::lock_guard<std::mutex> guard(z.lock);
-  __free_one_page(k, z, pfn, order, mt);
+  free_one_page(k, z, pfn, order, mt, FPI_NONE);
 }
 
 void __free_pages_ok(Kernel& k, struct page* p, unsigned order, fpi_t fpi) {
   const unsigned long pfn = k.mem.page_to_pfn(p);
-  zone& z = page_zone(k, pfn);
   free_pages_prepare(k, p, order);
-  {
-    std::lock_guard<std::mutex> guard(z.lock);
-    __free_one_page(k, z, pfn, order, k.mem.get_pageblock_migratetype(pfn), fpi);
-  }
+  free_one_page(k, page_zone(k, pfn), pfn, order, k.mem.get_pageblock_migratetype(pfn), fpi);
   k.count_event(PGFREE, 1ul << order);
 }
 
