@@ -17,6 +17,7 @@
 #include "migrate.h"
 #include "oom_kill.h"
 #include "overcommit.h"
+#include "page_census.h"
 #include "pagecache.h"
 #include "pressure_call.h"
 #include "shrinker.h"
@@ -176,21 +177,14 @@ void pressure_exit(Kernel& k) { kswapd_stop(k); }
 
 // --- validate --------------------------------------------------------------------------------
 
-void pressure_validate(Kernel& k, std::vector<std::string>& errors) {
+void pressure_validate(Kernel& k, std::vector<std::string>& errors, const PageCensus& census) {
   if (!k.reclaim) return;
   std::lock_guard<std::mutex> guard(k.reclaim->lru_lock);
   lru_validate(k, errors);
   task_validate(k, errors);
   pagecache_validate(k, errors);
   // Every Anon/PageCache/PageTable page in mem_map is one of the pages counted above.
-  long owned[3] = {};
-  for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn += buddy_span(k, pfn)) {
-    const struct page& p = k.mem.mem_map[pfn];
-    if (!(p.flags & PG_alloc)) continue;
-    if (p.owner == PageOwner::Anon) owned[0]++;
-    if (p.owner == PageOwner::PageCache) owned[1]++;
-    if (p.owner == PageOwner::PageTable) owned[2]++;
-  }
+  const long owned[3] = {census.anon, census.pagecache, census.pagetable};
   const node_stat_item items[3] = {NR_ANON_MAPPED, NR_FILE_PAGES, NR_PAGETABLE};
   const PageOwner owners[3] = {PageOwner::Anon, PageOwner::PageCache, PageOwner::PageTable};
   for (int i = 0; i < 3; i++)

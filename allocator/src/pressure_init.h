@@ -8,11 +8,13 @@
 namespace kmm {
 
 struct Kernel;
+struct PageCensus;
 
 void pressure_init(Kernel& k); // Machine::boot, after the allocators
 void pressure_exit(Kernel& k); // ~Kernel, first: stops kswapd
 // Every Anon/PageCache/PageTable page accounted to exactly one owner, LRU lists consistent,
-// counters equal to contents, meminfo arithmetic.
-void pressure_validate(Kernel& k, std::vector<std::string>& errors);
+// counters equal to contents, meminfo arithmetic. `census`: what validate()'s walk of mem_map saw
+// (page_census.h).
+void pressure_validate(Kernel& k, std::vector<std::string>& errors, const PageCensus& census);
 
 } // namespace kmm

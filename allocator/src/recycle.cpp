@@ -5,7 +5,6 @@
 #include <atomic>
 #include <cstring>
 #include <map>
-#include <type_traits>
 #include <vector>
 
 #include "cma.h"
@@ -142,9 +141,9 @@ void restore_slab(Kernel& k, const SlabImage& img) {
   for (size_t i = 0; i < img.caches.size(); i++) {
     kmem_cache* s = st.all[i].get();
     const CacheImage& c = img.caches[i];
-    // memcpy, not std::copy: that is a memmove, which ASan carries out byte by byte.
-    static_assert(std::is_trivially_copyable_v<kmem_cache_cpu>);
-    std::memcpy(s->cpu_slab, c.cpu_slab, k.nr_cpu_slots() * sizeof c.cpu_slab[0]);
+    // By assignment: a kmem_cache_cpu is two pointers padded to a cache line, and a memcpy of
+    // the lines would be a call ASan checks both ranges of, for every cache at every restore.
+    for (unsigned cpu = 0; cpu < k.nr_cpu_slots(); cpu++) s->cpu_slab[cpu] = c.cpu_slab[cpu];
     s->node.partial = c.partial;
     s->node.full = c.full;
     s->node.nr_partial = c.nr_partial;

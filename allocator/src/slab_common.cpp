@@ -9,6 +9,7 @@
 #include "kernel.h"
 #include "kmalloc.h"
 #include "kmm/machine.h"
+#include "page_census.h"
 #include "pfn_list.h"
 #include "rcu.h"
 #include "slub.h"
@@ -383,7 +384,7 @@ void kmem_cache_init_late(Kernel& k) {
 // ---- kmm::validate
 // --------------------------------------------------------------------------------
 
-void slab_validate(Kernel& k, std::vector<std::string>& errors) {
+void slab_validate(Kernel& k, std::vector<std::string>& errors, const PageCensus& census) {
   if (!k.slab) return;
   SlabState& st = *k.slab;
   std::lock_guard<std::mutex> guard(st.slab_mutex);
@@ -484,11 +485,11 @@ void slab_validate(Kernel& k, std::vector<std::string>& errors) {
                                  s->name.c_str(), count, n.nr_slabs.load()));
     n.list_lock.unlock();
   }
-  // Every PG_slab page belongs to a live cache and was reached from it (or waits for RCU). Free
-  // blocks are stepped over: a slab inside one is check_pages()'s flagged tail.
-  for (unsigned long pfn = 0; pfn < k.mem.nr_pages; pfn += buddy_span(k, pfn)) {
+  // Every PG_slab page belongs to a live cache and was reached from it (or waits for RCU). The
+  // census has the PG_slab pages of mem_map but for tails of blocks: a slab inside a block is
+  // validate()'s flagged tail.
+  for (const unsigned long pfn : census.slabs) {
     const struct page& p = k.mem.mem_map[pfn];
-    if (!(p.flags & PG_slab)) continue;
     if (!std::binary_search(live.begin(), live.end(), p.slab.slab_cache))
       errors.push_back(strprintf("slub: pfn 0x%lx is a slab of no live cache", pfn));
     else if (!(reached[pfn >> 6] & (uint64_t(1) << (pfn & 63))) && p.slab.slab_cpu != 0xfffe)

@@ -25,6 +25,7 @@
 
 namespace kmm {
 struct Kernel;
+struct PageCensus;
 }
 
 // Internal flag: object body poisoned (SLAB_POISON without ctor or RCU).
@@ -230,6 +231,7 @@ void report_slab_not_slab(Kernel& k, const char* fn, const kmem_cache* s, const 
 void report_slab_fix_only(Kernel& k, const kmem_cache* s, const std::string& fix);
 std::string slab_print_tracking(Kernel& k, const kmem_cache* s, void* obj);
 
-void slab_validate(Kernel& k, std::vector<std::string>& errors);
+// `census`: what validate()'s walk of mem_map saw (page_census.h).
+void slab_validate(Kernel& k, std::vector<std::string>& errors, const PageCensus& census);
 
 } // namespace kmm

@@ -18,6 +18,7 @@
 #include "kasan_asan.h"
 #include "kernel.h"
 #include "kfence.h"
+#include "page_census.h"
 #include "pcp.h"
 #include "pressure_init.h"
 #include "slub.h"
@@ -90,18 +91,34 @@ KMM_NO_SANITIZE static unsigned long first_bad_tail(const struct page* head, uns
   return 0;
 }
 
+// One visited pfn into the census (page_census.h).
+static void take_census(const struct page& p, uint32_t pfn, PageCensus& census) {
+  if (p.flags & PG_slab) census.slabs.push_back(pfn);
+  if (!(p.flags & PG_alloc)) return;
+  switch (p.owner) {
+  case PageOwner::Anon: census.anon++; break;
+  case PageOwner::PageCache: census.pagecache++; break;
+  case PageOwner::PageTable: census.pagetable++; break;
+  default: break;
+  }
+}
+
 // Every pfn in exactly one state. Tails of free and pcp blocks, and of non-compound
 // allocations, are all-zero records; compound tails point at their head. Not ASan-instrumented:
 // it reads only mem_map, an anonymous mapping whose ASan shadow is never poisoned, and
 // it reads all of it on every validate() - a twentieth of fuzz_machine's time went to the checks.
-KMM_NO_SANITIZE_ADDRESS static void check_pages(Kernel& k, std::vector<std::string>& errors) {
+// What the slab and pressure checks need from mem_map it takes down in `census` on the way.
+KMM_NO_SANITIZE_ADDRESS static void check_pages(Kernel& k, std::vector<std::string>& errors,
+                                                PageCensus& census) {
   const unsigned long nr = k.mem.nr_pages;
   // A free block is a page type, not a flag: fold it in as bit 0, which no PG_* flag uses.
   const uint32_t states = PG_pcp | PG_alloc | PG_reserved;
   constexpr uint32_t BUDDY = 1;
   static_assert(!(states & BUDDY));
+  census.clear();
   for (unsigned long pfn = 0; pfn < nr;) {
     const struct page& p = k.mem.mem_map[pfn];
+    if (p.flags & (PG_slab | PG_alloc)) take_census(p, uint32_t(pfn), census);
     uint32_t st = (p.flags & states) | (PageBuddy(p) ? BUDDY : 0);
     if (st == 0 || (st & (st - 1))) {
       errors.push_back(strprintf("pages: pfn 0x%lx is in %s state (flags 0x%x page_type 0x%x)", pfn,
@@ -200,11 +217,12 @@ std::vector<std::string> validate(Machine& m) {
                     z._watermark[WMARK_MIN], z._watermark[WMARK_LOW], z._watermark[WMARK_HIGH],
                     z._watermark[WMARK_PROMO]));
   }
-  check_pages(k, errors);
+  thread_local PageCensus census; // its storage kept from call to call
+  check_pages(k, errors, census);
   check_cpus(k, errors);
-  slab_validate(k, errors);
+  slab_validate(k, errors, census);
   vmalloc_validate(k, errors);
-  pressure_validate(k, errors);
+  pressure_validate(k, errors, census);
   cma_validate(k, errors);
   kfence_validate(k, errors);
   return errors;
