@@ -26,7 +26,7 @@
 namespace kmm {
 struct Kernel;
 struct PageCensus;
-}
+} // namespace kmm
 
 // Internal flag: object body poisoned (SLAB_POISON without ctor or RCU).
 inline constexpr slab_flags_t __OBJECT_POISON = 0x80000000u;
