@@ -421,7 +421,7 @@ void exec_fill(Runner& r, const Op& op) {
     std::memset(c.mem, static_cast<int>(op.args[1].num), c.len);
     r.wrote(c.mem, c.len);
   }
-  r.detail = std::to_string(size) + " bytes";
+  if (r.details) r.detail = std::to_string(size) + " bytes";
 }
 
 void exec_cpu(Runner& r, const Op& op) {

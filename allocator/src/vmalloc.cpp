@@ -401,7 +401,8 @@ void vmalloc_validate(Kernel& k, std::vector<std::string>& errors) {
   std::lock_guard<std::mutex> guard(st.lock);
   // Every byte of the reservation is in exactly one of: a free range, a busy area, a purge-list
   // area. Walk them merged in address order.
-  std::vector<std::pair<uintptr_t, uintptr_t>> spans;
+  thread_local std::vector<std::pair<uintptr_t, uintptr_t>> spans; // storage kept between calls
+  spans.clear();
   for (auto& [s, e] : st.free_ranges) spans.push_back({s, e});
   for (auto& [s, va] : st.busy) spans.push_back({va->va_start, va->va_end});
   for (auto& va : st.purge_list) spans.push_back({va->va_start, va->va_end});
