@@ -3,6 +3,8 @@
 // panic_on_warn turns a bug report into abort() while allocation failures never do.
 #include <gtest/gtest.h>
 
+#include <climits>
+
 #include "bug.h"
 #include "kernel.h"
 #include "page_test_util.h"
@@ -32,6 +34,22 @@ TEST(Report, StrprintfHandlesLongOutput) {
   std::string big(2000, 'x');
   EXPECT_EQ(kmm::strprintf("<%s|%d>", big.c_str(), 42), "<" + big + "|42>");
   EXPECT_EQ(kmm::strprintf("%05lx", 0x2bcul), "002bc");
+}
+
+// The printf-free number formatting of the hot report texts: what %ld, %lu and %#lx print.
+TEST(Report, NumbersAppendAsPrintfWouldPrintThem) {
+  for (long v : {0l, 7l, -1l, 1234567l, LONG_MIN, LONG_MAX}) {
+    std::string out = "x";
+    kmm::append_dec(out, v);
+    EXPECT_EQ(out, kmm::strprintf("x%ld", v));
+  }
+  for (unsigned long v : {0ul, 9ul, 0xcc0ul, ULONG_MAX}) {
+    std::string dec, hex;
+    kmm::append_udec(dec, v);
+    kmm::append_hex(hex, v);
+    EXPECT_EQ(dec, kmm::strprintf("%lu", v));
+    EXPECT_EQ(hex, kmm::strprintf("%#lx", v));
+  }
 }
 
 TEST(Report, WarnGoesToDmesgAndReports) {

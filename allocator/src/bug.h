@@ -30,6 +30,13 @@ std::string strprintf(const char* fmt, ...) __attribute__((format(printf, 1, 2))
 // The same, appended to out (no string of its own: a long report is built in one buffer).
 void appendf(std::string& out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// Numbers appended to out without printf, for the texts fuzzing builds by the thousand (every
+// WARN, every allocation failure): printf parses its format at each call, and under ASan its
+// interceptor parses it once more. append_hex is %#lx: "0" for zero, else "0x" and the digits.
+void append_dec(std::string& out, long v);
+void append_udec(std::string& out, unsigned long v);
+void append_hex(std::string& out, unsigned long v);
+
 // The "CPU: 0 PID: 1 Comm: kmm Not tainted" line of every report (appended to out).
 std::string cpu_line(Kernel& k);
 void append_cpu_line(std::string& out, Kernel& k);

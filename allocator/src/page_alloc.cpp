@@ -396,9 +396,10 @@ struct page* __alloc_pages(Kernel& k, gfp_t gfp, unsigned order, PageOwner owner
   }
   int highest_zoneidx = gfp_zone(gfp);
   if (highest_zoneidx < 0) {
-    report_warn(
-        k, "include/linux/gfp.h", "gfp_zone",
-        strprintf("GFP_ZONE_BAD: mode:%#x(%s) names two zones", gfp, gfp_names(gfp).c_str()));
+    std::string message = "GFP_ZONE_BAD: mode:";
+    append_hex(message, gfp);
+    message.append("(").append(gfp_names(gfp)).append(") names two zones");
+    report_warn(k, "include/linux/gfp.h", "gfp_zone", message);
     return nullptr;
   }
   if ((gfp & (__GFP_RECLAIMABLE | __GFP_MOVABLE)) == (__GFP_RECLAIMABLE | __GFP_MOVABLE)) {

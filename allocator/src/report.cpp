@@ -68,10 +68,29 @@ void appendf(std::string& out, const char* fmt, ...) {
   va_end(ap);
 }
 
+void append_dec(std::string& out, long v) {
+  char digits[24];
+  out.append(digits, size_t(std::to_chars(digits, digits + sizeof digits, v).ptr - digits));
+}
+
+void append_udec(std::string& out, unsigned long v) {
+  char digits[24];
+  out.append(digits, size_t(std::to_chars(digits, digits + sizeof digits, v).ptr - digits));
+}
+
+void append_hex(std::string& out, unsigned long v) {
+  if (v) out += "0x";
+  char digits[24];
+  out.append(digits, size_t(std::to_chars(digits, digits + sizeof digits, v, 16).ptr - digits));
+}
+
 void append_cpu_line(std::string& out, Kernel& k) {
   const CpuState& c = k.cpu();
-  appendf(out, "CPU: %u PID: %d Comm: %s Not tainted 6.12.0-kmm #1\n", k.cpu_id(), c.current.pid,
-          c.current.comm.c_str());
+  out += "CPU: ";
+  append_udec(out, k.cpu_id());
+  out += " PID: ";
+  append_dec(out, c.current.pid);
+  out.append(" Comm: ").append(c.current.comm).append(" Not tainted 6.12.0-kmm #1\n");
 }
 
 std::string cpu_line(Kernel& k) {
@@ -109,8 +128,11 @@ void emit_report(Kernel& k, Report r) {
 void report_warn(Kernel& k, const char* file, const char* function, const std::string& message) {
   static constexpr std::string_view cut = "------------[ cut here ]------------\n";
   static constexpr std::string_view end = "---[ end trace 0000000000000000 ]---\n";
-  std::string title = strprintf("WARNING: CPU: %u PID: %d at %s %s", k.cpu_id(),
-                                k.cpu().current.pid, file, function);
+  std::string title = "WARNING: CPU: ";
+  append_udec(title, k.cpu_id());
+  title += " PID: ";
+  append_dec(title, k.cpu().current.pid);
+  title.append(" at ").append(file).append(" ").append(function);
   std::string t;
   t.reserve(cut.size() + message.size() + 1 + title.size() + 1 + 128 + end.size());
   t += cut;
@@ -214,12 +236,6 @@ void report_page_poison(Kernel& k, const struct page* p, unsigned long offset, u
   emit_report(k, std::move(r));
 }
 
-// The decimal digits of v appended to out (show_mem's free-area counts, a dozen per zone).
-static void append_ul(std::string& out, unsigned long v) {
-  char digits[24];
-  out.append(digits, size_t(std::to_chars(digits, digits + sizeof digits, v).ptr - digits));
-}
-
 static void append_show_mem(std::string& t, Kernel& k) {
   t += "Mem-Info:\n";
   long free = 0, free_cma = 0, free_pcp = 0;
@@ -259,7 +275,7 @@ static void append_show_mem(std::string& t, Kernel& k) {
     t += "lowmem_reserve[]:";
     for (int j = 0; j < MAX_NR_ZONES; j++) {
       t += ' ';
-      append_ul(t, z.lowmem_reserve[j]);
+      append_udec(t, z.lowmem_reserve[j]);
     }
     t += "\n";
   }
@@ -273,9 +289,9 @@ static void append_show_mem(std::string& t, Kernel& k) {
     unsigned long total = 0;
     for (unsigned o = 0; o <= MAX_PAGE_ORDER_; o++) { // "%lu*%lukB ", then "(UM) " if any
       const free_area& a = z.free_area_[o];
-      append_ul(t, a.nr_free);
+      append_udec(t, a.nr_free);
       t += '*';
-      append_ul(t, 4ul << o);
+      append_udec(t, 4ul << o);
       t += "kB ";
       total += a.nr_free << o;
       bool any = false;
@@ -310,11 +326,16 @@ std::string show_mem(Kernel& k) {
 
 // The report is built in one buffer: a fuzzed gfp that fails warns on every attempt.
 void warn_alloc(Kernel& k, gfp_t gfp, unsigned order, const char* what) {
-  std::string title;
-  appendf(title, "%s: ", k.cpu().current.comm.c_str());
-  if (what) title += what;
-  else appendf(title, "page allocation failure: order:%u", order);
-  appendf(title, ", mode:%#x(%s), nodemask=(null)", gfp, gfp_names(gfp).c_str());
+  std::string title = k.cpu().current.comm + ": ";
+  if (what) {
+    title += what;
+  } else {
+    title += "page allocation failure: order:";
+    append_udec(title, order);
+  }
+  title += ", mode:";
+  append_hex(title, gfp);
+  title.append("(").append(gfp_names(gfp)).append("), nodemask=(null)");
   std::string t;
   t.reserve(title.size() + 2048);
   t.append(title).append(",cpuset=/,mems_allowed=0\n");
