@@ -320,8 +320,8 @@ static bool restorable(Kernel& k, const BootImage& img) {
 // and not a memcpy: ASan checks both ranges of every memcpy (and the compiler would turn this loop
 // into one), although neither can be poisoned - mem_map is an anonymous mapping whose shadow
 // nothing poisons, and the image a vector of exactly its size.
-KMM_NO_SANITIZE KMM_NO_MEMCPY_CALL static void
-copy_pages(struct page* to, const struct page* from, size_t n) {
+KMM_NO_SANITIZE KMM_NO_MEMCPY_CALL static void copy_pages(struct page* to, const struct page* from,
+                                                          size_t n) {
   for (size_t i = 0; i < n; i++) to[i] = from[i];
 }
 
