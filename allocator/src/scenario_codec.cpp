@@ -30,16 +30,20 @@ namespace kmm {
 
 using namespace scn;
 
+// (Built in a lambda: the initializer's temporaries would otherwise be
+// the accessor's stack frame, which ASan poisons at every call, op_table()'s note says.)
 const std::vector<std::string>& fuzz_machines() {
-  static const std::vector<std::string> machines = {
-      "",                               // the default embedded machine (32M, 2 CPUs)
-      "mem=16M nr_cpus=1",              // small: watermarks and fragmentation bite early
-      "mem=64M nr_cpus=4",              // more CPUs: pcp lists on several CPUs
-      "mem=8M nr_cpus=2 page_poison=1", // free-page poisoning checks (boot poisons all RAM: kept
-                                        // small)
-      "mem=32M nr_cpus=2 cma=8M",       // a CMA area: cma_alloc, movable pages borrowing it
-      "mem=32M nr_cpus=2 kasan=on",     // every scenario access checked against the shadow
-  };
+  static const std::vector<std::string> machines = [] {
+    return std::vector<std::string>{
+        "",                               // the default embedded machine (32M, 2 CPUs)
+        "mem=16M nr_cpus=1",              // small: watermarks and fragmentation bite early
+        "mem=64M nr_cpus=4",              // more CPUs: pcp lists on several CPUs
+        "mem=8M nr_cpus=2 page_poison=1", // free-page poisoning checks (boot poisons all RAM: kept
+                                          // small)
+        "mem=32M nr_cpus=2 cma=8M",       // a CMA area: cma_alloc, movable pages borrowing it
+        "mem=32M nr_cpus=2 kasan=on",     // every scenario access checked against the shadow
+    };
+  }();
   return machines;
 }
 

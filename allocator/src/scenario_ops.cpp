@@ -97,30 +97,34 @@ char kind_prefix(Kind k) {
 }
 
 const std::vector<std::string>& read_paths() {
-  static const std::vector<std::string> paths = {
-      "/proc/buddyinfo",
-      "/proc/pagetypeinfo",
-      "/proc/zoneinfo",
-      "/proc/meminfo",
-      "/proc/vmstat",
-      "/proc/slabinfo",
-      "/proc/vmallocinfo",
-      "/proc/sys/vm/min_free_kbytes",
-      "/proc/sys/vm/watermark_scale_factor",
-      "/proc/cma",
-  };
+  static const std::vector<std::string> paths = [] { // op_table()'s note
+    return std::vector<std::string>{
+        "/proc/buddyinfo",
+        "/proc/pagetypeinfo",
+        "/proc/zoneinfo",
+        "/proc/meminfo",
+        "/proc/vmstat",
+        "/proc/slabinfo",
+        "/proc/vmallocinfo",
+        "/proc/sys/vm/min_free_kbytes",
+        "/proc/sys/vm/watermark_scale_factor",
+        "/proc/cma",
+    };
+  }();
   return paths;
 }
 
 const std::vector<std::string>& write_paths() {
-  static const std::vector<std::string> paths = {
-      "/proc/sys/vm/drop_caches",
-      "/proc/sys/vm/min_free_kbytes",
-      "/proc/sys/vm/watermark_scale_factor",
-      "/proc/sys/vm/swappiness",
-      "/proc/sys/vm/overcommit_memory",
-      "/proc/sys/vm/compact_memory",
-  };
+  static const std::vector<std::string> paths = [] { // op_table()'s note
+    return std::vector<std::string>{
+        "/proc/sys/vm/drop_caches",
+        "/proc/sys/vm/min_free_kbytes",
+        "/proc/sys/vm/watermark_scale_factor",
+        "/proc/sys/vm/swappiness",
+        "/proc/sys/vm/overcommit_memory",
+        "/proc/sys/vm/compact_memory",
+    };
+  }();
   return paths;
 }
 
@@ -879,11 +883,12 @@ Field gfp(gfp_t def = GFP_KERNEL) {
 }
 Field byte_() { return {"byte", FieldType::Byte, Need::Required, 0, 255}; }
 
-} // namespace
-
-const std::vector<OpSpec>& op_table() {
+// The table, built once. A function of its own: the hundreds of temporaries of its initializer
+// would otherwise be op_table()'s stack frame, which ASan poisons and unpoisons at every call
+// (several per operation), long after the table was built.
+std::vector<OpSpec> make_op_table() {
   // clang-format off
-  static const std::vector<OpSpec> table = {
+  return {
     {"alloc_pages", Kind::Page, {order_(kMaxOrderArg), gfp()},
      exec_alloc_pages, size_of_order, "P = alloc_pages order=N [gfp=FLAGS]"},
     {"free_pages", Kind::None, {ref(R_PAGE), opt_uint("order", 0, kMaxOrderArg), opt_uint("page", 0, 1023)},
@@ -997,6 +1002,12 @@ const std::vector<OpSpec>& op_table() {
      exec_expect_kmalloc, nullptr, "expect kmalloc K   (K is not NULL and not a vmalloc address)"},
   };
   // clang-format on
+}
+
+} // namespace
+
+const std::vector<OpSpec>& op_table() {
+  static const std::vector<OpSpec> table = make_op_table();
   return table;
 }
 
